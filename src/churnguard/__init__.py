@@ -1,0 +1,37 @@
+"""churnguard: churn prediction from behavioural data.
+
+Behavioural tables go in (see :mod:`churnguard.contract`), point-in-time features come out
+(:mod:`churnguard.features`), labelled by one of three churn definitions (:mod:`churnguard.labels`).
+"""
+
+from churnguard.config import PipelineConfig, load_config
+from churnguard.contract import Dataset, load_dataset
+from churnguard.errors import (
+    ChurnguardError,
+    ConfigError,
+    DataContractError,
+    LeakageError,
+    ModelRegistryError,
+)
+
+
+from churnguard.synth import generate
+
+__all__ = [
+    "ChurnguardError",
+    "ConfigError",
+    "DataContractError",
+    "Dataset",
+    "FeatureSpec",
+    "LeakageError",
+    "ModelRegistryError",
+    "PipelineConfig",
+    "build_features",
+    "build_labels",
+    "feature_descriptions",
+    "generate",
+    "load_config",
+    "load_dataset",
+]
+
+__version__ = "0.1.0"

@@ -1,0 +1,208 @@
+"""Typed pipeline configuration: frozen sections read from a TOML file, then CLI overrides.
+
+A config file is plain TOML, e.g. ``pipelines/demo.toml``::
+
+    [data]
+    path = "data/demo"
+
+    [churn]
+    definition = "subscription"   # inactivity | subscription | labels
+    horizon_days = 30
+
+    [features]
+    windows = [7, 30, 90]
+
+Unknown sections and keys are refused (a typo must not silently fall back to a default).
+Relative paths are taken relative to the working directory, as a shell user expects.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, get_args, get_origin
+
+from churnguard.errors import ConfigError
+
+ChurnDefinition = Literal["inactivity", "subscription", "labels"]
+
+#: Column names that look like the outcome; refused as features unless allowed by name.
+LEAKY_NAME_PARTS: tuple[str, ...] = (
+    "churn",
+    "cancel",
+    "end_date",
+    "ended",
+    "terminat",
+    "closed",
+    "lost",
+    "attrit",
+    "exit",
+)
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the dataset lives: a folder, with optional per-table file paths."""
+
+    path: Path = Path("data/demo")
+    customers: Path | None = None
+    events: Path | None = None
+    subscriptions: Path | None = None
+    labels: Path | None = None
+
+
+@dataclass(frozen=True)
+class ChurnConfig:
+    """Which churn definition labels a customer, and over how many days after the as-of date."""
+
+    definition: ChurnDefinition = "inactivity"
+    horizon_days: int = 30
+    #: Event types that count as activity; empty means every event type.
+    activity_events: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.horizon_days < 1:
+            raise ConfigError(f"churn.horizon_days must be at least 1, got {self.horizon_days}")
+
+
+@dataclass(frozen=True)
+class FeaturesConfig:
+    """Which point-in-time features are built."""
+
+    windows: tuple[int, ...] = (7, 30, 90)
+    #: Event types whose ``value`` is a survey score (latest answer and window mean).
+    survey_events: tuple[str, ...] = ("nps", "csat")
+    #: Static customer attributes to leave out (they describe the customer now, not at T).
+    exclude: tuple[str, ...] = ()
+    #: Outcome-looking attributes that are nevertheless wanted as features.
+    allow_leaky: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.windows or any(w < 1 for w in self.windows):
+            raise ConfigError(
+                f"features.windows must be positive day counts, got {list(self.windows)}"
+            )
+        if len(set(self.windows)) != len(self.windows):
+            raise ConfigError(f"features.windows has repeats: {list(self.windows)}")
+        object.__setattr__(self, "windows", tuple(sorted(self.windows)))
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """The whole run configuration, one frozen section per TOML table."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    churn: ChurnConfig = field(default_factory=ChurnConfig)
+    features: FeaturesConfig = field(default_factory=FeaturesConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready values (paths as strings, tuples as lists)."""
+        return _plain(dataclasses.asdict(self))
+
+    def fingerprint(self) -> str:
+        """SHA-256 of the canonical JSON of this config: equal configs, equal fingerprints."""
+        text = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()
+
+
+def load_config(
+    path: Path | str | None = None, overrides: dict[str, Any] | None = None
+) -> PipelineConfig:
+    """Read a pipeline config from TOML (or defaults when ``path`` is None), then apply overrides.
+
+    Parameters
+    ----------
+    path : path of a TOML file, or None for the built-in defaults.
+    overrides : dotted keys to values, e.g. ``{"data.path": "data/x"}``; None values are ignored,
+        so CLI options that were not given leave the file's value in place.
+
+    Raises
+    ------
+    ConfigError
+        The file is missing or not TOML, a section or key is unknown, or a value has the wrong type.
+    """
+    raw: dict[str, Any] = {}
+    source = "defaults"
+    if path is not None:
+        path = Path(path)
+        source = str(path)
+        try:
+            raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"config file {path} does not exist") from None
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    for dotted, value in (overrides or {}).items():
+        if value is None:
+            continue
+        section, _, key = dotted.partition(".")
+        raw.setdefault(section, {})[key] = value
+    return _build(PipelineConfig, raw, source, prefix="")
+
+
+def _build(cls: type, raw: Any, source: str, prefix: str) -> Any:
+    """Instantiate dataclass ``cls`` from a TOML table, checking names and types."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: [{prefix.rstrip('.')}] must be a table")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(raw) - names)
+    if unknown:
+        where = f"[{prefix.rstrip('.')}]" if prefix else "top level"
+        raise ConfigError(
+            f"{source}: unknown key {unknown[0]!r} in {where}; known keys: {', '.join(sorted(names))}"
+        )
+    kwargs = {}
+    for name, value in raw.items():
+        kwargs[name] = _coerce(hints[name], value, source, f"{prefix}{name}")
+    return cls(**kwargs)
+
+
+def _coerce(hint: Any, value: Any, source: str, key: str) -> Any:
+    """Check one value against its annotation, converting lists to tuples and str to Path."""
+    origin = get_origin(hint)
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, source, prefix=f"{key}.")
+    if origin in (types.UnionType, typing.Union):
+        args = [a for a in get_args(hint) if a is not type(None)]
+        return _coerce(args[0], value, source, key)
+    if origin is Literal:
+        allowed = get_args(hint)
+        if value not in allowed:
+            choices = " | ".join(map(str, allowed))
+            raise ConfigError(f"{source}: {key} must be one of {choices}, got {value!r}")
+        return value
+    if origin is tuple:
+        item = get_args(hint)[0]
+        if not isinstance(value, list | tuple):
+            raise ConfigError(f"{source}: {key} must be a list, got {value!r}")
+        return tuple(_coerce(item, v, source, key) for v in value)
+    if hint is Path:
+        if not isinstance(value, str | Path):
+            raise ConfigError(f"{source}: {key} must be a path string, got {value!r}")
+        return Path(value)
+    if hint is int and (isinstance(value, bool) or not isinstance(value, int)):
+        raise ConfigError(f"{source}: {key} must be a whole number, got {value!r}")
+    if hint is float and (isinstance(value, bool) or not isinstance(value, int | float)):
+        raise ConfigError(f"{source}: {key} must be a number, got {value!r}")
+    if hint is str and not isinstance(value, str):
+        raise ConfigError(f"{source}: {key} must be a string, got {value!r}")
+    if hint is bool and not isinstance(value, bool):
+        raise ConfigError(f"{source}: {key} must be true or false, got {value!r}")
+    return float(value) if hint is float else value
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    return value

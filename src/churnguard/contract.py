@@ -1,0 +1,476 @@
+"""The data contract: find, read and validate the customers/events/subscriptions/labels tables.
+
+A dataset is a folder holding ``customers``, ``events``, ``subscriptions`` and ``labels`` as
+``.csv`` or ``.parquet`` files (or paths given one by one). Validation reads every row once in
+DuckDB, out of core, and stops at the first problem with a one-line message that names the file,
+the line (CSV, counting the header as line 1) or row (Parquet, from 1), the column, what was
+expected and what came in. A valid dataset is exposed as typed DuckDB views:
+
+==============  ==========================================================================
+customers       customer_id VARCHAR, signup_date TIMESTAMP (NULL when absent), attributes
+events          customer_id VARCHAR, timestamp TIMESTAMP, event_type VARCHAR, value DOUBLE
+subscriptions   customer_id VARCHAR, start_date TIMESTAMP, end_date TIMESTAMP, mrr DOUBLE,
+                plan VARCHAR
+labels          customer_id VARCHAR, churned INTEGER (0/1)
+==============  ==========================================================================
+
+Timestamps with a UTC offset are converted to UTC; naive ones are taken as UTC already. Static
+attributes whose every value is a number become DOUBLE, all others VARCHAR.
+"""
+
+from __future__ import annotations
+
+import codecs
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import duckdb
+import ibis
+
+from churnguard.config import DataConfig
+from churnguard.errors import DataContractError
+
+TABLES: tuple[str, ...] = ("customers", "events", "subscriptions", "labels")
+FORMATS: tuple[str, ...] = (".parquet", ".csv")
+
+# A trailing UTC offset or Z: '2025-01-01T08:00:00+02:00', '...Z', '...+0200', '... +02'.
+_TZ_SUFFIX = r"(Z|[+-][0-9]{2}(:?[0-9]{2})?)$"
+_TRUE = ("1", "true", "t", "yes", "y")
+_FALSE = ("0", "false", "f", "no", "n")
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """Columns a table must have, and which columns hold dates or numbers."""
+
+    name: str
+    required: tuple[str, ...]
+    timestamps: tuple[str, ...] = ()
+    nullable_timestamps: tuple[str, ...] = ()
+    numbers: tuple[str, ...] = ()
+    texts: tuple[str, ...] = ()
+
+
+SPECS: dict[str, TableSpec] = {
+    "customers": TableSpec(
+        "customers", ("customer_id",), timestamps=("signup_date",),
+        nullable_timestamps=("signup_date",),
+    ),
+    "events": TableSpec(
+        "events", ("customer_id", "timestamp", "event_type"), timestamps=("timestamp",),
+        numbers=("value",), texts=("event_type",),
+    ),
+    "subscriptions": TableSpec(
+        "subscriptions", ("customer_id", "start_date"), timestamps=("start_date", "end_date"),
+        nullable_timestamps=("end_date",), numbers=("mrr",), texts=("plan",),
+    ),
+    "labels": TableSpec("labels", ("customer_id", "churned")),
+}
+
+
+@dataclass(frozen=True)
+class TableInfo:
+    """One validated table: where it came from and what it holds."""
+
+    name: str
+    path: Path
+    format: Literal["csv", "parquet"]
+    rows: int
+    columns: tuple[str, ...]
+
+
+@dataclass
+class Dataset:
+    """A validated dataset: typed DuckDB views over the files, plus what was found in them.
+
+    ``con`` is the DuckDB connection holding the views; :meth:`table` hands them to Ibis, where
+    the feature and label definitions run.
+    """
+
+    con: duckdb.DuckDBPyConnection
+    tables: dict[str, TableInfo]
+    attributes: dict[str, Literal["numeric", "categorical"]] = field(default_factory=dict)
+    _backend: ibis.BaseBackend | None = field(default=None, repr=False)
+
+    def has(self, name: str) -> bool:
+        return name in self.tables
+
+    def table(self, name: str) -> ibis.Table:
+        """The typed view ``name`` as an Ibis table bound to this dataset's connection."""
+        if name not in self.tables:
+            raise DataContractError(f"the dataset has no {name} table")
+        if self._backend is None:
+            self._backend = ibis.duckdb.from_connection(self.con)
+        return self._backend.table(name)
+
+    @property
+    def backend(self) -> ibis.BaseBackend:
+        if self._backend is None:
+            self._backend = ibis.duckdb.from_connection(self.con)
+        return self._backend
+
+    def fingerprint(self) -> str:
+        """SHA-256 over each file's name, size and modification time: cheap and change-sensitive."""
+        digest = hashlib.sha256()
+        for name in sorted(self.tables):
+            info = self.tables[name]
+            stat = info.path.stat()
+            digest.update(f"{name}:{info.path.name}:{stat.st_size}:{stat.st_mtime_ns};".encode())
+        return digest.hexdigest()
+
+    def summary(self) -> dict[str, object]:
+        """Rows per table, customers, the event date range and the event types."""
+        out: dict[str, object] = {n: t.rows for n, t in self.tables.items()}
+        out["customers"] = self.tables["customers"].rows
+        if self.has("events"):
+            first, last = self.con.sql("SELECT min(timestamp), max(timestamp) FROM events").fetchone()
+            out["first_event"], out["last_event"] = first, last
+            out["event_types"] = dict(
+                self.con.sql(
+                    "SELECT event_type, count(*) FROM events GROUP BY 1 ORDER BY 2 DESC, 1"
+                ).fetchall()
+            )
+        return out
+
+
+def table_paths(cfg: DataConfig) -> dict[str, Path]:
+    """Resolve each table's file from the config: an explicit path, else ``<folder>/<table>.*``.
+
+    Raises DataContractError when the folder is missing or a table has both a CSV and a Parquet.
+    """
+    explicit = {name: getattr(cfg, name) for name in TABLES if getattr(cfg, name) is not None}
+    if not explicit and not cfg.path.is_dir():
+        raise DataContractError(f"{cfg.path}: dataset folder does not exist")
+    found: dict[str, Path] = {}
+    for name in TABLES:
+        if name in explicit:
+            found[name] = explicit[name]
+            continue
+        candidates = [cfg.path / f"{name}{ext}" for ext in FORMATS if (cfg.path / f"{name}{ext}").exists()]
+        if len(candidates) > 1:
+            raise DataContractError(
+                f"{cfg.path}: both {candidates[0].name} and {candidates[1].name} exist; keep one"
+            )
+        if candidates:
+            found[name] = candidates[0]
+    return found
+
+
+def load_dataset(
+    data: DataConfig | Path | str,
+    *,
+    definition: str | None = None,
+    con: duckdb.DuckDBPyConnection | None = None,
+) -> Dataset:
+    """Find, read and validate a dataset; return typed views over it.
+
+    Parameters
+    ----------
+    data : a dataset folder, or a :class:`DataConfig` with per-table paths.
+    definition : churn definition the data must support: ``subscription`` needs the
+        subscriptions table, ``labels`` the labels table; the others need events.
+    con : DuckDB connection to register the views in (a new in-memory one by default).
+
+    Raises
+    ------
+    DataContractError
+        On the first problem found, naming file, line or row, column and what was expected.
+    """
+    cfg = data if isinstance(data, DataConfig) else DataConfig(path=Path(data))
+    paths = table_paths(cfg)
+    needed = ["customers"]
+    needed += {"subscription": ["subscriptions"], "labels": ["labels"]}.get(definition or "", [])
+    if definition != "labels":
+        needed.append("events")
+    for name in needed:
+        if name not in paths:
+            where = cfg.path / f"{name}.csv" if getattr(cfg, name) is None else getattr(cfg, name)
+            raise DataContractError(
+                f"{where}: file not found (expected {name}.csv or {name}.parquet"
+                f" with columns {', '.join(SPECS[name].required)})"
+            )
+    if con is None:
+        con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    dataset = Dataset(con=con, tables={})
+    readers: dict[str, _Reader] = {}
+    for name in TABLES:
+        if name in paths:
+            readers[name] = _Reader(con, paths[name], f"raw_{name}")
+            dataset.tables[name] = _load_table(readers[name], SPECS[name], dataset)
+    for name in ("events", "subscriptions", "labels"):
+        if name in readers:
+            _check_known_customers(readers[name])
+    return dataset
+
+
+class _Reader:
+    """Reads one file into a raw all-text (CSV) or native (Parquet) DuckDB view."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, path: Path, raw_view: str):
+        self.con, self.path, self.raw_view = con, path, raw_view
+        suffix = path.suffix.lower()
+        if suffix not in FORMATS:
+            raise DataContractError(f"{path}: expected a .csv or .parquet file")
+        self.format: Literal["csv", "parquet"] = "csv" if suffix == ".csv" else "parquet"
+        if not path.exists():
+            raise DataContractError(f"{path}: file not found")
+        if path.stat().st_size == 0:
+            raise DataContractError(f"{path}: file is empty (0 bytes); expected a header and rows")
+        if self.format == "csv":
+            _check_utf8(path)
+            source = "read_csv(?, all_varchar = true, header = true)"
+        else:
+            source = "read_parquet(?, file_row_number = true)"
+        try:
+            con.execute(f"CREATE OR REPLACE TEMP VIEW {raw_view} AS SELECT * FROM {source}",
+                        [str(path)])
+            self.columns = [c for c in con.sql(f"SELECT * FROM {raw_view} LIMIT 0").columns
+                            if c != "file_row_number"]
+        except duckdb.Error as exc:
+            raise DataContractError(f"{path}: cannot be read as {self.format.upper()}: "
+                                    f"{_first_line(exc)}") from None
+
+    def where(self, row: int) -> str:
+        """How a user finds data row ``row`` (1-based): a line number for CSV, a row for Parquet."""
+        return f"line {row + 1}" if self.format == "csv" else f"row {row}"
+
+    def query(self, sql: str, params: list | None = None) -> list[tuple]:
+        try:
+            return self.con.execute(sql, params or []).fetchall()
+        except duckdb.Error as exc:
+            raise DataContractError(f"{self.path}: cannot be read: {_first_line(exc)}") from None
+
+    def first_bad_row(self, condition: str, column: str) -> tuple[int, object] | None:
+        """The first data row (1-based, file order) where ``condition`` holds, with its value."""
+        count = self.query(f"SELECT count(*) FROM {self.raw_view} WHERE {condition}")[0][0]
+        if not count:
+            return None
+        if self.format == "parquet":
+            rows = self.query(
+                f'SELECT file_row_number + 1, "{column}" FROM {self.raw_view} WHERE {condition} '
+                "ORDER BY file_row_number LIMIT 1"
+            )
+            return rows[0]
+        # CSV has no row-number column: number the rows single-threaded, which keeps file order.
+        threads = self.query("SELECT current_setting('threads')")[0][0]
+        self.con.execute("SET threads = 1")
+        try:
+            rows = self.query(
+                f'SELECT n, "{column}" FROM (SELECT row_number() OVER () AS n, * '
+                f"FROM {self.raw_view}) WHERE {condition} ORDER BY n LIMIT 1"
+            )
+        finally:
+            self.con.execute(f"SET threads = {int(threads)}")
+        return rows[0]
+
+    def fail(self, row: int, column: str, expected: str, got: object) -> DataContractError:
+        shown = "an empty cell" if got is None or str(got).strip() == "" else repr(_short(got))
+        return DataContractError(
+            f"{self.path}, {self.where(row)}, column '{column}': expected {expected}, got {shown}"
+        )
+
+
+def _load_table(reader: _Reader, spec: TableSpec, dataset: Dataset) -> TableInfo:
+    """Validate one raw table against its spec and register its typed view."""
+    raw, path = reader.raw_view, reader.path
+    missing = [c for c in spec.required if c not in reader.columns]
+    if missing:
+        raise DataContractError(
+            f"{path}, line 1 (header), column '{missing[0]}': missing; expected columns "
+            f"{', '.join(spec.required)}, found {', '.join(reader.columns) or 'none'}"
+        )
+    rows = reader.query(f"SELECT count(*) FROM {raw}")[0][0]
+    if rows == 0:
+        raise DataContractError(
+            f"{path}: has a header but no data rows; expected at least one {spec.name} row"
+        )
+    select: dict[str, str] = {}
+
+    for column in spec.required:
+        if column in spec.timestamps or column == "churned":
+            continue
+        bad = reader.first_bad_row(f"nullif(trim({_text(column)}), '') IS NULL", column)
+        if bad:
+            raise reader.fail(bad[0], column, "a value (the column is required)", bad[1])
+    select["customer_id"] = f"trim({_text('customer_id')})"
+
+    for column in spec.timestamps:
+        if column in reader.columns:
+            select[column] = _timestamp_column(reader, column, nullable=column in spec.nullable_timestamps)
+        else:
+            select[column] = "CAST(NULL AS TIMESTAMP)"
+    for column in spec.numbers:
+        select[column] = _number_column(reader, column) if column in reader.columns else "CAST(NULL AS DOUBLE)"
+    for column in spec.texts:
+        select[column] = (f"nullif(trim({_text(column)}), '')" if column in reader.columns
+                          else "CAST(NULL AS VARCHAR)")
+    if spec.name == "customers":
+        _check_unique_ids(reader)
+        for column in reader.columns:
+            if column not in select:
+                kind, expr = _attribute_column(reader, column)
+                dataset.attributes[column] = kind
+                select[column] = expr
+    if spec.name == "subscriptions" and "end_date" in reader.columns:
+        bad = reader.first_bad_row(
+            f"({select['end_date']}) < ({select['start_date']})", "end_date"
+        )
+        if bad:
+            raise reader.fail(bad[0], "end_date", "an end_date on or after start_date", bad[1])
+    if spec.name == "labels":
+        select["churned"] = _flag_column(reader, "churned")
+        _check_unique_ids(reader)
+
+    body = ", ".join(f'{expr} AS "{name}"' for name, expr in select.items())
+    reader.con.execute(f"CREATE OR REPLACE TEMP VIEW {spec.name} AS SELECT {body} FROM {raw}")
+    return TableInfo(spec.name, path, reader.format, int(rows), tuple(select))
+
+
+def _text(column: str) -> str:
+    return f'CAST("{column}" AS VARCHAR)'
+
+
+def _timestamp_column(reader: _Reader, column: str, *, nullable: bool) -> str:
+    """Validate a date/time column and return the SQL that yields it as naive UTC TIMESTAMP."""
+    kind = _column_type(reader, column)
+    if kind.startswith("TIMESTAMP WITH TIME ZONE"):
+        expr = f'CAST("{column}" AS TIMESTAMP)'  # the session time zone is UTC
+    elif kind.startswith(("TIMESTAMP", "DATE")):
+        expr = f'CAST("{column}" AS TIMESTAMP)'
+    else:
+        value = f"""nullif(trim(CAST("{column}" AS VARCHAR)), '')"""
+        with_tz = reader.first_bad_row(f"regexp_matches({value}, '{_TZ_SUFFIX}')", column)
+        without_tz = reader.first_bad_row(
+            f"{value} IS NOT NULL AND NOT regexp_matches({value}, '{_TZ_SUFFIX}')", column
+        )
+        if with_tz and without_tz:
+            later = max(with_tz, without_tz)
+            form = "with" if later is with_tz else "without"
+            other = "without" if form == "with" else "with"
+            raise reader.fail(
+                later[0], column,
+                f"one time zone convention (row is {form} a UTC offset, "
+                f"{reader.where(min(with_tz, without_tz)[0])} is {other} one)",
+                later[1],
+            )
+        expr = f"CAST(TRY_CAST({value} AS TIMESTAMPTZ) AS TIMESTAMP)"
+        bad = reader.first_bad_row(f"{value} IS NOT NULL AND ({expr}) IS NULL", column)
+        if bad:
+            raise reader.fail(
+                bad[0], column, "a date or date-time like 2025-01-31 or 2025-01-31T08:00:00", bad[1]
+            )
+    if not nullable:
+        bad = reader.first_bad_row(f'"{column}" IS NULL', column)
+        if bad:
+            raise reader.fail(bad[0], column, "a date or date-time (the column is required)", None)
+    return expr
+
+
+def _number_column(reader: _Reader, column: str) -> str:
+    kind = _column_type(reader, column)
+    if kind in _NUMERIC_TYPES:
+        expr = f'CAST("{column}" AS DOUBLE)'
+    else:
+        value = f"""nullif(trim(CAST("{column}" AS VARCHAR)), '')"""
+        expr = f"TRY_CAST({value} AS DOUBLE)"
+    bad = reader.first_bad_row(
+        f'"{column}" IS NOT NULL AND nullif(trim(CAST("{column}" AS VARCHAR)), \'\') IS NOT NULL '
+        f"AND (({expr}) IS NULL OR NOT isfinite({expr}))",
+        column,
+    )
+    if bad:
+        raise reader.fail(bad[0], column, "a number like 12.5", bad[1])
+    return expr
+
+
+def _attribute_column(reader: _Reader, column: str) -> tuple[Literal["numeric", "categorical"], str]:
+    """Numbers stay numbers; anything else is a category (text)."""
+    kind = _column_type(reader, column)
+    value = f"""nullif(trim(CAST("{column}" AS VARCHAR)), '')"""
+    if kind in _NUMERIC_TYPES:
+        return "numeric", f'CAST("{column}" AS DOUBLE)'
+    if kind == "VARCHAR":
+        non_numeric = reader.query(
+            f"SELECT count(*) FROM {reader.raw_view} WHERE {value} IS NOT NULL "
+            f"AND TRY_CAST({value} AS DOUBLE) IS NULL"
+        )[0][0]
+        non_null = reader.query(f"SELECT count({value}) FROM {reader.raw_view}")[0][0]
+        if non_null and not non_numeric:
+            return "numeric", f"TRY_CAST({value} AS DOUBLE)"
+    return "categorical", value
+
+
+def _flag_column(reader: _Reader, column: str) -> str:
+    value = f"""lower(trim(CAST("{column}" AS VARCHAR)))"""
+    allowed = ", ".join(f"'{v}'" for v in _TRUE + _FALSE)
+    bad = reader.first_bad_row(f"{value} IS NULL OR {value} NOT IN ({allowed})", column)
+    if bad:
+        raise reader.fail(bad[0], column, "a churn flag: 1/0, true/false or yes/no", bad[1])
+    truthy = ", ".join(f"'{v}'" for v in _TRUE)
+    return f"CAST({value} IN ({truthy}) AS INTEGER)"
+
+
+def _check_unique_ids(reader: _Reader) -> None:
+    ident = "trim(CAST(customer_id AS VARCHAR))"
+    dup = reader.first_bad_row(
+        f"{ident} IN (SELECT {ident} FROM {reader.raw_view} GROUP BY 1 HAVING count(*) > 1)",
+        "customer_id",
+    )
+    if dup:
+        raise reader.fail(dup[0], "customer_id", "each customer_id once (it repeats)", dup[1])
+
+
+def _check_known_customers(reader: _Reader) -> None:
+    condition = (
+        "trim(CAST(customer_id AS VARCHAR)) NOT IN (SELECT customer_id FROM customers)"
+    )
+    bad = reader.first_bad_row(condition, "customer_id")
+    if bad:
+        raise reader.fail(bad[0], "customer_id", "a customer_id listed in customers", bad[1])
+
+
+_NUMERIC_TYPES = {
+    "TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER",
+    "UBIGINT", "FLOAT", "DOUBLE", "REAL",
+}
+
+
+def _column_type(reader: _Reader, column: str) -> str:
+    rows = reader.query(f'SELECT typeof("{column}") FROM {reader.raw_view} LIMIT 1')
+    kind = rows[0][0] if rows else "VARCHAR"
+    return "DOUBLE" if kind.startswith("DECIMAL") else kind
+
+
+def _check_utf8(path: Path, chunk_size: int = 1 << 24) -> None:
+    """Fail with the line number of the first byte sequence that is not UTF-8."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    line = 1
+    with path.open("rb") as handle:
+        while chunk := handle.read(chunk_size):
+            try:
+                decoder.decode(chunk)
+            except UnicodeDecodeError as exc:
+                line += chunk.count(b"\n", 0, exc.start)
+                raise DataContractError(
+                    f"{path}, line {line}: expected UTF-8 text, got byte "
+                    f"0x{chunk[exc.start]:02x}; re-export the file as UTF-8"
+                ) from None
+            line += chunk.count(b"\n")
+        try:
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            raise DataContractError(
+                f"{path}, line {line}: expected UTF-8 text, the file ends inside a character"
+            ) from None
+
+
+def _first_line(exc: Exception) -> str:
+    return str(exc).strip().splitlines()[0]
+
+
+def _short(value: object, limit: int = 40) -> object:
+    text = str(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"

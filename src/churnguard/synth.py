@@ -1,0 +1,367 @@
+"""A simulated subscription business whose churn is caused by behaviour (demo data and its truth).
+
+Each customer carries a latent *engagement* that drifts day by day. Engagement drives logins and
+purchases; low engagement brings support tickets, complaints when tickets stay open, low NPS (0–10)
+and CSAT (1–5) answers, and plan downgrades; some customers' cards fail at billing. Every day an
+alive customer churns with a hazard that rises as engagement falls, with open tickets, a detractor
+NPS answer, a recent failed payment and a plan price above the customer's willingness to pay.
+After churning a customer stops acting and the subscription ends.
+
+With the defaults the business looks like a mid-sized SaaS: monthly churn of active subscribers
+between 2 % and 8 %, logins the most common event (60–85 % of events), purchases 5–25 %, support
+tickets 1–8 %, surveys (NPS + CSAT) 1–8 %, failed payments under 3 %, and about 50 events per
+customer over two years. The tests hold the generator to those ranges.
+
+Outputs, under ``out``: ``customers``, ``events``, ``subscriptions`` and ``labels`` (the data
+contract, see :mod:`churnguard.contract`) and ``truth``: every alive customer's true daily churn
+hazard on a weekly grid (``customer_id, date, hazard``) with the customer's ``churn_date`` (empty if
+the customer never churned). ``labels`` is a snapshot: customers with an active subscription
+``label_horizon_days`` before the last day, flagged if they churned after it.
+
+Customers are simulated in fixed-size chunks, each from its own seeded generator, and each chunk is
+written as it finishes: memory stays flat up to millions of customers, and a seed always gives the
+same files.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from churnguard.errors import ConfigError
+
+CHUNK_CUSTOMERS = 20_000
+PLANS = ("basic", "standard", "premium")
+PLAN_MRR = np.array([19.0, 49.0, 99.0])
+COUNTRIES = ("DE", "ES", "FR", "GB", "NL", "US")
+CHANNELS = ("organic", "paid_search", "partner", "referral", "social")
+EVENT_TYPES = (
+    "login", "purchase", "support_ticket", "complaint", "nps", "csat", "payment_failed",
+)
+SECONDS_PER_DAY = 86_400
+
+SCHEMAS = {
+    "customers": pa.schema([
+        ("customer_id", pa.string()), ("signup_date", pa.date32()), ("country", pa.string()),
+        ("acquisition_channel", pa.string()), ("company_size", pa.int32()),
+    ]),
+    "events": pa.schema([
+        ("customer_id", pa.string()), ("timestamp", pa.timestamp("s")),
+        ("event_type", pa.string()), ("value", pa.float64()),
+    ]),
+    "subscriptions": pa.schema([
+        ("customer_id", pa.string()), ("start_date", pa.date32()), ("end_date", pa.date32()),
+        ("plan", pa.string()), ("mrr", pa.float64()),
+    ]),
+    "labels": pa.schema([("customer_id", pa.string()), ("churned", pa.int8())]),
+    "truth": pa.schema([
+        ("customer_id", pa.string()), ("date", pa.date32()), ("hazard", pa.float32()),
+        ("churn_date", pa.date32()),
+    ]),
+}
+
+
+@dataclass(frozen=True)
+class GenerationSummary:
+    """What :func:`generate` wrote."""
+
+    out: Path
+    customers: int
+    events: int
+    churned: int
+    start: dt.date
+    end: dt.date
+    files: dict[str, Path]
+
+
+def generate(
+    out: Path | str,
+    *,
+    customers: int = 5_000,
+    days: int = 730,
+    seed: int = 0,
+    start: dt.date = dt.date(2024, 1, 1),
+    fmt: Literal["parquet", "csv"] = "parquet",
+    label_horizon_days: int = 30,
+) -> GenerationSummary:
+    """Simulate ``customers`` customers over ``days`` days from ``start`` and write the tables.
+
+    Files appear only when complete (written under a temporary name, then renamed).
+
+    Examples
+    --------
+    >>> summary = generate("data/demo", customers=2_000, days=365, seed=1)  # doctest: +SKIP
+    """
+    if customers < 1 or days < 60:
+        raise ConfigError(f"generate needs at least 1 customer and 60 days, got {customers}, {days}")
+    if fmt not in ("parquet", "csv"):
+        raise ConfigError(f"format must be parquet or csv, got {fmt!r}")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    files = {name: out / f"{name}.{fmt}" for name in SCHEMAS}
+    writers = {name: _TableWriter(path, SCHEMAS[name], fmt) for name, path in files.items()}
+    n_events = n_churned = 0
+    try:
+        for first in range(0, customers, CHUNK_CUSTOMERS):
+            size = min(CHUNK_CUSTOMERS, customers - first)
+            rng = np.random.default_rng([seed, first // CHUNK_CUSTOMERS])
+            tables = _simulate_chunk(rng, first, size, days, start, label_horizon_days)
+            for name, table in tables.items():
+                writers[name].write(table)
+            n_events += tables["events"].num_rows
+            n_churned += tables["truth"].num_rows and int(
+                pa.compute.count_distinct(
+                    tables["truth"].filter(pa.compute.is_valid(tables["truth"]["churn_date"]))[
+                        "customer_id"
+                    ]
+                ).as_py()
+            )
+    except BaseException:
+        for writer in writers.values():
+            writer.abort()
+        raise
+    for writer in writers.values():
+        writer.commit()
+    return GenerationSummary(
+        out=out, customers=customers, events=n_events, churned=n_churned, start=start,
+        end=start + dt.timedelta(days=days), files=files,
+    )
+
+
+class _TableWriter:
+    """Streams record batches to ``<path>.tmp`` and renames it into place on commit."""
+
+    def __init__(self, path: Path, schema: pa.Schema, fmt: str):
+        self.path, self.tmp = path, path.with_name(path.name + ".tmp")
+        if fmt == "parquet":
+            self.writer = pq.ParquetWriter(self.tmp, schema, compression="zstd")
+        else:
+            options = pacsv.WriteOptions(quoting_style="needed")
+            self.writer = pacsv.CSVWriter(self.tmp, schema, write_options=options)
+
+    def write(self, table: pa.Table) -> None:
+        self.writer.write_table(table)
+
+    def commit(self) -> None:
+        self.writer.close()
+        os.replace(self.tmp, self.path)
+
+    def abort(self) -> None:
+        self.writer.close()
+        self.tmp.unlink(missing_ok=True)
+
+
+@dataclass
+class _Events:
+    """Events of one chunk, gathered day by day as index/time/type/value arrays."""
+
+    who: list[np.ndarray]
+    when: list[np.ndarray]
+    kind: list[np.ndarray]
+    value: list[np.ndarray]
+
+    def add(self, who: np.ndarray, day: int, kind: int, value: np.ndarray | None,
+            rng: np.random.Generator) -> None:
+        if who.size == 0:
+            return
+        self.who.append(who)
+        seconds = rng.integers(6 * 3600, 23 * 3600, size=who.size)
+        self.when.append(day * SECONDS_PER_DAY + seconds)
+        self.kind.append(np.full(who.size, kind, dtype=np.int8))
+        self.value.append(np.full(who.size, np.nan) if value is None else value.astype(float))
+
+
+def _simulate_chunk(
+    rng: np.random.Generator, first: int, n: int, days: int, start: dt.date,
+    label_horizon_days: int,
+) -> dict[str, pa.Table]:
+    """Simulate customers ``first .. first + n - 1`` day by day; return their tables."""
+    ids = np.array([f"C{first + i:07d}" for i in range(n)], dtype=object)
+    signup = rng.integers(-240, days - 45, size=n)
+    channel = rng.integers(0, len(CHANNELS), size=n)
+    country = rng.integers(0, len(COUNTRIES), size=n)
+    company_size = np.round(np.exp(rng.normal(2.5, 1.2, size=n))).astype(np.int32) + 1
+    base = rng.normal(0.0, 0.7, size=n) + np.array([0.2, -0.3, 0.1, 0.3, -0.2])[channel]
+    drift = rng.normal(-0.003, 0.006, size=n)
+    engagement = base + rng.normal(0, 0.3, size=n)
+    willingness = np.exp(rng.normal(np.log(55.0), 0.6, size=n))
+    card_risk = np.where(rng.random(n) < 0.1, 0.25, 0.02)
+    plan = rng.choice(3, size=n, p=[0.5, 0.35, 0.15])
+    billing_offset = rng.integers(0, 30, size=n)
+
+    open_tickets = np.zeros(n, dtype=np.int32)
+    last_nps = np.full(n, 8.0)
+    failed_recently = np.zeros(n)  # decays; 1.0 right after a failed payment
+    churn_day = np.full(n, -1, dtype=np.int64)
+    sub_rows: list[tuple[int, int, int, int]] = [(i, int(signup[i]), -1, int(plan[i]))
+                                                  for i in range(n)]
+    current_row = np.arange(n)
+    events = _Events([], [], [], [])
+    truth_who: list[np.ndarray] = []
+    truth_day: list[np.ndarray] = []
+    truth_hazard: list[np.ndarray] = []
+
+    for day in range(days):
+        alive = (signup <= day) & (churn_day < 0)
+        idx = np.flatnonzero(alive)
+        if idx.size == 0:
+            continue
+        e = engagement[idx]
+        price_gap = np.log(PLAN_MRR[plan[idx]] / willingness[idx])
+        logit = (
+            -7.1 - 0.9 * e + 0.45 * open_tickets[idx] + 0.9 * (last_nps[idx] <= 6)
+            + 0.8 * failed_recently[idx] + 0.6 * np.clip(price_gap, 0, None)
+        )
+        hazard = 1.0 / (1.0 + np.exp(-logit))
+        if day % 7 == 0:
+            truth_who.append(idx)
+            truth_day.append(np.full(idx.size, day))
+            truth_hazard.append(hazard.astype(np.float32))
+
+        # behaviour of the day
+        logins = rng.poisson(np.minimum(0.09 * np.exp(0.8 * e), 3.0))
+        events.add(np.repeat(idx, logins), day, 0, None, rng)
+        buys = rng.poisson(0.018 * np.exp(0.6 * e))
+        buyers = np.repeat(idx, buys)
+        amount = np.round(np.exp(rng.normal(np.log(35.0) + 0.35 * plan[buyers], 0.5)), 2)
+        events.add(buyers, day, 1, amount, rng)
+        new_tickets = rng.random(idx.size) < 0.004 + 0.006 * np.exp(-0.8 * e)
+        events.add(idx[new_tickets], day, 2, None, rng)
+        open_tickets[idx[new_tickets]] += 1
+        has_open = idx[open_tickets[idx] > 0]
+        complaints = has_open[rng.random(has_open.size) < 0.04 * open_tickets[has_open]]
+        events.add(complaints, day, 3, None, rng)
+        resolved = has_open[rng.random(has_open.size) < 0.18]
+        open_tickets[resolved] -= 1
+        answers = resolved[rng.random(resolved.size) < 0.6]
+        csat = np.clip(np.round(3.6 + 0.7 * engagement[answers]
+                                - 0.6 * open_tickets[answers] + rng.normal(0, 0.7, answers.size)),
+                       1, 5)
+        events.add(answers, day, 5, csat, rng)
+        surveyed = idx[rng.random(idx.size) < 1 / 120]
+        nps = np.clip(np.round(7.2 + 1.8 * engagement[surveyed] + rng.normal(0, 1.3, surveyed.size)),
+                      0, 10)
+        last_nps[surveyed] = nps
+        events.add(surveyed, day, 4, nps, rng)
+        billed = idx[(day - billing_offset[idx]) % 30 == 0]
+        failed = billed[rng.random(billed.size) < card_risk[billed]]
+        events.add(failed, day, 6, None, rng)
+        failed_recently *= 0.95
+        failed_recently[failed] = 1.0
+
+        # plan changes: downgrade when engagement is low or the price hurts, upgrade when high
+        down = idx[(plan[idx] > 0) & (rng.random(idx.size)
+                                      < 0.0015 * np.exp(-e + np.clip(price_gap, 0, 2)))]
+        up = idx[(plan[idx] < 2) & (rng.random(idx.size) < 0.0006 * np.exp(e))]
+        up = np.setdiff1d(up, down)
+        for who, step in ((down, -1), (up, 1)):
+            for i in who:
+                row = current_row[i]
+                sub_rows[row] = (*sub_rows[row][:2], day, sub_rows[row][3])
+                plan[i] += step
+                current_row[i] = len(sub_rows)
+                sub_rows.append((int(i), day, -1, int(plan[i])))
+        engagement[down] -= 0.2
+
+        # engagement drifts, dragged down by open tickets; then the day's churn
+        engagement[idx] += (drift[idx] + 0.01 * (base[idx] - e)
+                            - 0.02 * open_tickets[idx] + rng.normal(0, 0.06, idx.size))
+        leavers = idx[rng.random(idx.size) < hazard]
+        churn_day[leavers] = day
+        for i in leavers:
+            row = current_row[i]
+            sub_rows[row] = (*sub_rows[row][:2], day, sub_rows[row][3])
+
+    return _chunk_tables(
+        ids, signup, channel, country, company_size, churn_day, sub_rows, events,
+        (truth_who, truth_day, truth_hazard), days, start, label_horizon_days,
+    )
+
+
+def _chunk_tables(
+    ids: np.ndarray, signup: np.ndarray, channel: np.ndarray, country: np.ndarray,
+    company_size: np.ndarray, churn_day: np.ndarray, sub_rows: list[tuple[int, int, int, int]],
+    events: _Events, truth: tuple[list[np.ndarray], ...], days: int, start: dt.date,
+    label_horizon_days: int,
+) -> dict[str, pa.Table]:
+    """Arrow tables of one simulated chunk, events sorted by customer then time."""
+    epoch = np.datetime64(start, "D")
+    to_date = _dates(epoch)
+    customers = pa.table({
+        "customer_id": ids,
+        "signup_date": to_date(signup),
+        "country": np.array(COUNTRIES, dtype=object)[country],
+        "acquisition_channel": np.array(CHANNELS, dtype=object)[channel],
+        "company_size": company_size,
+    }, schema=SCHEMAS["customers"])
+
+    who = np.concatenate(events.who) if events.who else np.zeros(0, dtype=np.int64)
+    when = np.concatenate(events.when) if events.when else np.zeros(0, dtype=np.int64)
+    kind = np.concatenate(events.kind) if events.kind else np.zeros(0, dtype=np.int8)
+    value = np.concatenate(events.value) if events.value else np.zeros(0)
+    order = np.lexsort((kind, when, who))
+    seconds = epoch.astype("datetime64[s]") + when[order].astype("timedelta64[s]")
+    events_table = pa.table({
+        "customer_id": ids[who[order]],
+        "timestamp": seconds,
+        "event_type": np.array(EVENT_TYPES, dtype=object)[kind[order]],
+        "value": pa.array(value[order], from_pandas=True),
+    }, schema=SCHEMAS["events"])
+
+    rows = np.array(sub_rows, dtype=np.int64).reshape(-1, 4)
+    rows = rows[np.lexsort((rows[:, 1], rows[:, 0]))]
+    subscriptions = pa.table({
+        "customer_id": ids[rows[:, 0]],
+        "start_date": to_date(rows[:, 1]),
+        "end_date": to_date(rows[:, 2], missing=rows[:, 2] < 0),
+        "plan": np.array(PLANS, dtype=object)[rows[:, 3]],
+        "mrr": PLAN_MRR[rows[:, 3]],
+    }, schema=SCHEMAS["subscriptions"])
+
+    snapshot = days - label_horizon_days
+    active = (signup < snapshot) & ((churn_day < 0) | (churn_day >= snapshot))
+    labels = pa.table({
+        "customer_id": ids[active],
+        "churned": (churn_day[active] >= 0).astype(np.int8),
+    }, schema=SCHEMAS["labels"])
+
+    truth_who, truth_day, truth_hazard = (
+        np.concatenate(part) if part else np.zeros(0) for part in truth
+    )
+    truth_who = truth_who.astype(np.int64)
+    order = np.lexsort((truth_day, truth_who))
+    truth_who, truth_day = truth_who[order], truth_day[order].astype(np.int64)
+    churned_at = churn_day[truth_who]
+    truth_table = pa.table({
+        "customer_id": ids[truth_who],
+        "date": to_date(truth_day),
+        "hazard": truth_hazard[order].astype(np.float32),
+        "churn_date": to_date(churned_at, missing=churned_at < 0),
+    }, schema=SCHEMAS["truth"])
+    return {
+        "customers": customers, "events": events_table, "subscriptions": subscriptions,
+        "labels": labels, "truth": truth_table,
+    }
+
+
+def _dates(epoch: np.datetime64):
+    def convert(day: np.ndarray, missing: np.ndarray | None = None) -> pa.Array:
+        values = epoch + day.astype("timedelta64[D]")
+        return pa.array(values, type=pa.date32(), mask=missing)
+
+    return convert
+
+
+def iter_chunks(customers: int) -> Iterator[tuple[int, int]]:
+    """(first customer, chunk size) pairs in generation order."""
+    for first in range(0, customers, CHUNK_CUSTOMERS):
+        yield first, min(CHUNK_CUSTOMERS, customers - first)

@@ -13,6 +13,8 @@ from churnguard.errors import (
     LeakageError,
     ModelRegistryError,
 )
+from churnguard.features import FeatureSpec, build_features, plan_features
+from churnguard.labels import build_labels
 
 
 from churnguard.synth import generate
@@ -28,7 +30,7 @@ __all__ = [
     "PipelineConfig",
     "build_features",
     "build_labels",
-    "feature_descriptions",
+    "plan_features",
     "generate",
     "load_config",
     "load_dataset",

@@ -125,7 +125,7 @@ class Dataset:
         out: dict[str, object] = {n: t.rows for n, t in self.tables.items()}
         out["customers"] = self.tables["customers"].rows
         if self.has("events"):
-            first, last = self.con.sql("SELECT min(timestamp), max(timestamp) FROM events").fetchone()
+            first, last = self.con.execute("SELECT min(timestamp), max(timestamp) FROM events").fetchall()[0]
             out["first_event"], out["last_event"] = first, last
             out["event_types"] = dict(
                 self.con.sql(
@@ -194,6 +194,7 @@ def load_dataset(
     if con is None:
         con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
+    con.execute("SET enable_progress_bar = false")
     dataset = Dataset(con=con, tables={})
     readers: dict[str, _Reader] = {}
     for name in TABLES:
@@ -221,12 +222,12 @@ class _Reader:
             raise DataContractError(f"{path}: file is empty (0 bytes); expected a header and rows")
         if self.format == "csv":
             _check_utf8(path)
-            source = "read_csv(?, all_varchar = true, header = true)"
+            source = f"read_csv({_literal(path)}, all_varchar = true, header = true)"
         else:
-            source = "read_parquet(?, file_row_number = true)"
+            source = f"read_parquet({_literal(path)}, file_row_number = true)"
         try:
-            con.execute(f"CREATE OR REPLACE TEMP VIEW {raw_view} AS SELECT * FROM {source}",
-                        [str(path)])
+            # DDL cannot take bound parameters: the path goes in as an escaped string literal.
+            con.execute(f"CREATE OR REPLACE TEMP VIEW {raw_view} AS SELECT * FROM {source}")
             self.columns = [c for c in con.sql(f"SELECT * FROM {raw_view} LIMIT 0").columns
                             if c != "file_row_number"]
         except duckdb.Error as exc:
@@ -465,6 +466,11 @@ def _check_utf8(path: Path, chunk_size: int = 1 << 24) -> None:
             raise DataContractError(
                 f"{path}, line {line}: expected UTF-8 text, the file ends inside a character"
             ) from None
+
+
+def _literal(path: Path) -> str:
+    """``path`` as a SQL string literal, quotes doubled."""
+    return "'" + str(path).replace("'", "''") + "'"
 
 
 def _first_line(exc: Exception) -> str:

@@ -1,0 +1,1 @@
+"""Where feature and label definitions run: DuckDB embedded by default."""

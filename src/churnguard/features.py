@@ -1,0 +1,476 @@
+"""Point-in-time feature definitions: one row per (customer_id, as_of), each with a description.
+
+Every feature for as-of date ``T`` uses only rows with a timestamp before ``T``; windows are
+half-open, ``T - w <= timestamp < T``. Definitions are Ibis expressions, so the same code runs on
+DuckDB (the default engine) and on Spark. Several as-of dates are built in one pass:
+
+* window features (counts, trends, spend, active days, gaps) join each event to the as-of dates
+  whose look-back (twice the longest window, for trends) contains it;
+* history features (recency, latest survey answers, first activity) aggregate each event once into
+  the interval between consecutive as-of dates, then carry the aggregates forward per customer;
+* subscription features read the (small) subscriptions table per as-of date.
+
+Static attributes of ``customers`` describe the customer *now*, not at ``T``: a plan, segment or
+status column updated after ``T`` leaks the future into training. Exclude such columns in
+``[features] exclude``. Columns that look like the outcome itself (``churned``, ``cancel_date``,
+``end_date`` …) are refused unless listed in ``[features] allow_leaky``.
+
+The population at ``T`` is every customer who signed up before ``T`` (or, without a
+``signup_date``, was first seen in events or subscriptions before ``T``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import ibis
+import ibis.expr.types as ir
+
+from churnguard.config import LEAKY_NAME_PARTS, FeaturesConfig
+from churnguard.contract import Dataset
+from churnguard.errors import ConfigError, DataContractError, LeakageError
+
+Stat = Literal[
+    "count", "trend", "recency", "amount", "mean_amount", "score", "days", "gap", "flag",
+    "category", "number",
+]
+_EPOCH_ORIGIN = dt.datetime(1900, 1, 1)
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """One feature: its column name, what it means in a sentence, and how to read its value."""
+
+    name: str
+    description: str
+    stat: Stat
+    kind: Literal["numeric", "categorical"] = "numeric"
+    event_type: str | None = None
+    window_days: int | None = None
+
+
+@dataclass(frozen=True)
+class FeaturePlan:
+    """The features a dataset supports under a config: derived once, used to build and describe."""
+
+    specs: tuple[FeatureSpec, ...]
+    event_types: tuple[str, ...]
+    activity_events: tuple[str, ...]
+    value_events: tuple[str, ...]
+    survey_events: tuple[str, ...]
+    attributes: tuple[str, ...]
+    windows: tuple[int, ...]
+
+    @property
+    def names(self) -> list[str]:
+        return [s.name for s in self.specs]
+
+    def descriptions(self) -> dict[str, str]:
+        return {s.name: s.description for s in self.specs}
+
+
+def plan_features(
+    dataset: Dataset,
+    *,
+    config: FeaturesConfig = FeaturesConfig(),
+    activity_events: Sequence[str] = (),
+) -> FeaturePlan:
+    """Decide which features the dataset supports: event types, value-carrying types, surveys.
+
+    Raises
+    ------
+    LeakageError
+        A customer attribute looks like the churn outcome and is neither excluded nor allowed.
+    ConfigError
+        An activity event type does not occur in the data.
+    """
+    event_types: tuple[str, ...] = ()
+    value_events: tuple[str, ...] = ()
+    if dataset.has("events"):
+        rows = dataset.con.sql(
+            "SELECT event_type, count(value) > 0 FROM events GROUP BY 1 ORDER BY 1"
+        ).fetchall()
+        event_types = tuple(r[0] for r in rows)
+        _check_names(event_types)
+        value_events = tuple(
+            r[0] for r in rows if r[1] and r[0] not in config.survey_events
+        )
+    unknown = sorted(set(activity_events) - set(event_types))
+    if unknown and event_types:
+        raise ConfigError(
+            f"churn.activity_events names {unknown[0]!r}, which is not an event type in the data "
+            f"(found: {', '.join(event_types)})"
+        )
+    activity = tuple(activity_events) or event_types
+    surveys = tuple(t for t in event_types if t in config.survey_events and t in _valued(dataset))
+    attributes = _attributes(dataset, config)
+    specs = _specs(dataset, config, event_types, activity, value_events, surveys, attributes)
+    return FeaturePlan(specs, event_types, activity, value_events, surveys, attributes,
+                       config.windows)
+
+
+def build_features(
+    dataset: Dataset,
+    *,
+    as_of: Sequence[dt.date | dt.datetime | str],
+    config: FeaturesConfig = FeaturesConfig(),
+    activity_events: Sequence[str] = (),
+    plan: FeaturePlan | None = None,
+) -> ir.Table:
+    """Point-in-time features for every customer in the population at each as-of date.
+
+    Parameters
+    ----------
+    dataset : a validated dataset (:func:`churnguard.load_dataset`).
+    as_of : one or more as-of dates; each feature at ``T`` sees only rows before ``T``.
+    config : windows, survey events and attribute exclusions.
+    activity_events : event types that count as activity (active days, gaps); all by default.
+
+    Returns
+    -------
+    ibis Table, lazy, with columns ``customer_id``, ``as_of`` and one column per
+    :class:`FeatureSpec` of :func:`plan_features`, one row per (customer_id, as_of).
+    """
+    dates = normalize_as_of(as_of)
+    plan = plan or plan_features(dataset, config=config, activity_events=activity_events)
+    as_of_table = ibis.memtable({"as_of": dates}, schema={"as_of": "timestamp"})
+    customers = dataset.table("customers")
+    history = _history(dataset, as_of_table, dates, plan) if plan.event_types else None
+    grid = _population(customers, as_of_table, history, dataset)
+    parts = []
+    if plan.event_types:
+        parts.append(_window_features(dataset.table("events"), as_of_table, dates, plan))
+        parts.append(history)
+    if dataset.has("subscriptions"):
+        parts.append(_subscription_features(dataset.table("subscriptions"), as_of_table, plan))
+    result = grid
+    for part in parts:
+        result = result.left_join(part, ["customer_id", "as_of"]).drop(
+            "customer_id_right", "as_of_right"
+        )
+    if plan.attributes:
+        attrs = customers.select("customer_id", *plan.attributes)
+        result = result.left_join(attrs, "customer_id").drop("customer_id_right")
+    return result.select("customer_id", "as_of", **_final_columns(result, plan)).order_by(
+        ["as_of", "customer_id"]
+    )
+
+
+def normalize_as_of(as_of: Iterable[dt.date | dt.datetime | str]) -> list[dt.datetime]:
+    """Sorted, distinct as-of instants (dates become midnight); refuses an empty list."""
+    out = set()
+    for value in as_of:
+        if isinstance(value, str):
+            try:
+                value = dt.datetime.fromisoformat(value)
+            except ValueError:
+                raise ConfigError(f"as-of date {value!r} is not a date like 2025-01-31") from None
+        if isinstance(value, dt.datetime):
+            out.add(value.replace(tzinfo=None))
+        elif isinstance(value, dt.date):
+            out.add(dt.datetime.combine(value, dt.time()))
+        else:
+            raise ConfigError(f"as-of date {value!r} is not a date")
+    if not out:
+        raise ConfigError("at least one as-of date is needed")
+    return sorted(out)
+
+
+def _days(later: ir.TimestampValue, earlier: ir.TimestampValue) -> ir.FloatingValue:
+    """Fractional days from ``earlier`` to ``later``."""
+    return (later.epoch_seconds() - earlier.epoch_seconds()).cast("float64") / 86_400.0
+
+
+def _interval(days: int) -> ir.IntervalScalar:
+    return ibis.interval(days=days)
+
+
+def _window_features(
+    events: ir.Table, as_of: ir.Table, dates: list[dt.datetime], plan: FeaturePlan
+) -> ir.Table:
+    """Counts, trends, spend, active days and gaps over the look-back windows."""
+    lookback = 2 * max(plan.windows)
+    ev = events.filter(
+        events.timestamp >= dates[0] - dt.timedelta(days=lookback),
+        events.timestamp < dates[-1],
+    )
+    j = ev.join(
+        as_of, [ev.timestamp < as_of.as_of, ev.timestamp >= as_of.as_of - _interval(lookback)]
+    )
+    in_window = {w: j.timestamp >= j.as_of - _interval(w) for w in plan.windows}
+    in_previous = {w: ~in_window[w] & (j.timestamp >= j.as_of - _interval(2 * w))
+                   for w in plan.windows}
+    is_activity = j.event_type.isin(plan.activity_events)
+    widest = max(plan.windows)
+    aggs: dict[str, ir.Value] = {}
+    counts: dict[str, ir.Value] = {}
+    for t in plan.event_types:
+        is_t = j.event_type == t
+        for w in plan.windows:
+            aggs[f"{t}_count_{w}d"] = j.timestamp.count(where=is_t & in_window[w])
+            if t not in plan.survey_events:
+                counts[f"_{t}_prev_{w}d"] = j.timestamp.count(where=is_t & in_previous[w])
+        if t in plan.value_events:
+            for w in plan.windows:
+                aggs[f"{t}_value_sum_{w}d"] = j.value.sum(where=is_t & in_window[w])
+                aggs[f"{t}_value_mean_{w}d"] = j.value.mean(where=is_t & in_window[w])
+        if t in plan.survey_events:
+            aggs[f"{t}_score_mean_{widest}d"] = j.value.mean(where=is_t & in_window[widest])
+    for w in plan.windows:
+        aggs[f"active_days_{w}d"] = j.timestamp.date().nunique(where=is_activity & in_window[w])
+    seconds = j.timestamp.epoch_seconds()
+    active_widest = is_activity & in_window[widest]
+    aggs["_gap_span"] = (seconds.max(where=active_widest) - seconds.min(where=active_widest))
+    aggs["_gap_n"] = j.timestamp.count(where=active_widest)
+    grouped = j.group_by(["customer_id", "as_of"]).aggregate(**aggs, **counts)
+
+    derived: dict[str, ir.Value] = {}
+    for t in plan.event_types:
+        if t in plan.survey_events:
+            continue
+        for w in plan.windows:
+            previous = grouped[f"_{t}_prev_{w}d"]
+            current = grouped[f"{t}_count_{w}d"]
+            derived[f"{t}_trend_{w}d"] = ibis.ifelse(
+                previous > 0, (current - previous).cast("float64") / previous, ibis.null()
+            )
+    derived[f"activity_gap_mean_{widest}d"] = ibis.ifelse(
+        grouped._gap_n > 1, grouped._gap_span.cast("float64") / 86_400.0 / (grouped._gap_n - 1),
+        ibis.null(),
+    )
+    return grouped.mutate(**derived).drop("_gap_span", "_gap_n", *counts)
+
+
+def _history(
+    dataset: Dataset, as_of: ir.Table, dates: list[dt.datetime], plan: FeaturePlan
+) -> ir.Table:
+    """Recency, latest survey answers and first activity, over all history before each date.
+
+    Each event falls in exactly one interval ``[previous as-of, as-of)``; aggregates per
+    (customer, interval) are carried forward over the as-of dates with cumulative windows.
+    """
+    events = dataset.table("events")
+    lows = [_EPOCH_ORIGIN, *dates[:-1]]
+    buckets = ibis.memtable(
+        {"_lo": lows, "as_of": dates}, schema={"_lo": "timestamp", "as_of": "timestamp"}
+    )
+    ev = events.filter(events.timestamp < dates[-1])
+    j = ev.join(buckets, [ev.timestamp >= buckets._lo, ev.timestamp < buckets.as_of])
+    aggs: dict[str, ir.Value] = {
+        "_first_ts": j.timestamp.min(),
+        "_last_activity": j.timestamp.max(where=j.event_type.isin(plan.activity_events)),
+    }
+    for t in plan.event_types:
+        aggs[f"_last_{t}"] = j.timestamp.max(where=j.event_type == t)
+    for s in plan.survey_events:
+        aggs[f"_last_{s}_value"] = j.value.argmax(j.timestamp, where=j.event_type == s)
+    per_bucket = j.group_by(["customer_id", "as_of"]).aggregate(**aggs)
+
+    ids = dataset.table("customers").select("customer_id")
+    full = ids.cross_join(as_of).left_join(per_bucket, ["customer_id", "as_of"]).drop(
+        "customer_id_right", "as_of_right"
+    )
+    upto = ibis.window(group_by="customer_id", order_by="as_of", preceding=None, following=0)
+    carried: dict[str, ir.Value] = {
+        "_first_ts": full._first_ts.min().over(upto),
+        "days_since_last_activity": _days(full.as_of, full._last_activity.max().over(upto)),
+    }
+    for t in plan.event_types:
+        carried[f"days_since_last_{t}"] = _days(full.as_of, full[f"_last_{t}"].max().over(upto))
+    for s in plan.survey_events:
+        carried[f"last_{s}_score"] = full[f"_last_{s}_value"].argmax(full[f"_last_{s}"]).over(upto)
+    return full.select("customer_id", "as_of", **carried)
+
+
+def _population(
+    customers: ir.Table, as_of: ir.Table, history: ir.Table | None, dataset: Dataset
+) -> ir.Table:
+    """(customer_id, as_of, tenure_days) for customers who exist before each as-of date."""
+    grid = customers.select("customer_id", "signup_date").cross_join(as_of)
+    first_seen = []
+    if history is not None:
+        grid = grid.left_join(history.select("customer_id", "as_of", "_first_ts"),
+                              ["customer_id", "as_of"]).drop("customer_id_right", "as_of_right")
+        first_seen.append(grid._first_ts)
+    if dataset.has("subscriptions"):
+        subs = dataset.table("subscriptions")
+        first_sub = subs.group_by("customer_id").aggregate(_first_sub=subs.start_date.min())
+        grid = grid.left_join(first_sub, "customer_id").drop("customer_id_right")
+        first_seen.append(ibis.ifelse(grid._first_sub < grid.as_of, grid._first_sub, ibis.null()))
+    start = grid.signup_date
+    if first_seen:
+        start = start.coalesce(ibis.least(*first_seen) if len(first_seen) > 1 else first_seen[0])
+    grid = grid.mutate(_start=start)
+    grid = grid.filter(grid._start < grid.as_of)
+    return grid.select("customer_id", "as_of", tenure_days=_days(grid.as_of, grid._start))
+
+
+def _subscription_features(subs: ir.Table, as_of: ir.Table, plan: FeaturePlan) -> ir.Table:
+    """Subscription state at T: active flag, MRR, plan, tenure, plan changes and downgrades."""
+    widest = max(plan.windows)
+    by_customer = ibis.window(group_by="customer_id", order_by=["start_date", "mrr", "plan"])
+    subs = subs.mutate(
+        _prev_mrr=subs.mrr.lag().over(by_customer),
+        _nth=ibis.row_number().over(by_customer),
+    )
+    j = subs.join(as_of, subs.start_date < as_of.as_of)
+    active = j.end_date.isnull() | (j.end_date >= j.as_of)
+    recent = j.start_date >= j.as_of - _interval(widest)
+    grouped = j.group_by(["customer_id", "as_of"]).aggregate(
+        subscription_active=active.cast("int64").max(),
+        mrr=j.mrr.sum(where=active),
+        plan=j.plan.argmax(j.start_date, where=active),
+        _first_start=j.start_date.min(),
+        **{
+            f"plan_change_count_{widest}d": j.start_date.count(where=recent & (j._nth > 0)),
+            f"downgrade_count_{widest}d": j.start_date.count(
+                where=recent & (j.mrr < j._prev_mrr)
+            ),
+        },
+    )
+    return grouped.mutate(
+        mrr=grouped.mrr.fill_null(0.0),
+        subscription_tenure_days=_days(grouped.as_of, grouped._first_start),
+    ).drop("_first_start")
+
+
+def _final_columns(table: ir.Table, plan: FeaturePlan) -> dict[str, ir.Value]:
+    """Feature columns in plan order; counts of absent customers are 0, not missing."""
+    out: dict[str, ir.Value] = {}
+    for spec in plan.specs:
+        column = table[spec.name]
+        if spec.stat in ("count", "amount") or spec.name == "subscription_active":
+            column = column.fill_null(0)
+        if spec.kind == "numeric":
+            column = column.cast("float64")
+        out[spec.name] = column
+    return out
+
+
+def _specs(
+    dataset: Dataset, config: FeaturesConfig, event_types: tuple[str, ...],
+    activity: tuple[str, ...], value_events: tuple[str, ...], surveys: tuple[str, ...],
+    attributes: tuple[str, ...],
+) -> tuple[FeatureSpec, ...]:
+    specs = [FeatureSpec("tenure_days", "days since the customer signed up", "days")]
+    windows = config.windows
+    widest = max(windows)
+    for t in event_types:
+        label = t.replace("_", " ")
+        for w in windows:
+            specs.append(FeatureSpec(
+                f"{t}_count_{w}d", f"{label} events in the last {w} days", "count", event_type=t,
+                window_days=w,
+            ))
+            if t not in surveys:
+                specs.append(FeatureSpec(
+                    f"{t}_trend_{w}d",
+                    f"change in {label} events, last {w} days against the {w} days before "
+                    "(fraction; empty when there were none before)",
+                    "trend", event_type=t, window_days=w,
+                ))
+        if t in value_events:
+            for w in windows:
+                specs.append(FeatureSpec(
+                    f"{t}_value_sum_{w}d", f"total {label} value in the last {w} days", "amount",
+                    event_type=t, window_days=w,
+                ))
+                specs.append(FeatureSpec(
+                    f"{t}_value_mean_{w}d", f"average {label} value in the last {w} days",
+                    "mean_amount", event_type=t, window_days=w,
+                ))
+        if t in surveys:
+            specs.append(FeatureSpec(
+                f"last_{t}_score", f"latest {label.upper()} answer", "score", event_type=t,
+            ))
+            specs.append(FeatureSpec(
+                f"{t}_score_mean_{widest}d", f"average {label.upper()} answer in the last "
+                f"{widest} days", "score", event_type=t, window_days=widest,
+            ))
+        specs.append(FeatureSpec(
+            f"days_since_last_{t}", f"days since the last {label} event", "recency", event_type=t,
+        ))
+    if event_types:
+        specs.append(FeatureSpec(
+            "days_since_last_activity", "days since the last activity of any kind", "recency",
+        ))
+        for w in windows:
+            specs.append(FeatureSpec(
+                f"active_days_{w}d", f"days with activity in the last {w} days", "count",
+                window_days=w,
+            ))
+        specs.append(FeatureSpec(
+            f"activity_gap_mean_{widest}d",
+            f"average days between activities in the last {widest} days", "gap",
+            window_days=widest,
+        ))
+    if dataset.has("subscriptions"):
+        specs += [
+            FeatureSpec("subscription_active", "has an active subscription", "flag"),
+            FeatureSpec("mrr", "monthly recurring revenue of active subscriptions", "amount"),
+            FeatureSpec("plan", "plan of the active subscription", "category", "categorical"),
+            FeatureSpec("subscription_tenure_days", "days since the first subscription started",
+                        "days"),
+            FeatureSpec(f"plan_change_count_{widest}d",
+                        f"plan changes in the last {widest} days", "count", window_days=widest),
+            FeatureSpec(f"downgrade_count_{widest}d",
+                        f"downgrades to a cheaper plan in the last {widest} days", "count",
+                        window_days=widest),
+        ]
+    for name in attributes:
+        kind = dataset.attributes[name]
+        specs.append(FeatureSpec(
+            name, f"customer attribute {name} (as it is now, not at the as-of date)",
+            "category" if kind == "categorical" else "number", kind,
+        ))
+    names = [s.name for s in specs]
+    clash = sorted({n for n in names if names.count(n) > 1})
+    if clash:
+        raise DataContractError(
+            f"customers column {clash[0]!r} has the name of a built feature; rename the column"
+        )
+    return tuple(specs)
+
+
+def _attributes(dataset: Dataset, config: FeaturesConfig) -> tuple[str, ...]:
+    """Static attributes to use; refuses outcome-looking names unless explicitly allowed."""
+    path = dataset.tables["customers"].path
+    unknown = sorted(set(config.exclude + config.allow_leaky) - set(dataset.attributes))
+    if unknown:
+        raise ConfigError(
+            f"features.exclude/allow_leaky name {unknown[0]!r}, which is not a column of {path}"
+        )
+    chosen = []
+    for name in dataset.attributes:
+        if name in config.exclude:
+            continue
+        lowered = name.lower()
+        if any(part in lowered for part in LEAKY_NAME_PARTS) and name not in config.allow_leaky:
+            raise LeakageError(
+                f"{path}, column '{name}': looks like the churn outcome, and an outcome used as a "
+                "feature makes the model look perfect and useless; add it to [features] exclude, "
+                "or to allow_leaky if it really is known before the as-of date"
+            )
+        chosen.append(name)
+    return tuple(chosen)
+
+
+def _valued(dataset: Dataset) -> set[str]:
+    rows = dataset.con.sql("SELECT DISTINCT event_type FROM events WHERE value IS NOT NULL")
+    return {r[0] for r in rows.fetchall()}
+
+
+_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+def _check_names(event_types: Iterable[str]) -> None:
+    for t in event_types:
+        if not _NAME.match(t):
+            raise DataContractError(
+                f"events, column 'event_type': expected names of lower-case letters, digits and "
+                f"underscores (they become feature names), got {t!r}"
+            )

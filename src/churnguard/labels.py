@@ -1,0 +1,89 @@
+"""Churn definitions turned into labels for (customer_id, as_of).
+
+* ``inactivity`` — population: customers with an activity event in ``[T - horizon, T)`` (still
+  active at T); churned when they have no activity event in ``[T, T + horizon)``.
+* ``subscription`` — population: customers with a subscription active just before T
+  (``start_date < T`` and ``end_date`` empty or ``>= T``); churned when no subscription is active
+  just before ``T + horizon`` (every subscription ended in ``[T, T + horizon)`` and none restarted).
+* ``labels`` — the ``labels`` table's ``churned`` flag; the as-of date plays no part.
+
+Labels use only rows in ``[T - horizon, T + horizon)``; a label is complete only when the data
+reaches ``T + horizon`` (see :func:`label_window_end`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+
+import ibis
+import ibis.expr.types as ir
+
+from churnguard.config import ChurnConfig
+from churnguard.contract import Dataset
+from churnguard.errors import ConfigError
+from churnguard.features import normalize_as_of
+
+
+def build_labels(
+    dataset: Dataset,
+    *,
+    as_of: Sequence[dt.date | dt.datetime | str],
+    churn: ChurnConfig = ChurnConfig(),
+) -> ir.Table:
+    """Labels under ``churn.definition`` for each as-of date.
+
+    Returns
+    -------
+    ibis Table with ``customer_id``, ``as_of`` and ``churned`` (0/1), one row per customer in
+    the population at each date.
+    """
+    dates = normalize_as_of(as_of)
+    as_of_table = ibis.memtable({"as_of": dates}, schema={"as_of": "timestamp"})
+    horizon = ibis.interval(days=churn.horizon_days)
+    if churn.definition == "labels":
+        labels = dataset.table("labels")
+        return labels.cross_join(as_of_table).select("customer_id", "as_of", "churned")
+    if churn.definition == "subscription":
+        subs = dataset.table("subscriptions")
+        j = subs.join(as_of_table, subs.start_date < as_of_table.as_of + horizon)
+        before = (j.start_date < j.as_of) & (j.end_date.isnull() | (j.end_date >= j.as_of))
+        after = j.end_date.isnull() | (j.end_date >= j.as_of + horizon)
+        grouped = j.group_by(["customer_id", "as_of"]).aggregate(
+            _before=before.cast("int64").max(), _after=after.cast("int64").max()
+        )
+        grouped = grouped.filter(grouped._before == 1)
+        return grouped.select("customer_id", "as_of", churned=(1 - grouped._after).cast("int64"))
+    if churn.definition == "inactivity":
+        events = dataset.table("events")
+        if churn.activity_events:
+            events = events.filter(events.event_type.isin(churn.activity_events))
+        ev = events.filter(
+            events.timestamp >= dates[0] - dt.timedelta(days=churn.horizon_days),
+            events.timestamp < dates[-1] + dt.timedelta(days=churn.horizon_days),
+        )
+        j = ev.join(
+            as_of_table,
+            [ev.timestamp >= as_of_table.as_of - horizon, ev.timestamp < as_of_table.as_of + horizon],
+        )
+        grouped = j.group_by(["customer_id", "as_of"]).aggregate(
+            _before=j.timestamp.count(where=j.timestamp < j.as_of),
+            _after=j.timestamp.count(where=j.timestamp >= j.as_of),
+        )
+        grouped = grouped.filter(grouped._before > 0)
+        return grouped.select(
+            "customer_id", "as_of", churned=(grouped._after == 0).cast("int64")
+        )
+    raise ConfigError(f"unknown churn definition {churn.definition!r}")
+
+
+def label_window_end(dataset: Dataset, *, churn: ChurnConfig) -> dt.datetime | None:
+    """The last as-of date whose label window the data covers (None in ``labels`` mode)."""
+    if churn.definition == "labels":
+        return None
+    if churn.definition == "subscription":
+        sql = "SELECT greatest(max(start_date), max(end_date)) FROM subscriptions"
+    else:
+        sql = "SELECT max(timestamp) FROM events"
+    last = dataset.con.execute(sql).fetchall()[0][0]
+    return None if last is None else last - dt.timedelta(days=churn.horizon_days)

@@ -1,0 +1,175 @@
+"""Point-in-time features: hand-checked values and the no-peeking invariants."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from conftest import write_dataset
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import churnguard as cg
+from churnguard.config import FeaturesConfig
+from churnguard.errors import ConfigError, LeakageError
+
+T = dt.datetime(2025, 3, 1)
+
+
+def _features(folder: Path, as_of, **kwargs) -> pd.DataFrame:
+    dataset = cg.load_dataset(folder)
+    frame = cg.build_features(dataset, as_of=as_of, **kwargs).to_pandas()
+    return frame.set_index(["customer_id", "as_of"])
+
+
+def test_every_feature_of_a_hand_written_shop_matches_the_hand_computed_value(tmp_path, shop):
+    frame = _features(write_dataset(tmp_path, **shop), [T])
+    a = frame.loc[("A", T)]
+    expected_a = {
+        "tenure_days": 304.0,  # 2024-05-01 .. 2025-03-01
+        "login_count_7d": 1.0,  # 02-27 only; the login at T itself is not before T
+        "login_count_30d": 2.0,  # 02-20, 02-27
+        "login_count_90d": 3.0,
+        "login_trend_30d": 1.0,  # 2 now against 1 (01-15) in the 30 days before
+        "login_trend_7d": 0.0,  # 1 in [02-22, 03-01) against 1 (02-20) in [02-15, 02-22)
+        "purchase_count_30d": 1.0,
+        "purchase_value_sum_30d": 30.0,
+        "purchase_value_sum_90d": 80.0,
+        "purchase_value_mean_90d": 40.0,
+        "purchase_trend_30d": 0.0,  # 1 against 1
+        "nps_count_90d": 1.0,
+        "last_nps_score": 3.0,
+        "nps_score_mean_90d": 3.0,
+        "days_since_last_nps": 27.5,
+        "days_since_last_login": 1.5,
+        "days_since_last_purchase": 3.5,
+        "days_since_last_support_ticket": 0.75,
+        "days_since_last_activity": 0.75,
+        "support_ticket_count_7d": 1.0,
+        "support_ticket_trend_7d": float("nan"),  # no ticket in the 7 days before
+        "active_days_7d": 3.0,  # 02-25, 02-27, 02-28
+        "active_days_30d": 5.0,  # 02-01, 02-20, 02-25, 02-27, 02-28
+        # 7 activities from 01-10 12:00 to 02-28 06:00: 6 gaps
+        "activity_gap_mean_90d": (49 - 0.25) / 6,
+        "subscription_active": 1.0,
+        "mrr": 20.0,
+        "plan": "basic",
+        "subscription_tenure_days": 304.0,
+        "plan_change_count_90d": 1.0,
+        "downgrade_count_90d": 1.0,
+        "segment": "smb",
+        "seats": 3.0,
+    }
+    for name, value in expected_a.items():
+        if isinstance(value, str):
+            assert a[name] == value, name
+        elif value != value:
+            assert pd.isna(a[name]), name
+        else:
+            assert a[name] == pytest.approx(value), name
+
+    b = frame.loc[("B", T)]
+    assert b["login_count_90d"] == 1.0  # 2024-12-01 00:00 is exactly T - 90 days: inside
+    assert b["login_count_30d"] == 0.0
+    assert b["login_trend_90d"] != b["login_trend_90d"]  # nothing in the 90 days before
+    assert b["purchase_value_sum_90d"] == 0.0
+    assert pd.isna(b["days_since_last_purchase"])  # the purchase after T is invisible
+    assert pd.isna(b["last_nps_score"])
+    assert b["subscription_active"] == 1.0  # ends 03-15, after T: still active at T
+    assert b["tenure_days"] == 106.0
+    assert ("C", T) not in frame.index  # signs up after T: not in the population
+
+
+def test_several_as_of_dates_in_one_pass_equal_one_date_at_a_time(tmp_path, shop):
+    folder = write_dataset(tmp_path, **shop)
+    dates = [dt.datetime(2025, 1, 1), dt.datetime(2025, 2, 14), T, dt.datetime(2025, 4, 1)]
+    together = _features(folder, dates)
+    apart = pd.concat([_features(folder, [d]) for d in dates])
+    pd.testing.assert_frame_equal(together, apart)
+
+
+def test_outcome_like_attribute_is_refused_unless_allowed(tmp_path, shop):
+    shop["customers"]["churned_flag"] = [0, 1, 0]
+    dataset = cg.load_dataset(write_dataset(tmp_path, **shop))
+    with pytest.raises(LeakageError, match="column 'churned_flag': looks like the churn outcome"):
+        cg.plan_features(dataset)
+    allowed = cg.plan_features(dataset, config=FeaturesConfig(allow_leaky=("churned_flag",)))
+    assert "churned_flag" in allowed.names
+    excluded = cg.plan_features(dataset, config=FeaturesConfig(exclude=("churned_flag", "seats")))
+    assert "churned_flag" not in excluded.names and "seats" not in excluded.names
+
+
+def test_each_feature_has_a_description_and_unknown_activity_types_are_refused(tmp_path, shop):
+    dataset = cg.load_dataset(write_dataset(tmp_path, **shop))
+    plan = cg.plan_features(dataset)
+    assert all(spec.description for spec in plan.specs)
+    assert plan.descriptions()["login_count_30d"] == "login events in the last 30 days"
+    with pytest.raises(ConfigError, match="'logins', which is not an event type"):
+        cg.plan_features(dataset, activity_events=["logins"])
+
+
+# --- property: nothing at or after T moves a feature at T -----------------------------------
+
+_TYPES = ["login", "purchase", "nps"]
+_START = dt.datetime(2024, 9, 1)
+
+
+def _event(draw_day: int, seconds: int, kind: int, customer: int, value: float) -> tuple:
+    when = _START + dt.timedelta(days=draw_day, seconds=seconds)
+    typ = _TYPES[kind]
+    return (f"c{customer}", when.isoformat(sep=" "), typ, None if typ == "login" else value)
+
+
+_events = st.lists(
+    st.builds(
+        _event, st.integers(0, 300), st.integers(0, 86_399), st.integers(0, 2),
+        st.integers(0, 4), st.floats(0, 10, allow_nan=False).map(lambda v: round(v, 2)),
+    ),
+    min_size=1, max_size=40,
+)
+
+
+# One early event of each type, so both datasets compared have the same feature columns (the
+# column set follows the event types and value-carrying types found in the data).
+_BASE = [
+    ("c4", "2024-08-02 00:00:00", "login", None),
+    ("c4", "2024-08-02 00:00:00", "purchase", 1.0),
+    ("c4", "2024-08-02 00:00:00", "nps", 5.0),
+]
+
+
+def _frames(events: list[tuple]) -> dict[str, pd.DataFrame]:
+    events = _BASE + events
+    customers = pd.DataFrame({
+        "customer_id": [f"c{i}" for i in range(5)],
+        "signup_date": ["2024-08-01"] * 5,
+    })
+    frame = pd.DataFrame(events, columns=["customer_id", "timestamp", "event_type", "value"])
+    return {"customers": customers, "events": frame}
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(before=_events, after=_events, cut_day=st.integers(30, 250))
+def test_events_at_or_after_the_as_of_date_never_change_features(tmp_path_factory, before, after,
+                                                                  cut_day):
+    as_of = _START + dt.timedelta(days=cut_day)
+    past = [e for e in before if dt.datetime.fromisoformat(e[1]) < as_of]
+    future = [e for e in after if dt.datetime.fromisoformat(e[1]) >= as_of]
+    future.append(("c0", as_of.isoformat(sep=" "), "purchase", 99.0))  # exactly at T
+    root = tmp_path_factory.mktemp("pit")
+    only_past = _features(write_dataset(root / "a", **_frames(past)), [as_of])
+    with_future = _features(write_dataset(root / "b", **_frames(past + future)), [as_of])
+    pd.testing.assert_frame_equal(only_past, with_future)
+
+
+@settings(max_examples=15, deadline=None)
+@given(events=_events, days=st.lists(st.integers(20, 320), min_size=2, max_size=4, unique=True))
+def test_one_pass_over_random_dates_equals_separate_passes(tmp_path_factory, events, days):
+    root = tmp_path_factory.mktemp("multi")
+    folder = write_dataset(root, **_frames(events))
+    dates = [_START + dt.timedelta(days=d) for d in days]
+    together = _features(folder, dates)
+    apart = pd.concat([_features(folder, [d]) for d in sorted(dates)])
+    pd.testing.assert_frame_equal(together, apart)

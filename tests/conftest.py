@@ -22,12 +22,14 @@ def write_dataset(folder: Path, fmt: str = "csv", **tables: pd.DataFrame) -> Pat
 @pytest.fixture
 def shop() -> dict[str, pd.DataFrame]:
     """Three customers around the as-of date 2025-03-01; every value is checked by hand."""
-    customers = pd.DataFrame({
-        "customer_id": ["A", "B", "C"],
-        "signup_date": ["2024-05-01", "2024-11-15", "2025-03-10"],
-        "segment": ["smb", "enterprise", "smb"],
-        "seats": [3, 40, 1],
-    })
+    customers = pd.DataFrame(
+        {
+            "customer_id": ["A", "B", "C"],
+            "signup_date": ["2024-05-01", "2024-11-15", "2025-03-10"],
+            "segment": ["smb", "enterprise", "smb"],
+            "seats": [3, 40, 1],
+        }
+    )
     events = pd.DataFrame(
         [
             ("A", "2024-06-01 12:00:00", "nps", 9.0),
@@ -46,11 +48,13 @@ def shop() -> dict[str, pd.DataFrame]:
         ],
         columns=["customer_id", "timestamp", "event_type", "value"],
     )
-    subscriptions = pd.DataFrame({
-        "customer_id": ["A", "A", "B", "C"],
-        "start_date": ["2024-05-01", "2025-02-10", "2024-11-15", "2025-03-10"],
-        "end_date": ["2025-02-10", None, "2025-03-15", None],
-        "plan": ["pro", "basic", "basic", "basic"],
-        "mrr": [50.0, 20.0, 20.0, 20.0],
-    })
+    subscriptions = pd.DataFrame(
+        {
+            "customer_id": ["A", "A", "B", "C"],
+            "start_date": ["2024-05-01", "2025-02-10", "2024-11-15", "2025-03-10"],
+            "end_date": ["2025-02-10", None, "2025-03-15", None],
+            "plan": ["pro", "basic", "basic", "basic"],
+            "mrr": [50.0, 20.0, 20.0, 20.0],
+        }
+    )
     return {"customers": customers, "events": events, "subscriptions": subscriptions}

@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import write_dataset
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import churnguard as cg
 from churnguard.config import FeaturesConfig
 from churnguard.errors import ConfigError, LeakageError
+from conftest import write_dataset
 
 T = dt.datetime(2025, 3, 1)
 
@@ -124,10 +124,15 @@ def _event(draw_day: int, seconds: int, kind: int, customer: int, value: float) 
 
 _events = st.lists(
     st.builds(
-        _event, st.integers(0, 300), st.integers(0, 86_399), st.integers(0, 2),
-        st.integers(0, 4), st.floats(0, 10, allow_nan=False).map(lambda v: round(v, 2)),
+        _event,
+        st.integers(0, 300),
+        st.integers(0, 86_399),
+        st.integers(0, 2),
+        st.integers(0, 4),
+        st.floats(0, 10, allow_nan=False).map(lambda v: round(v, 2)),
     ),
-    min_size=1, max_size=40,
+    min_size=1,
+    max_size=40,
 )
 
 
@@ -142,18 +147,23 @@ _BASE = [
 
 def _frames(events: list[tuple]) -> dict[str, pd.DataFrame]:
     events = _BASE + events
-    customers = pd.DataFrame({
-        "customer_id": [f"c{i}" for i in range(5)],
-        "signup_date": ["2024-08-01"] * 5,
-    })
+    customers = pd.DataFrame(
+        {
+            "customer_id": [f"c{i}" for i in range(5)],
+            "signup_date": ["2024-08-01"] * 5,
+        }
+    )
     frame = pd.DataFrame(events, columns=["customer_id", "timestamp", "event_type", "value"])
     return {"customers": customers, "events": frame}
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(before=_events, after=_events, cut_day=st.integers(30, 250))
-def test_events_at_or_after_the_as_of_date_never_change_features(tmp_path_factory, before, after,
-                                                                  cut_day):
+def test_events_at_or_after_the_as_of_date_never_change_features(
+    tmp_path_factory, before, after, cut_day
+):
     as_of = _START + dt.timedelta(days=cut_day)
     past = [e for e in before if dt.datetime.fromisoformat(e[1]) < as_of]
     future = [e for e in after if dt.datetime.fromisoformat(e[1]) >= as_of]

@@ -1,7 +1,8 @@
 """churnguard: churn prediction from behavioural data.
 
 Behavioural tables go in (see :mod:`churnguard.contract`), point-in-time features come out
-(:mod:`churnguard.features`), labelled by one of three churn definitions (:mod:`churnguard.labels`).
+(:mod:`churnguard.features`), labelled by one of three churn definitions
+(:mod:`churnguard.labels`).
 """
 
 from churnguard.config import PipelineConfig, load_config
@@ -15,8 +16,6 @@ from churnguard.errors import (
 )
 from churnguard.features import FeatureSpec, build_features, plan_features
 from churnguard.labels import build_labels
-
-
 from churnguard.synth import generate
 
 __all__ = [

@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from churnguard.config import PipelineConfig, load_config
@@ -44,7 +45,7 @@ def _config(config: Path | None, **overrides: object) -> PipelineConfig:
 
 
 def _fail(exc: ChurnguardError) -> None:
-    err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+    err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
     raise typer.Exit(exc.exit_code)
 
 
@@ -97,8 +98,9 @@ def generate(
     try:
         first = normalize_as_of([start])[0].date()
         began = time.perf_counter()
-        summary = generate_data(out_dir, customers=customers, days=days, seed=seed,
-                                start=first, fmt=fmt)  # type: ignore[arg-type]
+        summary = generate_data(
+            out_dir, customers=customers, days=days, seed=seed, start=first, fmt=fmt
+        )  # type: ignore[arg-type]
     except ChurnguardError as exc:
         _fail(exc)
     out.print(
@@ -111,7 +113,8 @@ def generate(
 @app.command()
 def features(
     as_of: Annotated[
-        list[str], typer.Option("--as-of", help="As-of date (repeatable): features use rows before it.")
+        list[str],
+        typer.Option("--as-of", help="As-of date (repeatable): features use rows before it."),
     ],
     out_file: Annotated[Path, typer.Option("--out", "-o", help="Parquet file to write.")],
     config: ConfigOption = None,
@@ -122,8 +125,9 @@ def features(
         cfg = _config(config, **{"data.path": data})
         dates = normalize_as_of(as_of)
         dataset = _load(cfg)
-        plan = plan_features(dataset, config=cfg.features,
-                             activity_events=cfg.churn.activity_events)
+        plan = plan_features(
+            dataset, config=cfg.features, activity_events=cfg.churn.activity_events
+        )
         began = time.perf_counter()
         expr = build_features(dataset, as_of=dates, config=cfg.features, plan=plan)
         rows = write_parquet(expr, dataset.backend, out_file, plan=plan)
@@ -137,7 +141,9 @@ def features(
 
 @app.command()
 def demo(
-    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Folder for everything written.")] = Path("demo"),
+    out_dir: Annotated[
+        Path, typer.Option("--out", "-o", help="Folder for everything written.")
+    ] = Path("demo"),
     customers: Annotated[int, typer.Option(help="Customers to simulate.", min=100)] = 5_000,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 7,
 ) -> None:
@@ -145,19 +151,25 @@ def demo(
     try:
         data_dir = out_dir / "data"
         summary = generate_data(data_dir, customers=customers, days=730, seed=seed)
-        out.print(f"[bold]1. data[/]      {summary.customers:,} customers, "
-                  f"{summary.events:,} events -> {data_dir}")
+        out.print(
+            f"[bold]1. data[/]      {summary.customers:,} customers, "
+            f"{summary.events:,} events -> {data_dir}"
+        )
         cfg = _config(None, **{"data.path": data_dir, "churn.definition": "subscription"})
         dataset = _load(cfg)
-        out.print(f"[bold]2. validate[/]  {sum(t.rows for t in dataset.tables.values()):,} rows "
-                  "pass the data contract")
+        out.print(
+            f"[bold]2. validate[/]  {sum(t.rows for t in dataset.tables.values()):,} rows "
+            "pass the data contract"
+        )
         end = dt.datetime.combine(summary.end, dt.time())
         dates = [end - dt.timedelta(days=cfg.churn.horizon_days + 30 * k) for k in range(6)]
         plan = plan_features(dataset, config=cfg.features)
         expr = build_features(dataset, as_of=dates, config=cfg.features, plan=plan)
         path = out_dir / "features.parquet"
         rows = write_parquet(expr, dataset.backend, path, plan=plan)
-        out.print(f"[bold]3. features[/]  {rows:,} rows x {len(plan.specs)} features for "
-                  f"{len(dates)} monthly as-of dates -> {path}")
+        out.print(
+            f"[bold]3. features[/]  {rows:,} rows x {len(plan.specs)} features for "
+            f"{len(dates)} monthly as-of dates -> {path}"
+        )
     except ChurnguardError as exc:
         _fail(exc)

@@ -125,7 +125,8 @@ def load_config(
     Raises
     ------
     ConfigError
-        The file is missing or not TOML, a section or key is unknown, or a value has the wrong type.
+        The file is missing or not TOML, a section or key is unknown, or a value has the wrong
+        type.
     """
     raw: dict[str, Any] = {}
     source = "defaults"
@@ -156,7 +157,8 @@ def _build(cls: type, raw: Any, source: str, prefix: str) -> Any:
     if unknown:
         where = f"[{prefix.rstrip('.')}]" if prefix else "top level"
         raise ConfigError(
-            f"{source}: unknown key {unknown[0]!r} in {where}; known keys: {', '.join(sorted(names))}"
+            f"{source}: unknown key {unknown[0]!r} in {where}; "
+            f"known keys: {', '.join(sorted(names))}"
         )
     kwargs = {}
     for name, value in raw.items():

@@ -55,16 +55,25 @@ class TableSpec:
 
 SPECS: dict[str, TableSpec] = {
     "customers": TableSpec(
-        "customers", ("customer_id",), timestamps=("signup_date",),
+        "customers",
+        ("customer_id",),
+        timestamps=("signup_date",),
         nullable_timestamps=("signup_date",),
     ),
     "events": TableSpec(
-        "events", ("customer_id", "timestamp", "event_type"), timestamps=("timestamp",),
-        numbers=("value",), texts=("event_type",),
+        "events",
+        ("customer_id", "timestamp", "event_type"),
+        timestamps=("timestamp",),
+        numbers=("value",),
+        texts=("event_type",),
     ),
     "subscriptions": TableSpec(
-        "subscriptions", ("customer_id", "start_date"), timestamps=("start_date", "end_date"),
-        nullable_timestamps=("end_date",), numbers=("mrr",), texts=("plan",),
+        "subscriptions",
+        ("customer_id", "start_date"),
+        timestamps=("start_date", "end_date"),
+        nullable_timestamps=("end_date",),
+        numbers=("mrr",),
+        texts=("plan",),
     ),
     "labels": TableSpec("labels", ("customer_id", "churned")),
 }
@@ -112,7 +121,7 @@ class Dataset:
         return self._backend
 
     def fingerprint(self) -> str:
-        """SHA-256 over each file's name, size and modification time: cheap and change-sensitive."""
+        """SHA-256 over each file's name, size and modification time: cheap, change-sensitive."""
         digest = hashlib.sha256()
         for name in sorted(self.tables):
             info = self.tables[name]
@@ -125,7 +134,9 @@ class Dataset:
         out: dict[str, object] = {n: t.rows for n, t in self.tables.items()}
         out["customers"] = self.tables["customers"].rows
         if self.has("events"):
-            first, last = self.con.execute("SELECT min(timestamp), max(timestamp) FROM events").fetchall()[0]
+            first, last = self.con.execute(
+                "SELECT min(timestamp), max(timestamp) FROM events"
+            ).fetchall()[0]
             out["first_event"], out["last_event"] = first, last
             out["event_types"] = dict(
                 self.con.sql(
@@ -148,7 +159,9 @@ def table_paths(cfg: DataConfig) -> dict[str, Path]:
         if name in explicit:
             found[name] = explicit[name]
             continue
-        candidates = [cfg.path / f"{name}{ext}" for ext in FORMATS if (cfg.path / f"{name}{ext}").exists()]
+        candidates = [
+            cfg.path / f"{name}{ext}" for ext in FORMATS if (cfg.path / f"{name}{ext}").exists()
+        ]
         if len(candidates) > 1:
             raise DataContractError(
                 f"{cfg.path}: both {candidates[0].name} and {candidates[1].name} exist; keep one"
@@ -228,14 +241,18 @@ class _Reader:
         try:
             # DDL cannot take bound parameters: the path goes in as an escaped string literal.
             con.execute(f"CREATE OR REPLACE TEMP VIEW {raw_view} AS SELECT * FROM {source}")
-            self.columns = [c for c in con.sql(f"SELECT * FROM {raw_view} LIMIT 0").columns
-                            if c != "file_row_number"]
+            self.columns = [
+                c
+                for c in con.sql(f"SELECT * FROM {raw_view} LIMIT 0").columns
+                if c != "file_row_number"
+            ]
         except duckdb.Error as exc:
-            raise DataContractError(f"{path}: cannot be read as {self.format.upper()}: "
-                                    f"{_first_line(exc)}") from None
+            raise DataContractError(
+                f"{path}: cannot be read as {self.format.upper()}: {_first_line(exc)}"
+            ) from None
 
     def where(self, row: int) -> str:
-        """How a user finds data row ``row`` (1-based): a line number for CSV, a row for Parquet."""
+        """Where a user finds data row ``row`` (1-based): a line for CSV, a row for Parquet."""
         return f"line {row + 1}" if self.format == "csv" else f"row {row}"
 
     def query(self, sql: str, params: list | None = None) -> list[tuple]:
@@ -300,14 +317,21 @@ def _load_table(reader: _Reader, spec: TableSpec, dataset: Dataset) -> TableInfo
 
     for column in spec.timestamps:
         if column in reader.columns:
-            select[column] = _timestamp_column(reader, column, nullable=column in spec.nullable_timestamps)
+            select[column] = _timestamp_column(
+                reader, column, nullable=column in spec.nullable_timestamps
+            )
         else:
             select[column] = "CAST(NULL AS TIMESTAMP)"
     for column in spec.numbers:
-        select[column] = _number_column(reader, column) if column in reader.columns else "CAST(NULL AS DOUBLE)"
+        select[column] = (
+            _number_column(reader, column) if column in reader.columns else "CAST(NULL AS DOUBLE)"
+        )
     for column in spec.texts:
-        select[column] = (f"nullif(trim({_text(column)}), '')" if column in reader.columns
-                          else "CAST(NULL AS VARCHAR)")
+        select[column] = (
+            f"nullif(trim({_text(column)}), '')"
+            if column in reader.columns
+            else "CAST(NULL AS VARCHAR)"
+        )
     if spec.name == "customers":
         _check_unique_ids(reader)
         for column in reader.columns:
@@ -352,7 +376,8 @@ def _timestamp_column(reader: _Reader, column: str, *, nullable: bool) -> str:
             form = "with" if later is with_tz else "without"
             other = "without" if form == "with" else "with"
             raise reader.fail(
-                later[0], column,
+                later[0],
+                column,
                 f"one time zone convention (row is {form} a UTC offset, "
                 f"{reader.where(min(with_tz, without_tz)[0])} is {other} one)",
                 later[1],
@@ -361,7 +386,10 @@ def _timestamp_column(reader: _Reader, column: str, *, nullable: bool) -> str:
         bad = reader.first_bad_row(f"{value} IS NOT NULL AND ({expr}) IS NULL", column)
         if bad:
             raise reader.fail(
-                bad[0], column, "a date or date-time like 2025-01-31 or 2025-01-31T08:00:00", bad[1]
+                bad[0],
+                column,
+                "a date or date-time like 2025-01-31 or 2025-01-31T08:00:00",
+                bad[1],
             )
     if not nullable:
         bad = reader.first_bad_row(f'"{column}" IS NULL', column)
@@ -387,7 +415,9 @@ def _number_column(reader: _Reader, column: str) -> str:
     return expr
 
 
-def _attribute_column(reader: _Reader, column: str) -> tuple[Literal["numeric", "categorical"], str]:
+def _attribute_column(
+    reader: _Reader, column: str
+) -> tuple[Literal["numeric", "categorical"], str]:
     """Numbers stay numbers; anything else is a category (text)."""
     kind = _column_type(reader, column)
     value = f"""nullif(trim(CAST("{column}" AS VARCHAR)), '')"""
@@ -425,17 +455,25 @@ def _check_unique_ids(reader: _Reader) -> None:
 
 
 def _check_known_customers(reader: _Reader) -> None:
-    condition = (
-        "trim(CAST(customer_id AS VARCHAR)) NOT IN (SELECT customer_id FROM customers)"
-    )
+    condition = "trim(CAST(customer_id AS VARCHAR)) NOT IN (SELECT customer_id FROM customers)"
     bad = reader.first_bad_row(condition, "customer_id")
     if bad:
         raise reader.fail(bad[0], "customer_id", "a customer_id listed in customers", bad[1])
 
 
 _NUMERIC_TYPES = {
-    "TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER",
-    "UBIGINT", "FLOAT", "DOUBLE", "REAL",
+    "TINYINT",
+    "SMALLINT",
+    "INTEGER",
+    "BIGINT",
+    "HUGEINT",
+    "UTINYINT",
+    "USMALLINT",
+    "UINTEGER",
+    "UBIGINT",
+    "FLOAT",
+    "DOUBLE",
+    "REAL",
 }
 
 

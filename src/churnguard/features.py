@@ -35,8 +35,17 @@ from churnguard.contract import Dataset
 from churnguard.errors import ConfigError, DataContractError, LeakageError
 
 Stat = Literal[
-    "count", "trend", "recency", "amount", "mean_amount", "score", "days", "gap", "flag",
-    "category", "number",
+    "count",
+    "trend",
+    "recency",
+    "amount",
+    "mean_amount",
+    "score",
+    "days",
+    "gap",
+    "flag",
+    "category",
+    "number",
 ]
 _EPOCH_ORIGIN = dt.datetime(1900, 1, 1)
 
@@ -96,9 +105,7 @@ def plan_features(
         ).fetchall()
         event_types = tuple(r[0] for r in rows)
         _check_names(event_types)
-        value_events = tuple(
-            r[0] for r in rows if r[1] and r[0] not in config.survey_events
-        )
+        value_events = tuple(r[0] for r in rows if r[1] and r[0] not in config.survey_events)
     unknown = sorted(set(activity_events) - set(event_types))
     if unknown and event_types:
         raise ConfigError(
@@ -109,8 +116,9 @@ def plan_features(
     surveys = tuple(t for t in event_types if t in config.survey_events and t in _valued(dataset))
     attributes = _attributes(dataset, config)
     specs = _specs(dataset, config, event_types, activity, value_events, surveys, attributes)
-    return FeaturePlan(specs, event_types, activity, value_events, surveys, attributes,
-                       config.windows)
+    return FeaturePlan(
+        specs, event_types, activity, value_events, surveys, attributes, config.windows
+    )
 
 
 def build_features(
@@ -202,8 +210,9 @@ def _window_features(
         as_of, [ev.timestamp < as_of.as_of, ev.timestamp >= as_of.as_of - _interval(lookback)]
     )
     in_window = {w: j.timestamp >= j.as_of - _interval(w) for w in plan.windows}
-    in_previous = {w: ~in_window[w] & (j.timestamp >= j.as_of - _interval(2 * w))
-                   for w in plan.windows}
+    in_previous = {
+        w: ~in_window[w] & (j.timestamp >= j.as_of - _interval(2 * w)) for w in plan.windows
+    }
     is_activity = j.event_type.isin(plan.activity_events)
     widest = max(plan.windows)
     aggs: dict[str, ir.Value] = {}
@@ -224,7 +233,7 @@ def _window_features(
         aggs[f"active_days_{w}d"] = j.timestamp.date().nunique(where=is_activity & in_window[w])
     seconds = j.timestamp.epoch_seconds()
     active_widest = is_activity & in_window[widest]
-    aggs["_gap_span"] = (seconds.max(where=active_widest) - seconds.min(where=active_widest))
+    aggs["_gap_span"] = seconds.max(where=active_widest) - seconds.min(where=active_widest)
     aggs["_gap_n"] = j.timestamp.count(where=active_widest)
     grouped = j.group_by(["customer_id", "as_of"]).aggregate(**aggs, **counts)
 
@@ -239,7 +248,8 @@ def _window_features(
                 previous > 0, (current - previous).cast("float64") / previous, ibis.null()
             )
     derived[f"activity_gap_mean_{widest}d"] = ibis.ifelse(
-        grouped._gap_n > 1, grouped._gap_span.cast("float64") / 86_400.0 / (grouped._gap_n - 1),
+        grouped._gap_n > 1,
+        grouped._gap_span.cast("float64") / 86_400.0 / (grouped._gap_n - 1),
         ibis.null(),
     )
     return grouped.mutate(**derived).drop("_gap_span", "_gap_n", *counts)
@@ -271,8 +281,10 @@ def _history(
     per_bucket = j.group_by(["customer_id", "as_of"]).aggregate(**aggs)
 
     ids = dataset.table("customers").select("customer_id")
-    full = ids.cross_join(as_of).left_join(per_bucket, ["customer_id", "as_of"]).drop(
-        "customer_id_right", "as_of_right"
+    full = (
+        ids.cross_join(as_of)
+        .left_join(per_bucket, ["customer_id", "as_of"])
+        .drop("customer_id_right", "as_of_right")
     )
     upto = ibis.window(group_by="customer_id", order_by="as_of", preceding=None, following=0)
     carried: dict[str, ir.Value] = {
@@ -293,8 +305,9 @@ def _population(
     grid = customers.select("customer_id", "signup_date").cross_join(as_of)
     first_seen = []
     if history is not None:
-        grid = grid.left_join(history.select("customer_id", "as_of", "_first_ts"),
-                              ["customer_id", "as_of"]).drop("customer_id_right", "as_of_right")
+        grid = grid.left_join(
+            history.select("customer_id", "as_of", "_first_ts"), ["customer_id", "as_of"]
+        ).drop("customer_id_right", "as_of_right")
         first_seen.append(grid._first_ts)
     if dataset.has("subscriptions"):
         subs = dataset.table("subscriptions")
@@ -327,9 +340,7 @@ def _subscription_features(subs: ir.Table, as_of: ir.Table, plan: FeaturePlan) -
         _first_start=j.start_date.min(),
         **{
             f"plan_change_count_{widest}d": j.start_date.count(where=recent & (j._nth > 0)),
-            f"downgrade_count_{widest}d": j.start_date.count(
-                where=recent & (j.mrr < j._prev_mrr)
-            ),
+            f"downgrade_count_{widest}d": j.start_date.count(where=recent & (j.mrr < j._prev_mrr)),
         },
     )
     return grouped.mutate(
@@ -352,8 +363,12 @@ def _final_columns(table: ir.Table, plan: FeaturePlan) -> dict[str, ir.Value]:
 
 
 def _specs(
-    dataset: Dataset, config: FeaturesConfig, event_types: tuple[str, ...],
-    activity: tuple[str, ...], value_events: tuple[str, ...], surveys: tuple[str, ...],
+    dataset: Dataset,
+    config: FeaturesConfig,
+    event_types: tuple[str, ...],
+    activity: tuple[str, ...],
+    value_events: tuple[str, ...],
+    surveys: tuple[str, ...],
     attributes: tuple[str, ...],
 ) -> tuple[FeatureSpec, ...]:
     specs = [FeatureSpec("tenure_days", "days since the customer signed up", "days")]
@@ -362,71 +377,128 @@ def _specs(
     for t in event_types:
         label = t.replace("_", " ")
         for w in windows:
-            specs.append(FeatureSpec(
-                f"{t}_count_{w}d", f"{label} events in the last {w} days", "count", event_type=t,
-                window_days=w,
-            ))
+            specs.append(
+                FeatureSpec(
+                    f"{t}_count_{w}d",
+                    f"{label} events in the last {w} days",
+                    "count",
+                    event_type=t,
+                    window_days=w,
+                )
+            )
             if t not in surveys:
-                specs.append(FeatureSpec(
-                    f"{t}_trend_{w}d",
-                    f"change in {label} events, last {w} days against the {w} days before "
-                    "(fraction; empty when there were none before)",
-                    "trend", event_type=t, window_days=w,
-                ))
+                specs.append(
+                    FeatureSpec(
+                        f"{t}_trend_{w}d",
+                        f"change in {label} events, last {w} days against the {w} days before "
+                        "(fraction; empty when there were none before)",
+                        "trend",
+                        event_type=t,
+                        window_days=w,
+                    )
+                )
         if t in value_events:
             for w in windows:
-                specs.append(FeatureSpec(
-                    f"{t}_value_sum_{w}d", f"total {label} value in the last {w} days", "amount",
-                    event_type=t, window_days=w,
-                ))
-                specs.append(FeatureSpec(
-                    f"{t}_value_mean_{w}d", f"average {label} value in the last {w} days",
-                    "mean_amount", event_type=t, window_days=w,
-                ))
+                specs.append(
+                    FeatureSpec(
+                        f"{t}_value_sum_{w}d",
+                        f"total {label} value in the last {w} days",
+                        "amount",
+                        event_type=t,
+                        window_days=w,
+                    )
+                )
+                specs.append(
+                    FeatureSpec(
+                        f"{t}_value_mean_{w}d",
+                        f"average {label} value in the last {w} days",
+                        "mean_amount",
+                        event_type=t,
+                        window_days=w,
+                    )
+                )
         if t in surveys:
-            specs.append(FeatureSpec(
-                f"last_{t}_score", f"latest {label.upper()} answer", "score", event_type=t,
-            ))
-            specs.append(FeatureSpec(
-                f"{t}_score_mean_{widest}d", f"average {label.upper()} answer in the last "
-                f"{widest} days", "score", event_type=t, window_days=widest,
-            ))
-        specs.append(FeatureSpec(
-            f"days_since_last_{t}", f"days since the last {label} event", "recency", event_type=t,
-        ))
+            specs.append(
+                FeatureSpec(
+                    f"last_{t}_score",
+                    f"latest {label.upper()} answer",
+                    "score",
+                    event_type=t,
+                )
+            )
+            specs.append(
+                FeatureSpec(
+                    f"{t}_score_mean_{widest}d",
+                    f"average {label.upper()} answer in the last {widest} days",
+                    "score",
+                    event_type=t,
+                    window_days=widest,
+                )
+            )
+        specs.append(
+            FeatureSpec(
+                f"days_since_last_{t}",
+                f"days since the last {label} event",
+                "recency",
+                event_type=t,
+            )
+        )
     if event_types:
-        specs.append(FeatureSpec(
-            "days_since_last_activity", "days since the last activity of any kind", "recency",
-        ))
+        specs.append(
+            FeatureSpec(
+                "days_since_last_activity",
+                "days since the last activity of any kind",
+                "recency",
+            )
+        )
         for w in windows:
-            specs.append(FeatureSpec(
-                f"active_days_{w}d", f"days with activity in the last {w} days", "count",
-                window_days=w,
-            ))
-        specs.append(FeatureSpec(
-            f"activity_gap_mean_{widest}d",
-            f"average days between activities in the last {widest} days", "gap",
-            window_days=widest,
-        ))
+            specs.append(
+                FeatureSpec(
+                    f"active_days_{w}d",
+                    f"days with activity in the last {w} days",
+                    "count",
+                    window_days=w,
+                )
+            )
+        specs.append(
+            FeatureSpec(
+                f"activity_gap_mean_{widest}d",
+                f"average days between activities in the last {widest} days",
+                "gap",
+                window_days=widest,
+            )
+        )
     if dataset.has("subscriptions"):
         specs += [
             FeatureSpec("subscription_active", "has an active subscription", "flag"),
             FeatureSpec("mrr", "monthly recurring revenue of active subscriptions", "amount"),
             FeatureSpec("plan", "plan of the active subscription", "category", "categorical"),
-            FeatureSpec("subscription_tenure_days", "days since the first subscription started",
-                        "days"),
-            FeatureSpec(f"plan_change_count_{widest}d",
-                        f"plan changes in the last {widest} days", "count", window_days=widest),
-            FeatureSpec(f"downgrade_count_{widest}d",
-                        f"downgrades to a cheaper plan in the last {widest} days", "count",
-                        window_days=widest),
+            FeatureSpec(
+                "subscription_tenure_days", "days since the first subscription started", "days"
+            ),
+            FeatureSpec(
+                f"plan_change_count_{widest}d",
+                f"plan changes in the last {widest} days",
+                "count",
+                window_days=widest,
+            ),
+            FeatureSpec(
+                f"downgrade_count_{widest}d",
+                f"downgrades to a cheaper plan in the last {widest} days",
+                "count",
+                window_days=widest,
+            ),
         ]
     for name in attributes:
         kind = dataset.attributes[name]
-        specs.append(FeatureSpec(
-            name, f"customer attribute {name} (as it is now, not at the as-of date)",
-            "category" if kind == "categorical" else "number", kind,
-        ))
+        specs.append(
+            FeatureSpec(
+                name,
+                f"customer attribute {name} (as it is now, not at the as-of date)",
+                "category" if kind == "categorical" else "number",
+                kind,
+            )
+        )
     names = [s.name for s in specs]
     clash = sorted({n for n in names if names.count(n) > 1})
     if clash:

@@ -4,7 +4,7 @@
   active at T); churned when they have no activity event in ``[T, T + horizon)``.
 * ``subscription`` — population: customers with a subscription active just before T
   (``start_date < T`` and ``end_date`` empty or ``>= T``); churned when no subscription is active
-  just before ``T + horizon`` (every subscription ended in ``[T, T + horizon)`` and none restarted).
+  just before ``T + horizon`` (every subscription ended in ``[T, T + horizon)``, none restarted).
 * ``labels`` — the ``labels`` table's ``churned`` flag; the as-of date plays no part.
 
 Labels use only rows in ``[T - horizon, T + horizon)``; a label is complete only when the data
@@ -64,16 +64,17 @@ def build_labels(
         )
         j = ev.join(
             as_of_table,
-            [ev.timestamp >= as_of_table.as_of - horizon, ev.timestamp < as_of_table.as_of + horizon],
+            [
+                ev.timestamp >= as_of_table.as_of - horizon,
+                ev.timestamp < as_of_table.as_of + horizon,
+            ],
         )
         grouped = j.group_by(["customer_id", "as_of"]).aggregate(
             _before=j.timestamp.count(where=j.timestamp < j.as_of),
             _after=j.timestamp.count(where=j.timestamp >= j.as_of),
         )
         grouped = grouped.filter(grouped._before > 0)
-        return grouped.select(
-            "customer_id", "as_of", churned=(grouped._after == 0).cast("int64")
-        )
+        return grouped.select("customer_id", "as_of", churned=(grouped._after == 0).cast("int64"))
     raise ConfigError(f"unknown churn definition {churn.definition!r}")
 
 

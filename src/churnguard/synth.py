@@ -9,13 +9,13 @@ After churning a customer stops acting and the subscription ends.
 
 With the defaults the business looks like a mid-sized SaaS: monthly churn of active subscribers
 between 2 % and 8 %, logins the most common event (60–85 % of events), purchases 5–25 %, support
-tickets 1–8 %, surveys (NPS + CSAT) 1–8 %, failed payments under 3 %, and about 50 events per
+tickets 1–8 %, surveys (NPS + CSAT) 1–12 %, failed payments under 3 %, and about 50 events per
 customer over two years. The tests hold the generator to those ranges.
 
 Outputs, under ``out``: ``customers``, ``events``, ``subscriptions`` and ``labels`` (the data
 contract, see :mod:`churnguard.contract`) and ``truth``: every alive customer's true daily churn
-hazard on a weekly grid (``customer_id, date, hazard``) with the customer's ``churn_date`` (empty if
-the customer never churned). ``labels`` is a snapshot: customers with an active subscription
+hazard on a weekly grid (``customer_id, date, hazard``) with the customer's ``churn_date``
+(empty if the customer never churned). ``labels`` is a snapshot: customers with an active subscription
 ``label_horizon_days`` before the last day, flagged if they churned after it.
 
 Customers are simulated in fixed-size chunks, each from its own seeded generator, and each chunk is
@@ -45,28 +45,52 @@ PLAN_MRR = np.array([19.0, 49.0, 99.0])
 COUNTRIES = ("DE", "ES", "FR", "GB", "NL", "US")
 CHANNELS = ("organic", "paid_search", "partner", "referral", "social")
 EVENT_TYPES = (
-    "login", "purchase", "support_ticket", "complaint", "nps", "csat", "payment_failed",
+    "login",
+    "purchase",
+    "support_ticket",
+    "complaint",
+    "nps",
+    "csat",
+    "payment_failed",
 )
 SECONDS_PER_DAY = 86_400
 
 SCHEMAS = {
-    "customers": pa.schema([
-        ("customer_id", pa.string()), ("signup_date", pa.date32()), ("country", pa.string()),
-        ("acquisition_channel", pa.string()), ("company_size", pa.int32()),
-    ]),
-    "events": pa.schema([
-        ("customer_id", pa.string()), ("timestamp", pa.timestamp("s")),
-        ("event_type", pa.string()), ("value", pa.float64()),
-    ]),
-    "subscriptions": pa.schema([
-        ("customer_id", pa.string()), ("start_date", pa.date32()), ("end_date", pa.date32()),
-        ("plan", pa.string()), ("mrr", pa.float64()),
-    ]),
+    "customers": pa.schema(
+        [
+            ("customer_id", pa.string()),
+            ("signup_date", pa.date32()),
+            ("country", pa.string()),
+            ("acquisition_channel", pa.string()),
+            ("company_size", pa.int32()),
+        ]
+    ),
+    "events": pa.schema(
+        [
+            ("customer_id", pa.string()),
+            ("timestamp", pa.timestamp("s")),
+            ("event_type", pa.string()),
+            ("value", pa.float64()),
+        ]
+    ),
+    "subscriptions": pa.schema(
+        [
+            ("customer_id", pa.string()),
+            ("start_date", pa.date32()),
+            ("end_date", pa.date32()),
+            ("plan", pa.string()),
+            ("mrr", pa.float64()),
+        ]
+    ),
     "labels": pa.schema([("customer_id", pa.string()), ("churned", pa.int8())]),
-    "truth": pa.schema([
-        ("customer_id", pa.string()), ("date", pa.date32()), ("hazard", pa.float32()),
-        ("churn_date", pa.date32()),
-    ]),
+    "truth": pa.schema(
+        [
+            ("customer_id", pa.string()),
+            ("date", pa.date32()),
+            ("hazard", pa.float32()),
+            ("churn_date", pa.date32()),
+        ]
+    ),
 }
 
 
@@ -102,7 +126,9 @@ def generate(
     >>> summary = generate("data/demo", customers=2_000, days=365, seed=1)  # doctest: +SKIP
     """
     if customers < 1 or days < 60:
-        raise ConfigError(f"generate needs at least 1 customer and 60 days, got {customers}, {days}")
+        raise ConfigError(
+            f"generate needs at least 1 customer and 60 days, got {customers}, {days}"
+        )
     if fmt not in ("parquet", "csv"):
         raise ConfigError(f"format must be parquet or csv, got {fmt!r}")
     out = Path(out)
@@ -132,8 +158,13 @@ def generate(
     for writer in writers.values():
         writer.commit()
     return GenerationSummary(
-        out=out, customers=customers, events=n_events, churned=n_churned, start=start,
-        end=start + dt.timedelta(days=days), files=files,
+        out=out,
+        customers=customers,
+        events=n_events,
+        churned=n_churned,
+        start=start,
+        end=start + dt.timedelta(days=days),
+        files=files,
     )
 
 
@@ -169,8 +200,14 @@ class _Events:
     kind: list[np.ndarray]
     value: list[np.ndarray]
 
-    def add(self, who: np.ndarray, day: int, kind: int, value: np.ndarray | None,
-            rng: np.random.Generator) -> None:
+    def add(
+        self,
+        who: np.ndarray,
+        day: int,
+        kind: int,
+        value: np.ndarray | None,
+        rng: np.random.Generator,
+    ) -> None:
         if who.size == 0:
             return
         self.who.append(who)
@@ -181,7 +218,11 @@ class _Events:
 
 
 def _simulate_chunk(
-    rng: np.random.Generator, first: int, n: int, days: int, start: dt.date,
+    rng: np.random.Generator,
+    first: int,
+    n: int,
+    days: int,
+    start: dt.date,
     label_horizon_days: int,
 ) -> dict[str, pa.Table]:
     """Simulate customers ``first .. first + n - 1`` day by day; return their tables."""
@@ -202,8 +243,9 @@ def _simulate_chunk(
     last_nps = np.full(n, 8.0)
     failed_recently = np.zeros(n)  # decays; 1.0 right after a failed payment
     churn_day = np.full(n, -1, dtype=np.int64)
-    sub_rows: list[tuple[int, int, int, int]] = [(i, int(signup[i]), -1, int(plan[i]))
-                                                  for i in range(n)]
+    sub_rows: list[tuple[int, int, int, int]] = [
+        (i, int(signup[i]), -1, int(plan[i])) for i in range(n)
+    ]
     current_row = np.arange(n)
     events = _Events([], [], [], [])
     truth_who: list[np.ndarray] = []
@@ -218,8 +260,12 @@ def _simulate_chunk(
         e = engagement[idx]
         price_gap = np.log(PLAN_MRR[plan[idx]] / willingness[idx])
         logit = (
-            -7.1 - 0.9 * e + 0.45 * open_tickets[idx] + 0.9 * (last_nps[idx] <= 6)
-            + 0.8 * failed_recently[idx] + 0.6 * np.clip(price_gap, 0, None)
+            -7.1
+            - 0.9 * e
+            + 0.45 * open_tickets[idx]
+            + 0.9 * (last_nps[idx] <= 6)
+            + 0.8 * failed_recently[idx]
+            + 0.6 * np.clip(price_gap, 0, None)
         )
         hazard = 1.0 / (1.0 + np.exp(-logit))
         if day % 7 == 0:
@@ -243,13 +289,21 @@ def _simulate_chunk(
         resolved = has_open[rng.random(has_open.size) < 0.18]
         open_tickets[resolved] -= 1
         answers = resolved[rng.random(resolved.size) < 0.6]
-        csat = np.clip(np.round(3.6 + 0.7 * engagement[answers]
-                                - 0.6 * open_tickets[answers] + rng.normal(0, 0.7, answers.size)),
-                       1, 5)
+        csat = np.clip(
+            np.round(
+                3.6
+                + 0.7 * engagement[answers]
+                - 0.6 * open_tickets[answers]
+                + rng.normal(0, 0.7, answers.size)
+            ),
+            1,
+            5,
+        )
         events.add(answers, day, 5, csat, rng)
         surveyed = idx[rng.random(idx.size) < 1 / 120]
-        nps = np.clip(np.round(7.2 + 1.8 * engagement[surveyed] + rng.normal(0, 1.3, surveyed.size)),
-                      0, 10)
+        nps = np.clip(
+            np.round(7.2 + 1.8 * engagement[surveyed] + rng.normal(0, 1.3, surveyed.size)), 0, 10
+        )
         last_nps[surveyed] = nps
         events.add(surveyed, day, 4, nps, rng)
         billed = idx[(day - billing_offset[idx]) % 30 == 0]
@@ -259,8 +313,10 @@ def _simulate_chunk(
         failed_recently[failed] = 1.0
 
         # plan changes: downgrade when engagement is low or the price hurts, upgrade when high
-        down = idx[(plan[idx] > 0) & (rng.random(idx.size)
-                                      < 0.0015 * np.exp(-e + np.clip(price_gap, 0, 2)))]
+        down = idx[
+            (plan[idx] > 0)
+            & (rng.random(idx.size) < 0.0015 * np.exp(-e + np.clip(price_gap, 0, 2)))
+        ]
         up = idx[(plan[idx] < 2) & (rng.random(idx.size) < 0.0006 * np.exp(e))]
         up = np.setdiff1d(up, down)
         for who, step in ((down, -1), (up, 1)):
@@ -273,8 +329,12 @@ def _simulate_chunk(
         engagement[down] -= 0.2
 
         # engagement drifts, dragged down by open tickets; then the day's churn
-        engagement[idx] += (drift[idx] + 0.01 * (base[idx] - e)
-                            - 0.02 * open_tickets[idx] + rng.normal(0, 0.06, idx.size))
+        engagement[idx] += (
+            drift[idx]
+            + 0.01 * (base[idx] - e)
+            - 0.02 * open_tickets[idx]
+            + rng.normal(0, 0.06, idx.size)
+        )
         leavers = idx[rng.random(idx.size) < hazard]
         churn_day[leavers] = day
         for i in leavers:
@@ -282,27 +342,48 @@ def _simulate_chunk(
             sub_rows[row] = (*sub_rows[row][:2], day, sub_rows[row][3])
 
     return _chunk_tables(
-        ids, signup, channel, country, company_size, churn_day, sub_rows, events,
-        (truth_who, truth_day, truth_hazard), days, start, label_horizon_days,
+        ids,
+        signup,
+        channel,
+        country,
+        company_size,
+        churn_day,
+        sub_rows,
+        events,
+        (truth_who, truth_day, truth_hazard),
+        days,
+        start,
+        label_horizon_days,
     )
 
 
 def _chunk_tables(
-    ids: np.ndarray, signup: np.ndarray, channel: np.ndarray, country: np.ndarray,
-    company_size: np.ndarray, churn_day: np.ndarray, sub_rows: list[tuple[int, int, int, int]],
-    events: _Events, truth: tuple[list[np.ndarray], ...], days: int, start: dt.date,
+    ids: np.ndarray,
+    signup: np.ndarray,
+    channel: np.ndarray,
+    country: np.ndarray,
+    company_size: np.ndarray,
+    churn_day: np.ndarray,
+    sub_rows: list[tuple[int, int, int, int]],
+    events: _Events,
+    truth: tuple[list[np.ndarray], ...],
+    days: int,
+    start: dt.date,
     label_horizon_days: int,
 ) -> dict[str, pa.Table]:
     """Arrow tables of one simulated chunk, events sorted by customer then time."""
     epoch = np.datetime64(start, "D")
     to_date = _dates(epoch)
-    customers = pa.table({
-        "customer_id": ids,
-        "signup_date": to_date(signup),
-        "country": np.array(COUNTRIES, dtype=object)[country],
-        "acquisition_channel": np.array(CHANNELS, dtype=object)[channel],
-        "company_size": company_size,
-    }, schema=SCHEMAS["customers"])
+    customers = pa.table(
+        {
+            "customer_id": ids,
+            "signup_date": to_date(signup),
+            "country": np.array(COUNTRIES, dtype=object)[country],
+            "acquisition_channel": np.array(CHANNELS, dtype=object)[channel],
+            "company_size": company_size,
+        },
+        schema=SCHEMAS["customers"],
+    )
 
     who = np.concatenate(events.who) if events.who else np.zeros(0, dtype=np.int64)
     when = np.concatenate(events.when) if events.when else np.zeros(0, dtype=np.int64)
@@ -310,29 +391,38 @@ def _chunk_tables(
     value = np.concatenate(events.value) if events.value else np.zeros(0)
     order = np.lexsort((kind, when, who))
     seconds = epoch.astype("datetime64[s]") + when[order].astype("timedelta64[s]")
-    events_table = pa.table({
-        "customer_id": ids[who[order]],
-        "timestamp": seconds,
-        "event_type": np.array(EVENT_TYPES, dtype=object)[kind[order]],
-        "value": pa.array(value[order], from_pandas=True),
-    }, schema=SCHEMAS["events"])
+    events_table = pa.table(
+        {
+            "customer_id": ids[who[order]],
+            "timestamp": seconds,
+            "event_type": np.array(EVENT_TYPES, dtype=object)[kind[order]],
+            "value": pa.array(value[order], from_pandas=True),
+        },
+        schema=SCHEMAS["events"],
+    )
 
     rows = np.array(sub_rows, dtype=np.int64).reshape(-1, 4)
     rows = rows[np.lexsort((rows[:, 1], rows[:, 0]))]
-    subscriptions = pa.table({
-        "customer_id": ids[rows[:, 0]],
-        "start_date": to_date(rows[:, 1]),
-        "end_date": to_date(rows[:, 2], missing=rows[:, 2] < 0),
-        "plan": np.array(PLANS, dtype=object)[rows[:, 3]],
-        "mrr": PLAN_MRR[rows[:, 3]],
-    }, schema=SCHEMAS["subscriptions"])
+    subscriptions = pa.table(
+        {
+            "customer_id": ids[rows[:, 0]],
+            "start_date": to_date(rows[:, 1]),
+            "end_date": to_date(rows[:, 2], missing=rows[:, 2] < 0),
+            "plan": np.array(PLANS, dtype=object)[rows[:, 3]],
+            "mrr": PLAN_MRR[rows[:, 3]],
+        },
+        schema=SCHEMAS["subscriptions"],
+    )
 
     snapshot = days - label_horizon_days
     active = (signup < snapshot) & ((churn_day < 0) | (churn_day >= snapshot))
-    labels = pa.table({
-        "customer_id": ids[active],
-        "churned": (churn_day[active] >= 0).astype(np.int8),
-    }, schema=SCHEMAS["labels"])
+    labels = pa.table(
+        {
+            "customer_id": ids[active],
+            "churned": (churn_day[active] >= 0).astype(np.int8),
+        },
+        schema=SCHEMAS["labels"],
+    )
 
     truth_who, truth_day, truth_hazard = (
         np.concatenate(part) if part else np.zeros(0) for part in truth
@@ -341,15 +431,21 @@ def _chunk_tables(
     order = np.lexsort((truth_day, truth_who))
     truth_who, truth_day = truth_who[order], truth_day[order].astype(np.int64)
     churned_at = churn_day[truth_who]
-    truth_table = pa.table({
-        "customer_id": ids[truth_who],
-        "date": to_date(truth_day),
-        "hazard": truth_hazard[order].astype(np.float32),
-        "churn_date": to_date(churned_at, missing=churned_at < 0),
-    }, schema=SCHEMAS["truth"])
+    truth_table = pa.table(
+        {
+            "customer_id": ids[truth_who],
+            "date": to_date(truth_day),
+            "hazard": truth_hazard[order].astype(np.float32),
+            "churn_date": to_date(churned_at, missing=churned_at < 0),
+        },
+        schema=SCHEMAS["truth"],
+    )
     return {
-        "customers": customers, "events": events_table, "subscriptions": subscriptions,
-        "labels": labels, "truth": truth_table,
+        "customers": customers,
+        "events": events_table,
+        "subscriptions": subscriptions,
+        "labels": labels,
+        "truth": truth_table,
     }
 
 

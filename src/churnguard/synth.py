@@ -15,8 +15,8 @@ customer over two years. The tests hold the generator to those ranges.
 Outputs, under ``out``: ``customers``, ``events``, ``subscriptions`` and ``labels`` (the data
 contract, see :mod:`churnguard.contract`) and ``truth``: every alive customer's true daily churn
 hazard on a weekly grid (``customer_id, date, hazard``) with the customer's ``churn_date``
-(empty if the customer never churned). ``labels`` is a snapshot: customers with an active subscription
-``label_horizon_days`` before the last day, flagged if they churned after it.
+(empty if the customer never churned). ``labels`` is a snapshot: customers with an active
+subscription ``label_horizon_days`` before the last day, flagged if they churned after it.
 
 Customers are simulated in fixed-size chunks, each from its own seeded generator, and each chunk is
 written as it finishes: memory stays flat up to millions of customers, and a seed always gives the

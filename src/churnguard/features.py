@@ -29,6 +29,7 @@ from typing import Literal
 
 import ibis
 import ibis.expr.types as ir
+from ibis import _
 
 from churnguard.config import LEAKY_NAME_PARTS, FeaturesConfig
 from churnguard.contract import Dataset
@@ -99,13 +100,17 @@ def plan_features(
     """
     event_types: tuple[str, ...] = ()
     value_events: tuple[str, ...] = ()
+    valued: set[str] = set()
     if dataset.has("events"):
         rows = dataset.con.sql(
             "SELECT event_type, count(value) > 0 FROM events GROUP BY 1 ORDER BY 1"
         ).fetchall()
         event_types = tuple(r[0] for r in rows)
         _check_names(event_types)
-        value_events = tuple(r[0] for r in rows if r[1] and r[0] not in config.survey_events)
+        valued = {r[0] for r in rows if r[1]}
+        value_events = tuple(
+            t for t in event_types if t in valued and t not in config.survey_events
+        )
     unknown = sorted(set(activity_events) - set(event_types))
     if unknown and event_types:
         raise ConfigError(
@@ -113,7 +118,7 @@ def plan_features(
             f"(found: {', '.join(event_types)})"
         )
     activity = tuple(activity_events) or event_types
-    surveys = tuple(t for t in event_types if t in config.survey_events and t in _valued(dataset))
+    surveys = tuple(t for t in event_types if t in config.survey_events and t in valued)
     attributes = _attributes(dataset, config)
     specs = _specs(dataset, config, event_types, activity, value_events, surveys, attributes)
     return FeaturePlan(
@@ -148,14 +153,12 @@ def build_features(
     as_of_table = ibis.memtable({"as_of": dates}, schema={"as_of": "timestamp"})
     customers = dataset.table("customers")
     history = _history(dataset, as_of_table, dates, plan) if plan.event_types else None
-    grid = _population(customers, as_of_table, history, dataset)
+    result = _population(customers, as_of_table, history, dataset)
     parts = []
     if plan.event_types:
         parts.append(_window_features(dataset.table("events"), as_of_table, dates, plan))
-        parts.append(history)
     if dataset.has("subscriptions"):
         parts.append(_subscription_features(dataset.table("subscriptions"), as_of_table, plan))
-    result = grid
     for part in parts:
         result = result.left_join(part, ["customer_id", "as_of"]).drop(
             "customer_id_right", "as_of_right"
@@ -169,7 +172,7 @@ def build_features(
 
 
 def normalize_as_of(as_of: Iterable[dt.date | dt.datetime | str]) -> list[dt.datetime]:
-    """Sorted, distinct as-of instants (dates become midnight); refuses an empty list."""
+    """Sorted, distinct as-of dates as midnight datetimes; refuses times of day and no dates."""
     out = set()
     for value in as_of:
         if isinstance(value, str):
@@ -178,6 +181,11 @@ def normalize_as_of(as_of: Iterable[dt.date | dt.datetime | str]) -> list[dt.dat
             except ValueError:
                 raise ConfigError(f"as-of date {value!r} is not a date like 2025-01-31") from None
         if isinstance(value, dt.datetime):
+            if value.time() != dt.time():
+                raise ConfigError(
+                    f"as-of {value.isoformat()} has a time of day; as-of values are dates "
+                    "(features at T use everything before midnight of T)"
+                )
             out.add(value.replace(tzinfo=None))
         elif isinstance(value, dt.date):
             out.add(dt.datetime.combine(value, dt.time()))
@@ -200,59 +208,112 @@ def _interval(days: int) -> ir.IntervalScalar:
 def _window_features(
     events: ir.Table, as_of: ir.Table, dates: list[dt.datetime], plan: FeaturePlan
 ) -> ir.Table:
-    """Counts, trends, spend, active days and gaps over the look-back windows."""
+    """Counts, trends, spend, active days and gaps over the look-back windows.
+
+    Two narrow aggregations instead of one wide one: first per (customer, as_of, event type) with
+    conditions on the event's age only, then a pivot over event types; activity per day first,
+    then per customer. Conditions compare small integers (type code, age in seconds), never
+    strings or intervals.
+    """
+    day = 86_400
     lookback = 2 * max(plan.windows)
+    codes = {t: i for i, t in enumerate(plan.event_types)}
+    # Per-event work happens once, before the join multiplies events by as-of dates.
     ev = events.filter(
         events.timestamp >= dates[0] - dt.timedelta(days=lookback),
         events.timestamp < dates[-1],
+    ).select(
+        "customer_id",
+        "value",
+        _type=_.event_type.cases(*codes.items(), else_=-1).cast("int16"),
+        _seconds=_.timestamp.epoch_seconds(),
     )
-    j = ev.join(
-        as_of, [ev.timestamp < as_of.as_of, ev.timestamp >= as_of.as_of - _interval(lookback)]
-    )
-    in_window = {w: j.timestamp >= j.as_of - _interval(w) for w in plan.windows}
-    in_previous = {
-        w: ~in_window[w] & (j.timestamp >= j.as_of - _interval(2 * w)) for w in plan.windows
-    }
-    is_activity = j.event_type.isin(plan.activity_events)
+    at = as_of.mutate(_at=as_of.as_of.epoch_seconds())
+    j = ev.join(at, [ev._seconds < at._at, ev._seconds >= at._at - lookback * day])
+    j = j.mutate(_age=j._at - j._seconds).drop("_at")
     widest = max(plan.windows)
-    aggs: dict[str, ir.Value] = {}
-    counts: dict[str, ir.Value] = {}
+    # T - w <= timestamp < T  <=>  0 < age <= w days (age > 0 by the join)
+    bounds = sorted({*plan.windows, *(2 * w for w in plan.windows)})
+    valued = j.value.notnull()
+    per_type = j.group_by(["customer_id", "as_of", "_type"]).aggregate(
+        **{f"_n{b}": (j._age <= b * day).cast("int64").sum() for b in bounds},
+        **{
+            f"_v{w}": ibis.ifelse(valued & (j._age <= w * day), j.value, 0.0).sum()
+            for w in plan.windows
+        },
+        **{f"_m{w}": (valued & (j._age <= w * day)).cast("int64").sum() for w in plan.windows},
+    )
+
+    def pick(t: str, column: str) -> ir.NumericValue:
+        return ibis.ifelse(per_type._type == codes[t], per_type[column], 0).sum()
+
+    def ratio(numerator: ir.NumericValue, denominator: ir.NumericValue) -> ir.FloatingValue:
+        return ibis.ifelse(denominator > 0, numerator.cast("float64") / denominator, ibis.null())
+
+    pivot: dict[str, ir.Value] = {}
     for t in plan.event_types:
-        is_t = j.event_type == t
+        for b in bounds:
+            pivot[f"_{t}_n{b}"] = pick(t, f"_n{b}")
         for w in plan.windows:
-            aggs[f"{t}_count_{w}d"] = j.timestamp.count(where=is_t & in_window[w])
+            pivot[f"_{t}_v{w}"] = pick(t, f"_v{w}")
+            pivot[f"_{t}_m{w}"] = pick(t, f"_m{w}")
+    wide = per_type.group_by(["customer_id", "as_of"]).aggregate(**pivot)
+
+    out: dict[str, ir.Value] = {}
+    for t in plan.event_types:
+        for w in plan.windows:
+            current = wide[f"_{t}_n{w}"]
+            out[f"{t}_count_{w}d"] = current
             if t not in plan.survey_events:
-                counts[f"_{t}_prev_{w}d"] = j.timestamp.count(where=is_t & in_previous[w])
+                previous = wide[f"_{t}_n{2 * w}"] - current
+                out[f"{t}_trend_{w}d"] = ratio(current - previous, previous)
         if t in plan.value_events:
             for w in plan.windows:
-                aggs[f"{t}_value_sum_{w}d"] = j.value.sum(where=is_t & in_window[w])
-                aggs[f"{t}_value_mean_{w}d"] = j.value.mean(where=is_t & in_window[w])
+                out[f"{t}_value_sum_{w}d"] = wide[f"_{t}_v{w}"]
+                out[f"{t}_value_mean_{w}d"] = ratio(wide[f"_{t}_v{w}"], wide[f"_{t}_m{w}"])
         if t in plan.survey_events:
-            aggs[f"{t}_score_mean_{widest}d"] = j.value.mean(where=is_t & in_window[widest])
-    for w in plan.windows:
-        aggs[f"active_days_{w}d"] = j.timestamp.date().nunique(where=is_activity & in_window[w])
-    seconds = j.timestamp.epoch_seconds()
-    active_widest = is_activity & in_window[widest]
-    aggs["_gap_span"] = seconds.max(where=active_widest) - seconds.min(where=active_widest)
-    aggs["_gap_n"] = j.timestamp.count(where=active_widest)
-    grouped = j.group_by(["customer_id", "as_of"]).aggregate(**aggs, **counts)
-
-    derived: dict[str, ir.Value] = {}
-    for t in plan.event_types:
-        if t in plan.survey_events:
-            continue
-        for w in plan.windows:
-            previous = grouped[f"_{t}_prev_{w}d"]
-            current = grouped[f"{t}_count_{w}d"]
-            derived[f"{t}_trend_{w}d"] = ibis.ifelse(
-                previous > 0, (current - previous).cast("float64") / previous, ibis.null()
+            out[f"{t}_score_mean_{widest}d"] = ratio(
+                wide[f"_{t}_v{widest}"], wide[f"_{t}_m{widest}"]
             )
-    derived[f"activity_gap_mean_{widest}d"] = ibis.ifelse(
-        grouped._gap_n > 1,
-        grouped._gap_span.cast("float64") / 86_400.0 / (grouped._gap_n - 1),
-        ibis.null(),
+    counts = wide.select("customer_id", "as_of", **out)
+    activity = _activity_features(events, at, dates, plan)
+    return counts.left_join(activity, ["customer_id", "as_of"]).drop(
+        "customer_id_right", "as_of_right"
     )
-    return grouped.mutate(**derived).drop("_gap_span", "_gap_n", *counts)
+
+
+def _activity_features(
+    events: ir.Table, at: ir.Table, dates: list[dt.datetime], plan: FeaturePlan
+) -> ir.Table:
+    """Active days per window and the mean gap between activities.
+
+    Activity is first summed per (customer, day), once, before the join with the as-of dates;
+    as-of dates are midnights, so a day lies wholly inside or outside each window.
+    """
+    day = 86_400
+    widest = max(plan.windows)
+    act = events.filter(
+        events.event_type.isin(plan.activity_events),
+        events.timestamp >= dates[0] - dt.timedelta(days=widest),
+        events.timestamp < dates[-1],
+    )
+    seconds = act.timestamp.epoch_seconds()
+    daily = act.group_by(["customer_id", act.timestamp.date().name("_day")]).aggregate(
+        _n=act.count(), _first=seconds.min(), _last=seconds.max()
+    )
+    daily = daily.mutate(_day_start=daily._day.epoch_seconds())
+    j = daily.join(at, [daily._day_start < at._at, daily._day_start >= at._at - widest * day])
+    age = j._at - j._day_start  # whole days, as a number of seconds
+    g = j.group_by(["customer_id", "as_of"]).aggregate(
+        **{f"active_days_{w}d": (age <= w * day).cast("int64").sum() for w in plan.windows},
+        _n=j._n.sum(),
+        _first=j._first.min(),
+        _last=j._last.max(),
+    )
+    gap = ibis.ifelse(
+        g._n > 1, (g._last - g._first).cast("float64") / day / (g._n - 1), ibis.null()
+    )
+    return g.mutate(**{f"activity_gap_mean_{widest}d": gap}).drop("_n", "_first", "_last")
 
 
 def _history(
@@ -270,14 +331,18 @@ def _history(
     )
     ev = events.filter(events.timestamp < dates[-1])
     j = ev.join(buckets, [ev.timestamp >= buckets._lo, ev.timestamp < buckets.as_of])
+    codes = {t: i for i, t in enumerate(plan.event_types)}
+    j = j.mutate(_type=j.event_type.cases(*codes.items(), else_=-1).cast("int16"))
     aggs: dict[str, ir.Value] = {
         "_first_ts": j.timestamp.min(),
-        "_last_activity": j.timestamp.max(where=j.event_type.isin(plan.activity_events)),
+        "_last_activity": j.timestamp.max(
+            where=j._type.isin([codes[t] for t in plan.activity_events])
+        ),
     }
     for t in plan.event_types:
-        aggs[f"_last_{t}"] = j.timestamp.max(where=j.event_type == t)
+        aggs[f"_last_{t}"] = j.timestamp.max(where=j._type == codes[t])
     for s in plan.survey_events:
-        aggs[f"_last_{s}_value"] = j.value.argmax(j.timestamp, where=j.event_type == s)
+        aggs[f"_last_{s}_value"] = j.value.argmax(j.timestamp, where=j._type == codes[s])
     per_bucket = j.group_by(["customer_id", "as_of"]).aggregate(**aggs)
 
     ids = dataset.table("customers").select("customer_id")
@@ -301,14 +366,18 @@ def _history(
 def _population(
     customers: ir.Table, as_of: ir.Table, history: ir.Table | None, dataset: Dataset
 ) -> ir.Table:
-    """(customer_id, as_of, tenure_days) for customers who exist before each as-of date."""
-    grid = customers.select("customer_id", "signup_date").cross_join(as_of)
-    first_seen = []
-    if history is not None:
-        grid = grid.left_join(
-            history.select("customer_id", "as_of", "_first_ts"), ["customer_id", "as_of"]
-        ).drop("customer_id_right", "as_of_right")
-        first_seen.append(grid._first_ts)
+    """Customers who exist before each as-of date, with tenure and the history features.
+
+    A customer exists from ``signup_date``, or without one from the first event or
+    subscription start seen before the as-of date.
+    """
+    if history is None:
+        grid = customers.select("customer_id", "signup_date").cross_join(as_of)
+        first_seen = []
+    else:
+        signup = customers.select("customer_id", "signup_date")
+        grid = history.left_join(signup, "customer_id").drop("customer_id_right")
+        first_seen = [grid._first_ts]
     if dataset.has("subscriptions"):
         subs = dataset.table("subscriptions")
         first_sub = subs.group_by("customer_id").aggregate(_first_sub=subs.start_date.min())
@@ -317,9 +386,9 @@ def _population(
     start = grid.signup_date
     if first_seen:
         start = start.coalesce(ibis.least(*first_seen) if len(first_seen) > 1 else first_seen[0])
-    grid = grid.mutate(_start=start)
-    grid = grid.filter(grid._start < grid.as_of)
-    return grid.select("customer_id", "as_of", tenure_days=_days(grid.as_of, grid._start))
+    grid = grid.mutate(tenure_days=_days(grid.as_of, start))
+    grid = grid.filter(start < grid.as_of)
+    return grid.drop(*[c for c in ("signup_date", "_first_ts", "_first_sub") if c in grid.columns])
 
 
 def _subscription_features(subs: ir.Table, as_of: ir.Table, plan: FeaturePlan) -> ir.Table:
@@ -529,11 +598,6 @@ def _attributes(dataset: Dataset, config: FeaturesConfig) -> tuple[str, ...]:
             )
         chosen.append(name)
     return tuple(chosen)
-
-
-def _valued(dataset: Dataset) -> set[str]:
-    rows = dataset.con.sql("SELECT DISTINCT event_type FROM events WHERE value IS NOT NULL")
-    return {r[0] for r in rows.fetchall()}
 
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")

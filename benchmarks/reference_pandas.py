@@ -53,7 +53,9 @@ def _one_date(customers, events, subs, t, windows, surveys) -> pd.DataFrame:
     counts, previous = {}, {}
     for w in windows:
         now = recent[recent["timestamp"] >= t - w * DAY]
-        prev = recent[(recent["timestamp"] < t - w * DAY) & (recent["timestamp"] >= t - 2 * w * DAY)]
+        prev = recent[
+            (recent["timestamp"] < t - w * DAY) & (recent["timestamp"] >= t - 2 * w * DAY)
+        ]
         counts[w] = now.groupby(["customer_id", "event_type"]).size().unstack(fill_value=0)
         previous[w] = prev.groupby(["customer_id", "event_type"]).size().unstack(fill_value=0)
         for kind in value_types:
@@ -98,8 +100,12 @@ def _one_date(customers, events, subs, t, windows, surveys) -> pd.DataFrame:
     out["subscription_active"] = out.index.isin(active["customer_id"]).astype(float)
     out["mrr"] = active.groupby("customer_id")["mrr"].sum()
     out["plan"] = active.sort_values("start_date").groupby("customer_id")["plan"].last()
-    out["subscription_tenure_days"] = (t - started.groupby("customer_id")["start_date"].min()) / DAY
-    out[f"plan_change_count_{widest}d"] = in_window[in_window["nth"] > 0].groupby("customer_id").size()
+    out["subscription_tenure_days"] = (
+        t - started.groupby("customer_id")["start_date"].min()
+    ) / DAY
+    out[f"plan_change_count_{widest}d"] = (
+        in_window[in_window["nth"] > 0].groupby("customer_id").size()
+    )
     out[f"downgrade_count_{widest}d"] = (
         in_window[in_window["mrr"] < in_window["prev_mrr"]].groupby("customer_id").size()
     )

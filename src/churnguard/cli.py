@@ -50,7 +50,7 @@ def _fail(exc: ChurnguardError) -> None:
 
 
 def _load(cfg: PipelineConfig) -> Dataset:
-    return load_dataset(cfg.data, definition=cfg.churn.definition)
+    return load_dataset(cfg.data, definition=cfg.churn.definition, engine=cfg.engine)
 
 
 @app.callback()

@@ -94,12 +94,24 @@ class FeaturesConfig:
 
 
 @dataclass(frozen=True)
+class EngineConfig:
+    """Resources of the embedded DuckDB engine; it spills to disk beyond ``memory_limit``."""
+
+    memory_limit: str = "1500MB"
+    #: Worker threads; 0 uses every core.
+    threads: int = 0
+    #: Folder for spilled data; empty uses DuckDB's default beside the working directory.
+    temp_directory: str = ""
+
+
+@dataclass(frozen=True)
 class PipelineConfig:
     """The whole run configuration, one frozen section per TOML table."""
 
     data: DataConfig = field(default_factory=DataConfig)
     churn: ChurnConfig = field(default_factory=ChurnConfig)
     features: FeaturesConfig = field(default_factory=FeaturesConfig)
+    engine: EngineConfig = field(default_factory=EngineConfig)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready values (paths as strings, tuples as lists)."""

@@ -29,7 +29,7 @@ from typing import Literal
 import duckdb
 import ibis
 
-from churnguard.config import DataConfig
+from churnguard.config import DataConfig, EngineConfig
 from churnguard.errors import DataContractError
 
 TABLES: tuple[str, ...] = ("customers", "events", "subscriptions", "labels")
@@ -176,6 +176,7 @@ def load_dataset(
     *,
     definition: str | None = None,
     con: duckdb.DuckDBPyConnection | None = None,
+    engine: EngineConfig = EngineConfig(),
 ) -> Dataset:
     """Find, read and validate a dataset; return typed views over it.
 
@@ -185,6 +186,7 @@ def load_dataset(
     definition : churn definition the data must support: ``subscription`` needs the
         subscriptions table, ``labels`` the labels table; the others need events.
     con : DuckDB connection to register the views in (a new in-memory one by default).
+    engine : memory limit, threads and spill folder of that connection.
 
     Raises
     ------
@@ -208,6 +210,11 @@ def load_dataset(
         con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
     con.execute("SET enable_progress_bar = false")
+    con.execute("SET memory_limit = ?", [engine.memory_limit])
+    if engine.threads:
+        con.execute("SET threads = ?", [engine.threads])
+    if engine.temp_directory:
+        con.execute("SET temp_directory = ?", [engine.temp_directory])
     dataset = Dataset(con=con, tables={})
     readers: dict[str, _Reader] = {}
     for name in TABLES:

@@ -235,26 +235,32 @@ def _window_features(
     # T - w <= timestamp < T  <=>  0 < age <= w days (age > 0 by the join)
     bounds = sorted({*plan.windows, *(2 * w for w in plan.windows)})
     valued = j.value.notnull()
+
+    def count(condition: ir.BooleanValue) -> ir.FloatingValue:
+        # float sums keep aggregate states at 8 bytes (integer sums widen to 128 bits)
+        return condition.cast("float64").sum()
+
     per_type = j.group_by(["customer_id", "as_of", "_type"]).aggregate(
-        **{f"_n{b}": (j._age <= b * day).cast("int64").sum() for b in bounds},
+        **{f"_n{b}": count(j._age <= b * day) for b in bounds},
         **{
             f"_v{w}": ibis.ifelse(valued & (j._age <= w * day), j.value, 0.0).sum()
             for w in plan.windows
         },
-        **{f"_m{w}": (valued & (j._age <= w * day)).cast("int64").sum() for w in plan.windows},
+        **{f"_m{w}": count(valued & (j._age <= w * day)) for w in plan.windows},
     )
 
     def pick(t: str, column: str) -> ir.NumericValue:
-        return ibis.ifelse(per_type._type == codes[t], per_type[column], 0).sum()
+        return ibis.ifelse(per_type._type == codes[t], per_type[column], 0.0).sum()
 
     def ratio(numerator: ir.NumericValue, denominator: ir.NumericValue) -> ir.FloatingValue:
         return ibis.ifelse(denominator > 0, numerator.cast("float64") / denominator, ibis.null())
 
     pivot: dict[str, ir.Value] = {}
     for t in plan.event_types:
-        for b in bounds:
+        surveyed = t in plan.survey_events
+        for b in plan.windows if surveyed else bounds:
             pivot[f"_{t}_n{b}"] = pick(t, f"_n{b}")
-        for w in plan.windows:
+        for w in plan.windows if t in plan.value_events else (widest,) if surveyed else ():
             pivot[f"_{t}_v{w}"] = pick(t, f"_v{w}")
             pivot[f"_{t}_m{w}"] = pick(t, f"_m{w}")
     wide = per_type.group_by(["customer_id", "as_of"]).aggregate(**pivot)
@@ -321,46 +327,42 @@ def _history(
 ) -> ir.Table:
     """Recency, latest survey answers and first activity, over all history before each date.
 
-    Each event falls in exactly one interval ``[previous as-of, as-of)``; aggregates per
-    (customer, interval) are carried forward over the as-of dates with cumulative windows.
+    Each event is aggregated once, into the interval ``[previous as-of, as-of)`` it falls in;
+    each as-of date then combines the intervals up to it. Rows only for customers with events.
     """
     events = dataset.table("events")
     lows = [_EPOCH_ORIGIN, *dates[:-1]]
     buckets = ibis.memtable(
-        {"_lo": lows, "as_of": dates}, schema={"_lo": "timestamp", "as_of": "timestamp"}
+        {"_lo": lows, "_bucket": dates}, schema={"_lo": "timestamp", "_bucket": "timestamp"}
     )
     ev = events.filter(events.timestamp < dates[-1])
-    j = ev.join(buckets, [ev.timestamp >= buckets._lo, ev.timestamp < buckets.as_of])
+    j = ev.join(buckets, [ev.timestamp >= buckets._lo, ev.timestamp < buckets._bucket])
     codes = {t: i for i, t in enumerate(plan.event_types)}
     j = j.mutate(_type=j.event_type.cases(*codes.items(), else_=-1).cast("int16"))
+
+    def latest(condition: ir.BooleanValue) -> ir.TimestampValue:
+        return ibis.ifelse(condition, j.timestamp, ibis.null()).max()
+
     aggs: dict[str, ir.Value] = {
         "_first_ts": j.timestamp.min(),
-        "_last_activity": j.timestamp.max(
-            where=j._type.isin([codes[t] for t in plan.activity_events])
-        ),
+        "_last_activity": latest(j._type.isin([codes[t] for t in plan.activity_events])),
     }
     for t in plan.event_types:
-        aggs[f"_last_{t}"] = j.timestamp.max(where=j._type == codes[t])
+        aggs[f"_last_{t}"] = latest(j._type == codes[t])
     for s in plan.survey_events:
         aggs[f"_last_{s}_value"] = j.value.argmax(j.timestamp, where=j._type == codes[s])
-    per_bucket = j.group_by(["customer_id", "as_of"]).aggregate(**aggs)
+    per_bucket = j.group_by(["customer_id", "_bucket"]).aggregate(**aggs)
 
-    ids = dataset.table("customers").select("customer_id")
-    full = (
-        ids.cross_join(as_of)
-        .left_join(per_bucket, ["customer_id", "as_of"])
-        .drop("customer_id_right", "as_of_right")
-    )
-    upto = ibis.window(group_by="customer_id", order_by="as_of", preceding=None, following=0)
+    h = per_bucket.join(as_of, per_bucket._bucket <= as_of.as_of)
     carried: dict[str, ir.Value] = {
-        "_first_ts": full._first_ts.min().over(upto),
-        "days_since_last_activity": _days(full.as_of, full._last_activity.max().over(upto)),
+        "_first_ts": h._first_ts.min(),
+        "days_since_last_activity": _days(h.as_of.max(), h._last_activity.max()),
     }
     for t in plan.event_types:
-        carried[f"days_since_last_{t}"] = _days(full.as_of, full[f"_last_{t}"].max().over(upto))
+        carried[f"days_since_last_{t}"] = _days(h.as_of.max(), h[f"_last_{t}"].max())
     for s in plan.survey_events:
-        carried[f"last_{s}_score"] = full[f"_last_{s}_value"].argmax(full[f"_last_{s}"]).over(upto)
-    return full.select("customer_id", "as_of", **carried)
+        carried[f"last_{s}_score"] = h[f"_last_{s}_value"].argmax(h[f"_last_{s}"])
+    return h.group_by(["customer_id", "as_of"]).aggregate(**carried)
 
 
 def _population(
@@ -371,13 +373,13 @@ def _population(
     A customer exists from ``signup_date``, or without one from the first event or
     subscription start seen before the as-of date.
     """
-    if history is None:
-        grid = customers.select("customer_id", "signup_date").cross_join(as_of)
-        first_seen = []
-    else:
-        signup = customers.select("customer_id", "signup_date")
-        grid = history.left_join(signup, "customer_id").drop("customer_id_right")
-        first_seen = [grid._first_ts]
+    grid = customers.select("customer_id", "signup_date").cross_join(as_of)
+    first_seen = []
+    if history is not None:
+        grid = grid.left_join(history, ["customer_id", "as_of"]).drop(
+            "customer_id_right", "as_of_right"
+        )
+        first_seen.append(grid._first_ts)
     if dataset.has("subscriptions"):
         subs = dataset.table("subscriptions")
         first_sub = subs.group_by("customer_id").aggregate(_first_sub=subs.start_date.min())

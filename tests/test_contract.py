@@ -41,117 +41,127 @@ def test_a_valid_dataset_writes_features_and_validate_prints_a_summary(tmp_path,
     assert "13" in result.output and "login 7" in result.output
 
 
-def test_missing_events_file(tmp_path, shop):
-    folder = write_dataset(tmp_path / "d", customers=shop["customers"])
-    _expect_error(
-        folder,
-        tmp_path,
-        f"{folder}/events.csv: file not found (expected events.csv "
-        "or events.parquet with columns customer_id, timestamp, event_type)",
-    )
+def _set(table: str, row: int, column: str, value: object):
+    def edit(tables: dict[str, pd.DataFrame]) -> None:
+        frame = tables[table]
+        if frame[column].dtype.kind == "f" and isinstance(value, str):
+            tables[table] = frame = frame.astype({column: object})
+        frame.loc[row, column] = value
+
+    return edit
 
 
-def test_missing_column(tmp_path, shop):
-    shop["events"] = shop["events"].drop(columns="event_type")
-    folder = write_dataset(tmp_path / "d", **shop)
-    _expect_error(
-        folder,
-        tmp_path,
-        f"{folder}/events.csv, line 1 (header), column 'event_type': "
-        "missing; expected columns customer_id, timestamp, event_type, found "
-        "customer_id, timestamp, value",
-    )
+def _drop_ids(tables: dict[str, pd.DataFrame]) -> None:
+    """Make C's id a second 'A' and drop C's other rows, so only the repeat is wrong."""
+    tables["customers"].loc[2, "customer_id"] = "A"
+    tables["subscriptions"] = tables["subscriptions"].iloc[:3]
+    tables["events"] = tables["events"][tables["events"].customer_id != "C"]
 
 
-def test_unparseable_timestamp_names_the_line(tmp_path, shop):
-    shop["events"].loc[4, "timestamp"] = "20/02/2025"
-    folder = write_dataset(tmp_path / "d", **shop)
-    _expect_error(
-        folder,
-        tmp_path,
-        f"{folder}/events.csv, line 6, column 'timestamp': expected a "
-        "date or date-time like 2025-01-31 or 2025-01-31T08:00:00, got '20/02/2025'",
-    )
+def _write(name: str, content: bytes | str):
+    def edit(folder: Path) -> None:
+        path = folder / name
+        if isinstance(content, bytes):
+            path.write_bytes(path.read_bytes().replace(b"smb", content, 1))
+        else:
+            path.write_text(content)
+
+    return edit
 
 
-def test_unparseable_timestamp_in_parquet_names_the_row(tmp_path, shop):
-    shop["events"].loc[4, "timestamp"] = "someday"
-    folder = write_dataset(tmp_path / "d", fmt="parquet", **shop)
-    _expect_error(
-        folder,
-        tmp_path,
-        f"{folder}/events.parquet, row 5, column 'timestamp': "
-        "expected a date or date-time like 2025-01-31 or 2025-01-31T08:00:00, "
-        "got 'someday'",
-    )
+_TS = "expected a date or date-time like 2025-01-31 or 2025-01-31T08:00:00"
+CASES = {
+    "missing file": (
+        lambda t: t.pop("events"),
+        None,
+        "csv",
+        "{d}/events.csv: file not found (expected events.csv or events.parquet with columns "
+        "customer_id, timestamp, event_type)",
+    ),
+    "missing column": (
+        lambda t: t.update(events=t["events"].drop(columns="event_type")),
+        None,
+        "csv",
+        "{d}/events.csv, line 1 (header), column 'event_type': missing; expected columns "
+        "customer_id, timestamp, event_type, found customer_id, timestamp, value",
+    ),
+    "unparseable timestamp": (
+        _set("events", 4, "timestamp", "20/02/2025"),
+        None,
+        "csv",
+        "{d}/events.csv, line 6, column 'timestamp': " + _TS + ", got '20/02/2025'",
+    ),
+    "unparseable timestamp in parquet": (
+        _set("events", 4, "timestamp", "someday"),
+        None,
+        "parquet",
+        "{d}/events.parquet, row 5, column 'timestamp': " + _TS + ", got 'someday'",
+    ),
+    "non-numeric value": (
+        _set("events", 1, "value", "12,50 EUR"),
+        None,
+        "csv",
+        "{d}/events.csv, line 3, column 'value': expected a number like 12.5, got '12,50 EUR'",
+    ),
+    "duplicate customer_id": (
+        _drop_ids,
+        None,
+        "csv",
+        "{d}/customers.csv, line 2, column 'customer_id': expected each customer_id once "
+        "(it repeats), got 'A'",
+    ),
+    "events for an unknown customer": (
+        _set("events", 7, "customer_id", "Z"),
+        None,
+        "csv",
+        "{d}/events.csv, line 9, column 'customer_id': expected a customer_id listed in "
+        "customers, got 'Z'",
+    ),
+    "empty file": (
+        None,
+        _write("events.csv", ""),
+        "csv",
+        "{d}/events.csv: file is empty (0 bytes); expected a header and rows",
+    ),
+    "header-only file": (
+        None,
+        _write("events.csv", "customer_id,timestamp,event_type,value\n"),
+        "csv",
+        "{d}/events.csv: has a header but no data rows; expected at least one events row",
+    ),
+    "mixed time zones": (
+        _set("events", 3, "timestamp", "2025-02-01T12:00:00+01:00"),
+        None,
+        "csv",
+        "{d}/events.csv, line 5, column 'timestamp': expected one time zone convention (row is "
+        "with a UTC offset, line 2 is without one), got '2025-02-01T12:00:00+01:00'",
+    ),
+    "non-UTF-8 file": (
+        None,
+        _write("customers.csv", b"caf\xe9"),
+        "csv",
+        "{d}/customers.csv, line 2: expected UTF-8 text, got byte 0xe9; re-export the file "
+        "as UTF-8",
+    ),
+    "end before start": (
+        _set("subscriptions", 2, "end_date", "2024-01-01"),
+        None,
+        "csv",
+        "{d}/subscriptions.csv, line 4, column 'end_date': expected an end_date on or after "
+        "start_date, got '2024-01-01'",
+    ),
+}
 
 
-def test_non_numeric_value(tmp_path, shop):
-    shop["events"]["value"] = shop["events"]["value"].astype(object)
-    shop["events"].loc[1, "value"] = "12,50 EUR"
-    folder = write_dataset(tmp_path / "d", **shop)
-    _expect_error(
-        folder,
-        tmp_path,
-        f"{folder}/events.csv, line 3, column 'value': expected a "
-        "number like 12.5, got '12,50 EUR'",
-    )
-
-
-def test_duplicate_customer_id(tmp_path, shop):
-    shop["customers"].loc[2, "customer_id"] = "A"
-    shop["subscriptions"] = shop["subscriptions"].iloc[:3]
-    shop["events"] = shop["events"][shop["events"].customer_id != "C"]
-    folder = write_dataset(tmp_path / "d", **shop)
-    _expect_error(
-        folder,
-        tmp_path,
-        f"{folder}/customers.csv, line 2, column 'customer_id': "
-        "expected each customer_id once (it repeats), got 'A'",
-    )
-
-
-def test_events_for_an_unknown_customer(tmp_path, shop):
-    shop["events"].loc[7, "customer_id"] = "Z"
-    folder = write_dataset(tmp_path / "d", **shop)
-    _expect_error(
-        folder,
-        tmp_path,
-        f"{folder}/events.csv, line 9, column 'customer_id': "
-        "expected a customer_id listed in customers, got 'Z'",
-    )
-
-
-def test_empty_file(tmp_path, shop):
-    folder = write_dataset(tmp_path / "d", **shop)
-    (folder / "events.csv").write_text("")
-    _expect_error(
-        folder,
-        tmp_path,
-        f"{folder}/events.csv: file is empty (0 bytes); expected a header and rows",
-    )
-
-
-def test_header_only_file(tmp_path, shop):
-    folder = write_dataset(tmp_path / "d", **shop)
-    (folder / "events.csv").write_text("customer_id,timestamp,event_type,value\n")
-    _expect_error(
-        folder,
-        tmp_path,
-        f"{folder}/events.csv: has a header but no data rows; expected at least one events row",
-    )
-
-
-def test_mixed_time_zones(tmp_path, shop):
-    shop["events"].loc[3, "timestamp"] = "2025-02-01T12:00:00+01:00"
-    folder = write_dataset(tmp_path / "d", **shop)
-    _expect_error(
-        folder,
-        tmp_path,
-        f"{folder}/events.csv, line 5, column 'timestamp': expected "
-        "one time zone convention (row is with a UTC offset, line 2 is without one), "
-        "got '2025-02-01T12:00:00+01:00'",
-    )
+@pytest.mark.parametrize("case", CASES, ids=list(CASES))
+def test_bad_input_gets_one_line_exit_2_and_no_output(tmp_path, shop, case):
+    edit_tables, edit_files, fmt, message = CASES[case]
+    if edit_tables:
+        edit_tables(shop)
+    folder = write_dataset(tmp_path / "d", fmt=fmt, **shop)
+    if edit_files:
+        edit_files(folder)
+    _expect_error(folder, tmp_path, message.format(d=folder))
 
 
 def test_offsets_are_converted_to_utc(tmp_path, shop):
@@ -172,17 +182,6 @@ def test_non_utf8_file(tmp_path, shop):
         tmp_path,
         f"{folder}/customers.csv, line 2: expected UTF-8 text, got "
         "byte 0xe9; re-export the file as UTF-8",
-    )
-
-
-def test_end_before_start(tmp_path, shop):
-    shop["subscriptions"].loc[2, "end_date"] = "2024-01-01"
-    folder = write_dataset(tmp_path / "d", **shop)
-    _expect_error(
-        folder,
-        tmp_path,
-        f"{folder}/subscriptions.csv, line 4, column 'end_date': "
-        "expected an end_date on or after start_date, got '2024-01-01'",
     )
 
 

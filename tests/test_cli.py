@@ -1,0 +1,60 @@
+"""The command line end to end on generated data shaped like a real CSV export."""
+
+from __future__ import annotations
+
+import pandas as pd
+from typer.testing import CliRunner
+
+from churnguard.cli import app
+from churnguard.engine.duckdb import feature_metadata
+
+runner = CliRunner()
+
+
+def test_generate_csv_validate_and_features_through_the_cli(tmp_path):
+    data = tmp_path / "export"
+    result = runner.invoke(
+        app,
+        ["generate", "--out", str(data), "--customers", "300", "--days", "200", "--seed", "5",
+         "--format", "csv"],
+    )
+    assert result.exit_code == 0, result.output
+    assert {p.name for p in data.iterdir()} == {
+        "customers.csv", "events.csv", "subscriptions.csv", "labels.csv", "truth.csv",
+    }
+
+    result = runner.invoke(app, ["validate", "--data", str(data)])
+    assert result.exit_code == 0, result.output
+    assert "valid" in result.output and "login" in result.output
+
+    out = tmp_path / "features.parquet"
+    result = runner.invoke(
+        app,
+        ["features", "--config", "pipelines/demo.toml", "--data", str(data),
+         "--as-of", "2024-06-01", "--as-of", "2024-07-01", "--out", str(out)],
+    )
+    assert result.exit_code == 0, result.output
+    frame = pd.read_parquet(out)
+    assert sorted(frame["as_of"].dt.strftime("%Y-%m-%d").unique()) == ["2024-06-01", "2024-07-01"]
+    assert not frame.duplicated(["customer_id", "as_of"]).any()
+    described = {item["name"]: item["description"] for item in feature_metadata(out)}
+    assert set(described) == set(frame.columns) - {"customer_id", "as_of"}
+    assert described["days_since_last_login"] == "days since the last login event"
+
+
+def test_demo_runs_end_to_end_into_its_out_folder(tmp_path):
+    out = tmp_path / "demo"
+    result = runner.invoke(app, ["demo", "--out", str(out), "--customers", "400"])
+    assert result.exit_code == 0, result.output
+    assert (out / "data" / "events.parquet").exists()
+    assert len(pd.read_parquet(out / "features.parquet")) > 0
+    assert "features" in result.output
+
+
+def test_a_time_of_day_as_of_is_refused(tmp_path):
+    result = runner.invoke(
+        app, ["features", "--data", str(tmp_path), "--as-of", "2025-01-01T12:00:00",
+              "--out", str(tmp_path / "f.parquet")],
+    )
+    assert result.exit_code == 2
+    assert "has a time of day; as-of values are dates" in result.output

@@ -52,15 +52,13 @@ def child(mode: str, folder: Path, k: int, out: Path) -> dict[str, float]:
     timings: dict[str, float] = {}
     if mode == "engine":
         import churnguard as cg
-        from churnguard.engine.duckdb import write_parquet
+        from churnguard.engine.duckdb import write_features
 
         data = cg.load_dataset(folder)
         timings["validate_s"] = time.perf_counter() - began
         start = time.perf_counter()
         plan = cg.plan_features(data)
-        write_parquet(
-            cg.build_features(data, as_of=dates(k), plan=plan), data.backend, out, plan=plan
-        )
+        write_features(data, out, as_of=dates(k), plan=plan)
         timings["features_s"] = time.perf_counter() - start
     else:
         sys.path.insert(0, str(Path(__file__).parent))
@@ -97,7 +95,7 @@ def same_values(engine_file: Path, reference_file: Path) -> str:
     """'yes', or the first column whose values differ."""
     engine = pd.read_parquet(engine_file)
     reference = pd.read_parquet(reference_file)[engine.columns]
-    reference = reference.sort_values(["as_of", "customer_id"]).reset_index(drop=True)
+    reference = reference.sort_values(["customer_id", "as_of"]).reset_index(drop=True)
     if len(engine) != len(reference):
         return f"no: {len(engine)} rows against {len(reference)}"
     for column in engine.columns:

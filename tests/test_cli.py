@@ -15,12 +15,27 @@ def test_generate_csv_validate_and_features_through_the_cli(tmp_path):
     data = tmp_path / "export"
     result = runner.invoke(
         app,
-        ["generate", "--out", str(data), "--customers", "300", "--days", "200", "--seed", "5",
-         "--format", "csv"],
+        [
+            "generate",
+            "--out",
+            str(data),
+            "--customers",
+            "300",
+            "--days",
+            "200",
+            "--seed",
+            "5",
+            "--format",
+            "csv",
+        ],
     )
     assert result.exit_code == 0, result.output
     assert {p.name for p in data.iterdir()} == {
-        "customers.csv", "events.csv", "subscriptions.csv", "labels.csv", "truth.csv",
+        "customers.csv",
+        "events.csv",
+        "subscriptions.csv",
+        "labels.csv",
+        "truth.csv",
     }
 
     result = runner.invoke(app, ["validate", "--data", str(data)])
@@ -30,8 +45,19 @@ def test_generate_csv_validate_and_features_through_the_cli(tmp_path):
     out = tmp_path / "features.parquet"
     result = runner.invoke(
         app,
-        ["features", "--config", "pipelines/demo.toml", "--data", str(data),
-         "--as-of", "2024-06-01", "--as-of", "2024-07-01", "--out", str(out)],
+        [
+            "features",
+            "--config",
+            "pipelines/demo.toml",
+            "--data",
+            str(data),
+            "--as-of",
+            "2024-06-01",
+            "--as-of",
+            "2024-07-01",
+            "--out",
+            str(out),
+        ],
     )
     assert result.exit_code == 0, result.output
     frame = pd.read_parquet(out)
@@ -53,8 +79,16 @@ def test_demo_runs_end_to_end_into_its_out_folder(tmp_path):
 
 def test_a_time_of_day_as_of_is_refused(tmp_path):
     result = runner.invoke(
-        app, ["features", "--data", str(tmp_path), "--as-of", "2025-01-01T12:00:00",
-              "--out", str(tmp_path / "f.parquet")],
+        app,
+        [
+            "features",
+            "--data",
+            str(tmp_path),
+            "--as-of",
+            "2025-01-01T12:00:00",
+            "--out",
+            str(tmp_path / "f.parquet"),
+        ],
     )
     assert result.exit_code == 2
     assert "has a time of day; as-of values are dates" in result.output

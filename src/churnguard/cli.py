@@ -15,9 +15,9 @@ from rich.table import Table
 
 from churnguard.config import PipelineConfig, load_config
 from churnguard.contract import Dataset, load_dataset
-from churnguard.engine.duckdb import write_parquet
+from churnguard.engine.duckdb import write_features
 from churnguard.errors import ChurnguardError
-from churnguard.features import build_features, normalize_as_of, plan_features
+from churnguard.features import normalize_as_of, plan_features
 from churnguard.synth import generate as generate_data
 
 app = typer.Typer(
@@ -129,8 +129,7 @@ def features(
             dataset, config=cfg.features, activity_events=cfg.churn.activity_events
         )
         began = time.perf_counter()
-        expr = build_features(dataset, as_of=dates, config=cfg.features, plan=plan)
-        rows = write_parquet(expr, dataset.backend, out_file, plan=plan)
+        rows = write_features(dataset, out_file, as_of=dates, plan=plan, engine=cfg.engine)
     except ChurnguardError as exc:
         _fail(exc)
     out.print(
@@ -164,9 +163,8 @@ def demo(
         end = dt.datetime.combine(summary.end, dt.time())
         dates = [end - dt.timedelta(days=cfg.churn.horizon_days + 30 * k) for k in range(6)]
         plan = plan_features(dataset, config=cfg.features)
-        expr = build_features(dataset, as_of=dates, config=cfg.features, plan=plan)
         path = out_dir / "features.parquet"
-        rows = write_parquet(expr, dataset.backend, path, plan=plan)
+        rows = write_features(dataset, path, as_of=dates, plan=plan, engine=cfg.engine)
         out.print(
             f"[bold]3. features[/]  {rows:,} rows x {len(plan.specs)} features for "
             f"{len(dates)} monthly as-of dates -> {path}"

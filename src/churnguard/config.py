@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import re
 import tomllib
 import types
 import typing
@@ -102,6 +103,20 @@ class EngineConfig:
     threads: int = 0
     #: Folder for spilled data; empty uses DuckDB's default beside the working directory.
     temp_directory: str = ""
+
+    def __post_init__(self) -> None:
+        self.memory_limit_bytes()  # refuse a malformed limit when the config is read
+
+    def memory_limit_bytes(self) -> int:
+        """``memory_limit`` in bytes ("1500MB", "2GB", "1.5GiB")."""
+        match = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([KMGT]i?B)\s*", self.memory_limit, re.I)
+        if not match:
+            raise ConfigError(
+                f"engine.memory_limit must be a size like 1500MB or 2GB, got {self.memory_limit!r}"
+            )
+        unit = match.group(2).upper()
+        base = 1024 if "I" in unit else 1000
+        return int(float(match.group(1)) * base ** ("KMGT".index(unit[0]) + 1))
 
 
 @dataclass(frozen=True)

@@ -320,7 +320,7 @@ def _load_table(reader: _Reader, spec: TableSpec, dataset: Dataset) -> TableInfo
         bad = reader.first_bad_row(f"nullif(trim({_text(column)}), '') IS NULL", column)
         if bad:
             raise reader.fail(bad[0], column, "a value (the column is required)", bad[1])
-    select["customer_id"] = f"trim({_text('customer_id')})"
+    select["customer_id"] = _clean_text(reader, "customer_id")
 
     for column in spec.timestamps:
         if column in reader.columns:
@@ -363,6 +363,23 @@ def _load_table(reader: _Reader, spec: TableSpec, dataset: Dataset) -> TableInfo
 
 def _text(column: str) -> str:
     return f'CAST("{column}" AS VARCHAR)'
+
+
+def _clean_text(reader: _Reader, column: str) -> str:
+    """A text column without surrounding blanks; the bare column when it has none.
+
+    The bare column lets DuckDB push filters on it into the file scan.
+    """
+    trimmed = f"nullif(trim({_text(column)}), '')"
+    if (
+        _column_type(reader, column) == "VARCHAR"
+        and not reader.query(
+            f'SELECT count(*) FROM {reader.raw_view} WHERE "{column}" <> trim("{column}") '
+            f"OR \"{column}\" = ''"
+        )[0][0]
+    ):
+        return f'"{column}"'
+    return trimmed
 
 
 def _timestamp_column(reader: _Reader, column: str, *, nullable: bool) -> str:

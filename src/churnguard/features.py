@@ -133,6 +133,7 @@ def build_features(
     config: FeaturesConfig = FeaturesConfig(),
     activity_events: Sequence[str] = (),
     plan: FeaturePlan | None = None,
+    customers_between: tuple[str | None, str | None] | None = None,
 ) -> ir.Table:
     """Point-in-time features for every customer in the population at each as-of date.
 
@@ -142,23 +143,36 @@ def build_features(
     as_of : one or more as-of dates; each feature at ``T`` sees only rows before ``T``.
     config : windows, survey events and attribute exclusions.
     activity_events : event types that count as activity (active days, gaps); all by default.
+    plan : the features to build, from :func:`plan_features` (derived from the data if None).
+    customers_between : ``(low, high)`` keeps customers with ``low <= customer_id < high``
+        (None: unbounded), so that a large population can be built in bounded-memory pieces.
 
     Returns
     -------
     ibis Table, lazy, with columns ``customer_id``, ``as_of`` and one column per
-    :class:`FeatureSpec` of :func:`plan_features`, one row per (customer_id, as_of).
+    :class:`FeatureSpec` of :func:`plan_features`, one row per (customer_id, as_of), ordered by
+    customer_id then as_of.
     """
     dates = normalize_as_of(as_of)
     plan = plan or plan_features(dataset, config=config, activity_events=activity_events)
     as_of_table = ibis.memtable({"as_of": dates}, schema={"as_of": "timestamp"})
-    customers = dataset.table("customers")
-    history = _history(dataset, as_of_table, dates, plan) if plan.event_types else None
-    result = _population(customers, as_of_table, history, dataset)
+    tables = {
+        name: dataset.table(name)
+        for name in ("customers", "events", "subscriptions")
+        if dataset.has(name)
+    }
+    if customers_between is not None:
+        low, high = customers_between
+        tables = {name: _between(t, low, high) for name, t in tables.items()}
+    customers = tables["customers"]
+    subscriptions = tables.get("subscriptions")
+    history = _history(tables["events"], as_of_table, dates, plan) if plan.event_types else None
+    result = _population(customers, as_of_table, history, subscriptions)
     parts = []
     if plan.event_types:
-        parts.append(_window_features(dataset.table("events"), as_of_table, dates, plan))
-    if dataset.has("subscriptions"):
-        parts.append(_subscription_features(dataset.table("subscriptions"), as_of_table, plan))
+        parts.append(_window_features(tables["events"], as_of_table, dates, plan))
+    if subscriptions is not None:
+        parts.append(_subscription_features(subscriptions, as_of_table, plan))
     for part in parts:
         result = result.left_join(part, ["customer_id", "as_of"]).drop(
             "customer_id_right", "as_of_right"
@@ -167,8 +181,16 @@ def build_features(
         attrs = customers.select("customer_id", *plan.attributes)
         result = result.left_join(attrs, "customer_id").drop("customer_id_right")
     return result.select("customer_id", "as_of", **_final_columns(result, plan)).order_by(
-        ["as_of", "customer_id"]
+        ["customer_id", "as_of"]
     )
+
+
+def _between(table: ir.Table, low: str | None, high: str | None) -> ir.Table:
+    if low is not None:
+        table = table.filter(table.customer_id >= low)
+    if high is not None:
+        table = table.filter(table.customer_id < high)
+    return table
 
 
 def normalize_as_of(as_of: Iterable[dt.date | dt.datetime | str]) -> list[dt.datetime]:
@@ -323,14 +345,13 @@ def _activity_features(
 
 
 def _history(
-    dataset: Dataset, as_of: ir.Table, dates: list[dt.datetime], plan: FeaturePlan
+    events: ir.Table, as_of: ir.Table, dates: list[dt.datetime], plan: FeaturePlan
 ) -> ir.Table:
     """Recency, latest survey answers and first activity, over all history before each date.
 
     Each event is aggregated once, into the interval ``[previous as-of, as-of)`` it falls in;
     each as-of date then combines the intervals up to it. Rows only for customers with events.
     """
-    events = dataset.table("events")
     lows = [_EPOCH_ORIGIN, *dates[:-1]]
     buckets = ibis.memtable(
         {"_lo": lows, "_bucket": dates}, schema={"_lo": "timestamp", "_bucket": "timestamp"}
@@ -366,7 +387,7 @@ def _history(
 
 
 def _population(
-    customers: ir.Table, as_of: ir.Table, history: ir.Table | None, dataset: Dataset
+    customers: ir.Table, as_of: ir.Table, history: ir.Table | None, subs: ir.Table | None
 ) -> ir.Table:
     """Customers who exist before each as-of date, with tenure and the history features.
 
@@ -380,8 +401,7 @@ def _population(
             "customer_id_right", "as_of_right"
         )
         first_seen.append(grid._first_ts)
-    if dataset.has("subscriptions"):
-        subs = dataset.table("subscriptions")
+    if subs is not None:
         first_sub = subs.group_by("customer_id").aggregate(_first_sub=subs.start_date.min())
         grid = grid.left_join(first_sub, "customer_id").drop("customer_id_right")
         first_seen.append(ibis.ifelse(grid._first_sub < grid.as_of, grid._first_sub, ibis.null()))

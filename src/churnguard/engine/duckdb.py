@@ -1,16 +1,77 @@
-"""Running Ibis expressions on the embedded DuckDB engine and writing their results atomically."""
+"""Running feature definitions on the embedded DuckDB engine and writing results atomically.
+
+DuckDB streams and spills, but a feature table is wide: a population of millions of customers
+times several as-of dates does not fit a small memory limit in one piece. :func:`write_features`
+then builds it in ranges of ``customer_id``, each within the limit, and stitches the parts into
+one file, still ordered by customer and as-of date.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import math
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import ibis
 import ibis.expr.types as ir
 import pyarrow.parquet as pq
 
-from churnguard.features import FeaturePlan
+from churnguard.config import EngineConfig
+from churnguard.contract import Dataset
+from churnguard.features import FeaturePlan, build_features, normalize_as_of
+
+#: Bytes of working memory per output cell, measured: joins and aggregations hold about two
+#: copies of the widest intermediate.
+_BYTES_PER_CELL = 16
+
+
+def partitions_needed(rows: int, columns: int, engine: EngineConfig) -> int:
+    """How many customer partitions keep one piece of a ``rows`` x ``columns`` build in memory."""
+    return max(1, math.ceil(rows * columns * _BYTES_PER_CELL / engine.memory_limit_bytes()))
+
+
+def write_features(
+    dataset: Dataset,
+    path: Path,
+    *,
+    as_of: Sequence[dt.date | dt.datetime | str],
+    plan: FeaturePlan,
+    engine: EngineConfig = EngineConfig(),
+) -> int:
+    """Build the features of ``plan`` at each as-of date and write them to ``path`` (Parquet).
+
+    Rows are ordered by customer_id, then as-of date. Returns the number of rows.
+    """
+    dates = normalize_as_of(as_of)
+    count = partitions_needed(
+        dataset.tables["customers"].rows * len(dates), len(plan.specs) + 2, engine
+    )
+    if count == 1:
+        return write_parquet(
+            build_features(dataset, as_of=dates, plan=plan), dataset.backend, path, plan=plan
+        )
+    parts = [path.with_name(f".{path.name}.{os.getpid()}.part{i}") for i in range(count)]
+    bounds = _customer_quantiles(dataset, count)
+    try:
+        for part, low, high in zip(parts, [None, *bounds], [*bounds, None], strict=True):
+            expr = build_features(dataset, as_of=dates, plan=plan, customers_between=(low, high))
+            dataset.backend.to_parquet(expr, part, compression="zstd")
+        return _concatenate(parts, path, plan)
+    finally:
+        for part in parts:
+            part.unlink(missing_ok=True)
+
+
+def _customer_quantiles(dataset: Dataset, count: int) -> list[str]:
+    """``count - 1`` customer ids splitting the customers into ranges of about equal size."""
+    fractions = [i / count for i in range(1, count)]
+    rows = dataset.con.execute(
+        "SELECT quantile_disc(customer_id, ?::DOUBLE[]) FROM customers", [fractions]
+    ).fetchall()
+    return sorted(set(rows[0][0]))
 
 
 def write_parquet(
@@ -22,14 +83,10 @@ def write_parquet(
     ``churnguard.features``, so a feature file explains itself. Returns the number of rows.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = _tmp(path)
     options: dict[str, object] = {"compression": "zstd"}
     if plan is not None:
-        specs = [
-            {"name": s.name, "description": s.description, "stat": s.stat, "kind": s.kind}
-            for s in plan.specs
-        ]
-        options["kv_metadata"] = {"churnguard.features": json.dumps(specs)}
+        options["kv_metadata"] = {"churnguard.features": _describe(plan)}
     try:
         backend.to_parquet(expr, tmp, **options)
         os.replace(tmp, path)
@@ -38,8 +95,41 @@ def write_parquet(
     return pq.read_metadata(path).num_rows
 
 
+def _concatenate(parts: list[Path], path: Path, plan: FeaturePlan) -> int:
+    """Stream the row groups of ``parts`` into one file at ``path``, atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _tmp(path)
+    schema = pq.read_schema(parts[0]).with_metadata({"churnguard.features": _describe(plan)})
+    rows = 0
+    try:
+        with pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
+            for part in parts:
+                source = pq.ParquetFile(part)
+                for group in range(source.num_row_groups):
+                    table = source.read_row_group(group).replace_schema_metadata(schema.metadata)
+                    writer.write_table(table)
+                    rows += table.num_rows
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return rows
+
+
+def _tmp(path: Path) -> Path:
+    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+
+
+def _describe(plan: FeaturePlan) -> str:
+    return json.dumps(
+        [
+            {"name": s.name, "description": s.description, "stat": s.stat, "kind": s.kind}
+            for s in plan.specs
+        ]
+    )
+
+
 def feature_metadata(path: Path) -> list[dict[str, str]]:
-    """The feature descriptions stored in a feature file written by :func:`write_parquet`."""
+    """The feature descriptions stored in a feature file written by this module."""
     metadata = pq.read_schema(path).metadata or {}
     raw = metadata.get(b"churnguard.features")
     return json.loads(raw) if raw else []

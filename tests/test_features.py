@@ -183,3 +183,27 @@ def test_one_pass_over_random_dates_equals_separate_passes(tmp_path_factory, eve
     together = _features(folder, dates)
     apart = pd.concat([_features(folder, [d]) for d in sorted(dates)])
     pd.testing.assert_frame_equal(together, apart)
+
+
+def test_snapshot_data_without_events_gives_every_customer_its_attributes(tmp_path):
+    customers = pd.DataFrame(
+        {
+            "customer_id": ["a", "b", "c"],
+            "contract": ["monthly", "yearly", "monthly"],
+            "monthly_charges": [70.5, 20.0, 99.9],
+        }
+    )
+    labels = pd.DataFrame({"customer_id": ["a", "b"], "churned": [1, 0]})
+    dataset = cg.load_dataset(
+        write_dataset(tmp_path, customers=customers, labels=labels), definition="labels"
+    )
+    frame = cg.build_features(dataset, as_of=["2025-01-01"]).to_pandas()
+    assert list(frame.columns) == [
+        "customer_id",
+        "as_of",
+        "tenure_days",
+        "contract",
+        "monthly_charges",
+    ]
+    assert list(frame.customer_id) == ["a", "b", "c"]
+    assert list(frame.monthly_charges) == [70.5, 20.0, 99.9]

@@ -392,7 +392,8 @@ def _population(
     """Customers who exist before each as-of date, with tenure and the history features.
 
     A customer exists from ``signup_date``, or without one from the first event or
-    subscription start seen before the as-of date.
+    subscription start seen before the as-of date. In snapshot data (no events, no
+    subscriptions) a customer without a signup date is always in the population.
     """
     grid = customers.select("customer_id", "signup_date").cross_join(as_of)
     first_seen = []
@@ -409,7 +410,10 @@ def _population(
     if first_seen:
         start = start.coalesce(ibis.least(*first_seen) if len(first_seen) > 1 else first_seen[0])
     grid = grid.mutate(tenure_days=_days(grid.as_of, start))
-    grid = grid.filter(start < grid.as_of)
+    if first_seen:
+        grid = grid.filter(start < grid.as_of)
+    else:  # snapshot data: only a signup date, if any, can say a customer did not exist yet
+        grid = grid.filter(start.isnull() | (start < grid.as_of))
     return grid.drop(*[c for c in ("signup_date", "_first_ts", "_first_sub") if c in grid.columns])
 
 

@@ -23,9 +23,9 @@ from churnguard.config import EngineConfig
 from churnguard.contract import Dataset
 from churnguard.features import FeaturePlan, build_features, normalize_as_of
 
-#: Bytes of working memory per output cell, measured: joins and aggregations hold about two
-#: copies of the widest intermediate.
-_BYTES_PER_CELL = 16
+#: Bytes of DuckDB memory budgeted per output cell. Measured on 1M customers x 6 dates with a
+#: 1500MB limit: 16 spills hard (90 s), 32 is fastest (72 s, 1.6 GiB peak), 64 adds pieces (77 s).
+_BYTES_PER_CELL = 32
 
 
 def partitions_needed(rows: int, columns: int, engine: EngineConfig) -> int:

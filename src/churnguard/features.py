@@ -4,11 +4,14 @@ Every feature for as-of date ``T`` uses only rows with a timestamp before ``T``;
 half-open, ``T - w <= timestamp < T``. Definitions are Ibis expressions, so the same code runs on
 DuckDB (the default engine) and on Spark. Several as-of dates are built in one pass:
 
-* window features (counts, trends, spend, active days, gaps) join each event to the as-of dates
-  whose look-back (twice the longest window, for trends) contains it;
+* window features (counts, trends, spend) join each event to the as-of dates whose look-back
+  (twice the longest window, for trends) contains it; activity (active days, gaps) is summed per
+  customer and day first, then joined the same way;
 * history features (recency, latest survey answers, first activity) aggregate each event once into
-  the interval between consecutive as-of dates, then carry the aggregates forward per customer;
+  the interval between consecutive as-of dates; each date then combines the intervals before it;
 * subscription features read the (small) subscriptions table per as-of date.
+
+As-of values are dates (midnights), so every window holds whole days.
 
 Static attributes of ``customers`` describe the customer *now*, not at ``T``: a plan, segment or
 status column updated after ``T`` leaks the future into training. Exclude such columns in

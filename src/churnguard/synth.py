@@ -26,6 +26,7 @@ same files.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ from typing import Literal
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
@@ -137,20 +139,15 @@ def generate(
     writers = {name: _TableWriter(path, SCHEMAS[name], fmt) for name, path in files.items()}
     n_events = n_churned = 0
     try:
-        for first in range(0, customers, CHUNK_CUSTOMERS):
-            size = min(CHUNK_CUSTOMERS, customers - first)
+        for first, size in _chunks(customers):
             rng = np.random.default_rng([seed, first // CHUNK_CUSTOMERS])
             tables = _simulate_chunk(rng, first, size, days, start, label_horizon_days)
             for name, table in tables.items():
                 writers[name].write(table)
             n_events += tables["events"].num_rows
-            n_churned += tables["truth"].num_rows and int(
-                pa.compute.count_distinct(
-                    tables["truth"].filter(pa.compute.is_valid(tables["truth"]["churn_date"]))[
-                        "customer_id"
-                    ]
-                ).as_py()
-            )
+            truth = tables["truth"]
+            churners = truth.filter(pc.is_valid(truth["churn_date"]))["customer_id"]
+            n_churned += pc.count_distinct(churners).as_py()
     except BaseException:
         for writer in writers.values():
             writer.abort()
@@ -373,7 +370,7 @@ def _chunk_tables(
 ) -> dict[str, pa.Table]:
     """Arrow tables of one simulated chunk, events sorted by customer then time."""
     epoch = np.datetime64(start, "D")
-    to_date = _dates(epoch)
+    to_date = functools.partial(_dates, epoch)
     customers = pa.table(
         {
             "customer_id": ids,
@@ -449,15 +446,12 @@ def _chunk_tables(
     }
 
 
-def _dates(epoch: np.datetime64):
-    def convert(day: np.ndarray, missing: np.ndarray | None = None) -> pa.Array:
-        values = epoch + day.astype("timedelta64[D]")
-        return pa.array(values, type=pa.date32(), mask=missing)
-
-    return convert
+def _dates(epoch: np.datetime64, day: np.ndarray, missing: np.ndarray | None = None) -> pa.Array:
+    """Day offsets from ``epoch`` as an Arrow date column (``missing`` rows empty)."""
+    return pa.array(epoch + day.astype("timedelta64[D]"), type=pa.date32(), mask=missing)
 
 
-def iter_chunks(customers: int) -> Iterator[tuple[int, int]]:
-    """(first customer, chunk size) pairs in generation order."""
+def _chunks(customers: int) -> Iterator[tuple[int, int]]:
+    """(first customer, chunk size) pairs: fixed sizes, so a seed always gives the same data."""
     for first in range(0, customers, CHUNK_CUSTOMERS):
         yield first, min(CHUNK_CUSTOMERS, customers - first)

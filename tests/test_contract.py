@@ -91,6 +91,12 @@ CASES = {
         "csv",
         "{d}/events.csv, line 6, column 'timestamp': " + _TS + ", got '20/02/2025'",
     ),
+    "a word among dates": (
+        _set("events", 4, "timestamp", "yesterday"),
+        None,
+        "csv",
+        "{d}/events.csv, line 6, column 'timestamp': " + _TS + ", got 'yesterday'",
+    ),
     "unparseable timestamp in parquet": (
         _set("events", 4, "timestamp", "someday"),
         None,

@@ -36,7 +36,7 @@ ConfigOption = Annotated[
 ]
 DataOption = Annotated[
     Path | None,
-    typer.Option("--data", "-d", help="Dataset folder; overrides [data] path of the config."),
+    typer.Option("--data", "-d", help="Dataset folder; overrides the data path of the config."),
 ]
 
 

@@ -35,8 +35,8 @@ from churnguard.errors import DataContractError
 TABLES: tuple[str, ...] = ("customers", "events", "subscriptions", "labels")
 FORMATS: tuple[str, ...] = (".parquet", ".csv")
 
-# A trailing UTC offset or Z: '2025-01-01T08:00:00+02:00', '...Z', '...+0200', '... +02'.
-_TZ_SUFFIX = r"(Z|[+-][0-9]{2}(:?[0-9]{2})?)$"
+# A UTC offset or Z after a time of day: '2025-01-01T08:00:00+02:00', '08:00Z', '08:00 +0200'.
+_TZ_SUFFIX = r"[0-9]{2}:[0-9]{2}(:[0-9]{2}([.][0-9]+)?)? ?(Z|[+-][0-9]{2}(:?[0-9]{2})?)$"
 _TRUE = ("1", "true", "t", "yes", "y")
 _FALSE = ("0", "false", "f", "no", "n")
 

@@ -92,3 +92,39 @@ def test_a_time_of_day_as_of_is_refused(tmp_path):
     )
     assert result.exit_code == 2
     assert "has a time of day; as-of values are dates" in result.output
+
+
+def test_kpis_through_the_cli_writes_tables_and_charts(tmp_path):
+    data = tmp_path / "d"
+    runner.invoke(app, ["generate", "--out", str(data), "--customers", "300", "--days", "200"])
+    out = tmp_path / "kpis"
+    result = runner.invoke(
+        app,
+        [
+            "kpis",
+            "--config",
+            "pipelines/demo.toml",
+            "--data",
+            str(data),
+            "--from",
+            "2024-03-01",
+            "--to",
+            "2024-06-01",
+            "--out",
+            str(out),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "churn %" in result.output and "2024-04" in result.output
+    assert {p.name for p in out.iterdir()} == {
+        "kpis.csv",
+        "kpis.json",
+        "cohorts.csv",
+        "cohort_retention.png",
+        "retention_curve.png",
+    }
+    bad = runner.invoke(
+        app, ["kpis", "--data", str(data), "--from", "2024-06-01", "--to", "2024-03-01"]
+    )
+    assert bad.exit_code == 2
+    assert "needs an end after its start" in bad.output

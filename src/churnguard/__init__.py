@@ -15,6 +15,7 @@ from churnguard.errors import (
     ModelRegistryError,
 )
 from churnguard.features import FeatureSpec, build_features, plan_features
+from churnguard.kpis import cohort_retention, compute_kpis
 from churnguard.labels import build_labels
 from churnguard.synth import generate
 
@@ -29,6 +30,8 @@ __all__ = [
     "PipelineConfig",
     "build_features",
     "build_labels",
+    "cohort_retention",
+    "compute_kpis",
     "plan_features",
     "generate",
     "load_config",

@@ -18,6 +18,7 @@ from churnguard.contract import Dataset, load_dataset
 from churnguard.engine.duckdb import write_features
 from churnguard.errors import ChurnguardError
 from churnguard.features import normalize_as_of, plan_features
+from churnguard.kpis import KPI_NAMES, KpiReport, cohort_retention, compute_kpis, write_kpis
 from churnguard.synth import generate as generate_data
 
 app = typer.Typer(
@@ -139,6 +140,58 @@ def features(
 
 
 @app.command()
+def kpis(
+    start: Annotated[str, typer.Option("--from", help="First day of the period.")],
+    end: Annotated[str, typer.Option("--to", help="Day after the period (exclusive).")],
+    config: ConfigOption = None,
+    data: DataOption = None,
+    freq: Annotated[str, typer.Option(help="Breakdown: month or quarter.")] = "month",
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Folder for kpis.csv/json and cohorts.")
+    ] = None,
+) -> None:
+    """Retention KPIs for a period and per month or quarter, plus cohort retention."""
+    try:
+        cfg = _config(config, **{"data.path": data})
+        dataset = _load(cfg)
+        report = compute_kpis(dataset, start=start, end=end, churn=cfg.churn, freq=freq)  # type: ignore[arg-type]
+        cohorts = None
+        if (
+            cfg.churn.definition != "labels"
+            and "signup_date" in dataset.tables["customers"].columns
+        ):
+            cohorts = cohort_retention(dataset, churn=cfg.churn, until=end)
+        files = write_kpis(report, cohorts, out_dir) if out_dir else {}
+    except ChurnguardError as exc:
+        _fail(exc)
+    _print_kpis(report)
+    for name, path in files.items():
+        out.print(f"wrote {name}: {path}", highlight=False)
+
+
+_KPI_HEADERS = ("churn %", "retention %", "repeat %", "CLV", "NPS", "CSAT %", "MRR")
+
+
+def _print_kpis(report: KpiReport) -> None:
+    table = Table(title=f"KPIs {report.total.start} to {report.total.end}")
+    table.add_column("period", no_wrap=True)
+    for header in _KPI_HEADERS:
+        table.add_column(header, justify="right", no_wrap=True)
+    width = 7 if report.freq == "month" else 10
+    periods = [("total", report.total)]
+    periods += [(p.start.isoformat()[:width], p) for p in report.breakdown]
+    for label, period in periods:
+        cells = [
+            "n/a" if period.values[name] is None else f"{period.values[name]:,.{digits}f}"
+            for name, digits in zip(KPI_NAMES, (1, 1, 1, 0, 1, 1, 0), strict=True)
+        ]
+        table.add_row(label, *cells)
+    out.print(table)
+    for name, reason in report.total.unavailable.items():
+        out.print(f"{name.replace('_', ' ')} unavailable: {reason}", highlight=False)
+
+
+@app.command()
 def demo(
     out_dir: Annotated[
         Path, typer.Option("--out", "-o", help="Folder for everything written.")
@@ -146,7 +199,7 @@ def demo(
     customers: Annotated[int, typer.Option(help="Customers to simulate.", min=100)] = 5_000,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 7,
 ) -> None:
-    """Generate demo data, validate it and build point-in-time features, printing each step."""
+    """Generate demo data, validate it, build point-in-time features and report KPIs."""
     try:
         data_dir = out_dir / "data"
         summary = generate_data(data_dir, customers=customers, days=730, seed=seed)
@@ -169,5 +222,14 @@ def demo(
             f"[bold]3. features[/]  {rows:,} rows x {len(plan.specs)} features for "
             f"{len(dates)} monthly as-of dates -> {path}"
         )
+        last = dt.date(end.year, end.month, 1)
+        report = compute_kpis(
+            dataset, start=dt.date(last.year - 1, last.month, 1), end=last, churn=cfg.churn
+        )
+        cohorts = cohort_retention(dataset, churn=cfg.churn, until=last)
+        files = write_kpis(report, cohorts, out_dir / "kpis")
     except ChurnguardError as exc:
         _fail(exc)
+    out.print("[bold]4. KPIs[/] over the last 12 months:")
+    _print_kpis(report)
+    out.print(f"   files: {', '.join(str(p) for p in files.values())}", highlight=False)

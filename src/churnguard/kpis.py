@@ -1,0 +1,346 @@
+"""Retention KPIs over a period, per month or quarter inside it, and monthly cohort retention.
+
+Definitions, for a period ``[start, end)`` and the config's churn definition:
+
+* **at start**: customers in the churn population at ``start`` (subscription: a subscription
+  active just before ``start``; inactivity: activity in the ``horizon_days`` before it).
+* **lost**: customers at start who churned during the period (the churn definition with the
+  period as its horizon).
+* **at end** / **new**: customers in the population at ``end``; new ones were not there at start.
+* churn rate = lost ÷ at start × 100; retention rate = (at end − new) ÷ at start × 100.
+* repeat purchase rate: among customers with a purchase in the period, the share with two or more.
+* CLV = average purchase value × purchases per purchasing customer per year × average lifespan in
+  years, the lifespan being the period length ÷ the period's churn rate (constant churn).
+* NPS = % promoters (answers 9–10) − % detractors (0–6) among the period's NPS answers.
+* CSAT = satisfied answers (4 or 5 on the 1–5 scale) ÷ all CSAT answers × 100.
+* MRR = Σ ``mrr`` of subscriptions active just before ``end``.
+
+A KPI whose inputs are absent (no surveys, no purchases, no subscriptions) is reported as
+unavailable with the reason, never as zero.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import itertools
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import ibis
+import pandas as pd
+
+from churnguard.config import ChurnConfig
+from churnguard.contract import Dataset
+from churnguard.errors import ConfigError
+from churnguard.features import normalize_as_of
+from churnguard.labels import build_labels
+
+KPI_NAMES: tuple[str, ...] = (
+    "churn_rate",
+    "retention_rate",
+    "repeat_purchase_rate",
+    "clv",
+    "nps",
+    "csat",
+    "mrr",
+)
+Frequency = Literal["month", "quarter"]
+
+
+@dataclass(frozen=True)
+class EventNames:
+    """Which event types carry purchases and survey answers."""
+
+    purchase: str = "purchase"
+    nps: str = "nps"
+    csat: str = "csat"
+
+
+@dataclass
+class PeriodKpis:
+    """The KPIs of one period; ``unavailable`` maps a KPI name to why it has no value."""
+
+    start: dt.date
+    end: dt.date
+    values: dict[str, float | None]
+    unavailable: dict[str, str] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class KpiReport:
+    """KPIs for the whole period and for each month or quarter inside it."""
+
+    total: PeriodKpis
+    breakdown: list[PeriodKpis]
+    freq: Frequency
+
+    def to_json(self) -> dict[str, object]:
+        """Whole-period KPIs as top-level keys (rates in percent), then the breakdown."""
+        out: dict[str, object] = {name: self.total.values[name] for name in KPI_NAMES}
+        out["period"] = {"start": self.total.start.isoformat(), "end": self.total.end.isoformat()}
+        out["unavailable"] = self.total.unavailable
+        out["counts"] = self.total.counts
+        out["freq"] = self.freq
+        out["breakdown"] = [
+            {
+                "start": p.start.isoformat(),
+                "end": p.end.isoformat(),
+                **p.values,
+                "unavailable": p.unavailable,
+                "counts": p.counts,
+            }
+            for p in self.breakdown
+        ]
+        return out
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row for the whole period, then one per month or quarter."""
+        rows = [
+            {"period": label, "start": p.start, "end": p.end, **p.values}
+            for label, p in [("total", self.total)]
+            + [
+                (p.start.isoformat()[: 7 if self.freq == "month" else 10], p)
+                for p in self.breakdown
+            ]
+        ]
+        return pd.DataFrame(rows, columns=["period", "start", "end", *KPI_NAMES])
+
+
+def compute_kpis(
+    dataset: Dataset,
+    *,
+    start: dt.date | str,
+    end: dt.date | str,
+    churn: ChurnConfig = ChurnConfig(),
+    freq: Frequency = "month",
+    events: EventNames = EventNames(),
+) -> KpiReport:
+    """Retention KPIs for ``[start, end)`` and for each month or quarter inside it.
+
+    Raises
+    ------
+    ConfigError
+        ``end`` is not after ``start``, or ``freq`` is not month or quarter.
+    """
+    first, last = (normalize_as_of([day])[0].date() for day in (start, end))
+    if first >= last:
+        raise ConfigError(f"the KPI period needs an end after its start, got {start} to {end}")
+    if freq not in ("month", "quarter"):
+        raise ConfigError(f"freq must be month or quarter, got {freq!r}")
+    total = _period(dataset, first, last, churn, events)
+    bounds = _period_starts(first, last, freq)
+    breakdown = [_period(dataset, a, b, churn, events) for a, b in itertools.pairwise(bounds)]
+    return KpiReport(total=total, breakdown=breakdown, freq=freq)
+
+
+def _period_starts(first: dt.date, last: dt.date, freq: Frequency) -> list[dt.date]:
+    step = 1 if freq == "month" else 3
+    month = first.month - (first.month - 1) % step
+    cursor = dt.date(first.year, month, 1)
+    starts = [first]
+    while True:
+        cursor = _add_months(cursor, step)
+        if cursor >= last:
+            return [*starts, last]
+        starts.append(cursor)
+
+
+def _add_months(day: dt.date, months: int) -> dt.date:
+    index = day.year * 12 + day.month - 1 + months
+    return dt.date(index // 12, index % 12 + 1, 1)
+
+
+def _period(
+    dataset: Dataset, start: dt.date, end: dt.date, churn: ChurnConfig, names: EventNames
+) -> PeriodKpis:
+    values: dict[str, float | None] = dict.fromkeys(KPI_NAMES)
+    report = PeriodKpis(start, end, values)
+    days = (end - start).days
+    churn_fraction = _churn_and_retention(dataset, start, end, churn, report)
+
+    if dataset.has("events"):
+        events = dataset.table("events")
+        in_period = events.filter(events.timestamp >= start, events.timestamp < end)
+        _purchases(in_period, names.purchase, days, churn_fraction, report)
+        _surveys(in_period, names, report)
+    else:
+        for name in ("repeat_purchase_rate", "clv", "nps", "csat"):
+            report.unavailable[name] = "the dataset has no events table"
+
+    if dataset.has("subscriptions"):
+        subs = dataset.table("subscriptions")
+        active = subs.filter(
+            subs.start_date < end, subs.end_date.isnull() | (subs.end_date >= end)
+        )
+        values["mrr"] = float(active.mrr.sum().fill_null(0).execute())
+    else:
+        report.unavailable["mrr"] = "the dataset has no subscriptions table"
+    return report
+
+
+def _churn_and_retention(
+    dataset: Dataset, start: dt.date, end: dt.date, churn: ChurnConfig, report: PeriodKpis
+) -> float | None:
+    """Fill churn and retention rates; return the period's churn fraction (for CLV)."""
+    if churn.definition == "labels":
+        reason = "the labels definition has no dates to measure a period by"
+        report.unavailable["churn_rate"] = report.unavailable["retention_rate"] = reason
+        return None
+    over_period = dataclasses.replace(churn, horizon_days=(end - start).days)
+    at_start = build_labels(dataset, as_of=[start], churn=over_period).to_pandas()
+    at_end = build_labels(dataset, as_of=[end], churn=churn).to_pandas()
+    n_start, lost = len(at_start), int(at_start["churned"].sum())
+    new = len(set(at_end["customer_id"]) - set(at_start["customer_id"]))
+    report.counts.update(at_start=n_start, lost=lost, at_end=len(at_end), new=new)
+    if not n_start:
+        reason = "no customers in the population at the start of the period"
+        report.unavailable["churn_rate"] = report.unavailable["retention_rate"] = reason
+        return None
+    report.values["churn_rate"] = 100.0 * lost / n_start
+    report.values["retention_rate"] = 100.0 * (len(at_end) - new) / n_start
+    return lost / n_start
+
+
+def _purchases(
+    events: ibis.Table,
+    purchase: str,
+    days: int,
+    churn_fraction: float | None,
+    report: PeriodKpis,
+) -> None:
+    bought = events.filter(events.event_type == purchase)
+    per_customer = (
+        bought.group_by("customer_id")
+        .aggregate(n=bought.count(), spent=bought.value.sum())
+        .to_pandas()
+    )
+    if per_customer.empty:
+        reason = f"no {purchase} events in the period"
+        report.unavailable["repeat_purchase_rate"] = report.unavailable["clv"] = reason
+        return
+    buyers, purchases = len(per_customer), int(per_customer["n"].sum())
+    report.counts.update(buyers=buyers, returning=int((per_customer["n"] >= 2).sum()))
+    report.values["repeat_purchase_rate"] = 100.0 * report.counts["returning"] / buyers
+    spent = per_customer["spent"].sum()
+    if churn_fraction is None or churn_fraction == 0 or pd.isna(spent):
+        report.unavailable["clv"] = (
+            "no purchase amounts in the period"
+            if pd.isna(spent)
+            else "no churn in the period, so no finite lifespan"
+        )
+        return
+    years = days / 365.25
+    per_year = purchases / buyers / years
+    lifespan = years / churn_fraction
+    report.values["clv"] = float(spent / purchases * per_year * lifespan)
+
+
+def _surveys(events: ibis.Table, names: EventNames, report: PeriodKpis) -> None:
+    answers = events.filter(
+        events.event_type.isin([names.nps, names.csat]), events.value.notnull()
+    )
+    counts = (
+        answers.group_by("event_type")
+        .aggregate(
+            n=answers.count(),
+            high=(
+                (answers.value >= 9) & (answers.event_type == names.nps)
+                | (answers.value >= 4) & (answers.event_type == names.csat)
+            )
+            .cast("int64")
+            .sum(),
+            low=(answers.value <= 6).cast("int64").sum(),
+        )
+        .to_pandas()
+        .set_index("event_type")
+    )
+    if names.nps in counts.index:
+        n, promoters, detractors = counts.loc[names.nps, ["n", "high", "low"]]
+        report.values["nps"] = 100.0 * (promoters - detractors) / n
+    else:
+        report.unavailable["nps"] = f"no {names.nps} answers in the period"
+    if names.csat in counts.index:
+        n, satisfied = counts.loc[names.csat, ["n", "high"]]
+        report.values["csat"] = 100.0 * satisfied / n
+    else:
+        report.unavailable["csat"] = f"no {names.csat} answers in the period"
+
+
+def cohort_retention(
+    dataset: Dataset, *, churn: ChurnConfig = ChurnConfig(), until: dt.date | str
+) -> pd.DataFrame:
+    """Share of each signup-month cohort still in the churn population 1, 2, 3 … months on.
+
+    Rows are cohorts (signup month), columns the months since signup; a cell is empty when
+    that month lies after ``until``. Needs ``signup_date`` in customers.
+    """
+    customers = dataset.table("customers")
+    if churn.definition == "labels":
+        raise ConfigError("cohort retention needs dated data; the labels definition has none")
+    signups = customers.filter(customers.signup_date.notnull(), customers.signup_date < until)
+    frame = signups.select("customer_id", "signup_date").to_pandas()
+    if frame.empty:
+        raise ConfigError("cohort retention needs customers with a signup_date before the end")
+    limit = normalize_as_of([until])[0].date()
+    frame["cohort"] = frame["signup_date"].dt.to_period("M").dt.start_time.dt.date
+    first = min(frame["cohort"])
+    months = []
+    cursor = _add_months(first, 1)
+    while cursor <= limit:
+        months.append(cursor)
+        cursor = _add_months(cursor, 1)
+    if not months:
+        raise ConfigError(f"cohort retention needs at least one month between {first} and {limit}")
+    active = build_labels(dataset, as_of=months, churn=churn).select("customer_id", "as_of")
+    present = active.to_pandas()
+    present["as_of"] = present["as_of"].dt.date
+    merged = frame.merge(present, on="customer_id", how="inner")
+    merged["age"] = [
+        (a.year - c.year) * 12 + a.month - c.month
+        for a, c in zip(merged.as_of, merged.cohort, strict=True)
+    ]
+    merged = merged[merged["age"] >= 1]
+    sizes = frame.groupby("cohort").size()
+    kept = merged.groupby(["cohort", "age"]).size().unstack(fill_value=0)
+    table = kept.reindex(index=sizes.index, fill_value=0).div(sizes, axis=0)
+    for cohort in table.index:  # months after `until` are unknown, not zero
+        for age in table.columns:
+            if _add_months(cohort, int(age)) > limit:
+                table.loc[cohort, age] = float("nan")
+    table.insert(0, "customers", sizes)
+    table.index = [c.strftime("%Y-%m") for c in table.index]
+    table.index.name = "cohort"
+    table.columns = ["customers", *[f"month_{int(a)}" for a in table.columns[1:]]]
+    return table
+
+
+def write_kpis(report: KpiReport, cohorts: pd.DataFrame | None, out: Path) -> dict[str, Path]:
+    """Write ``kpis.csv``, ``kpis.json`` and, with cohorts, ``cohorts.csv`` and two charts."""
+    out.mkdir(parents=True, exist_ok=True)
+    files = {"kpis.csv": out / "kpis.csv", "kpis.json": out / "kpis.json"}
+    _atomic(files["kpis.csv"], lambda p: report.to_frame().to_csv(p, index=False))
+    _atomic(files["kpis.json"], lambda p: p.write_text(json.dumps(report.to_json(), indent=2)))
+    if cohorts is not None:
+        from churnguard.charts import cohort_heatmap, retention_curve
+
+        files["cohorts.csv"] = out / "cohorts.csv"
+        files["cohort_retention.png"] = out / "cohort_retention.png"
+        files["retention_curve.png"] = out / "retention_curve.png"
+        _atomic(files["cohorts.csv"], lambda p: cohorts.to_csv(p))
+        _atomic(files["cohort_retention.png"], lambda p: cohort_heatmap(cohorts, p))
+        _atomic(files["retention_curve.png"], lambda p: retention_curve(cohorts, p))
+    return files
+
+
+def _atomic(path: Path, write) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)

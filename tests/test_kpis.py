@@ -1,0 +1,113 @@
+"""Retention KPIs: the textbook examples put through the real code path, and cohorts."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+import churnguard as cg
+from churnguard.config import ChurnConfig
+from churnguard.kpis import cohort_retention, compute_kpis, write_kpis
+from conftest import write_dataset
+
+SUBSCRIPTION = ChurnConfig(definition="subscription", horizon_days=30)
+
+
+def _data(tmp_path, n: int, *, subs=None, events=None, signup="2024-06-01"):
+    ids = [f"c{i:04d}" for i in range(n)]
+    tables = {"customers": pd.DataFrame({"customer_id": ids, "signup_date": signup})}
+    tables["events"] = pd.DataFrame(
+        events or [(ids[0], "2024-06-02", "login", None)],
+        columns=["customer_id", "timestamp", "event_type", "value"],
+    )
+    if subs is not None:
+        tables["subscriptions"] = pd.DataFrame(
+            subs, columns=["customer_id", "start_date", "end_date", "mrr"]
+        )
+    return cg.load_dataset(write_dataset(tmp_path, **tables)), ids
+
+
+def test_1000_customers_at_the_start_of_a_month_50_lost_is_5_percent_churn(tmp_path):
+    ids = [f"c{i:04d}" for i in range(1000)]
+    subs = [(c, "2024-12-01", "2025-01-15" if i < 50 else None, 10.0) for i, c in enumerate(ids)]
+    data, _ = _data(tmp_path, 1000, subs=subs)
+    report = compute_kpis(data, start="2025-01-01", end="2025-02-01", churn=SUBSCRIPTION)
+    assert report.total.values["churn_rate"] == pytest.approx(5.0)
+    assert report.total.counts["at_start"] == 1000 and report.total.counts["lost"] == 50
+
+
+def test_100_at_start_5_lost_10_new_is_95_percent_retention(tmp_path):
+    ids = [f"c{i:04d}" for i in range(110)]
+    subs = [(c, "2024-06-01", "2025-03-01" if i < 5 else None, 10.0) for i, c in enumerate(ids)]
+    subs = subs[:100] + [(c, "2025-05-01", None, 10.0) for c in ids[100:]]
+    data, _ = _data(tmp_path, 110, subs=subs)
+    report = compute_kpis(data, start="2025-01-01", end="2026-01-01", churn=SUBSCRIPTION)
+    assert report.total.values["retention_rate"] == pytest.approx(95.0)
+    assert report.total.values["churn_rate"] == pytest.approx(5.0)
+
+
+def test_200_of_1000_buying_again_is_a_20_percent_repeat_purchase_rate(tmp_path):
+    ids = [f"c{i:04d}" for i in range(1000)]
+    events = [(c, "2025-02-03", "purchase", 20.0) for c in ids]
+    events += [(c, "2025-03-04", "purchase", 20.0) for c in ids[:200]]
+    data, _ = _data(tmp_path, 1000, events=events)
+    report = compute_kpis(data, start="2025-01-01", end="2025-07-01", churn=ChurnConfig())
+    assert report.total.values["repeat_purchase_rate"] == pytest.approx(20.0)
+
+
+def test_50_a_purchase_4_times_a_year_for_5_years_is_a_clv_of_1000(tmp_path):
+    ids = [f"c{i:04d}" for i in range(10)]
+    # 20 % of customers leave in the year: an average lifespan of 5 years
+    subs = [(c, "2024-01-01", "2025-12-15" if i < 2 else None, 10.0) for i, c in enumerate(ids)]
+    events = [(c, f"2025-{m:02d}-10", "purchase", 50.0) for c in ids for m in (1, 4, 7, 10)]
+    data, _ = _data(tmp_path, 10, subs=subs, events=events)
+    report = compute_kpis(data, start="2025-01-01", end="2026-01-01", churn=SUBSCRIPTION)
+    assert report.total.values["clv"] == pytest.approx(1000.0)
+
+
+def test_nps_60_csat_80_and_mrr_5000(tmp_path):
+    ids = [f"c{i:04d}" for i in range(500)]
+    scores = [10] * 70 + [8] * 20 + [3] * 10
+    events = [(ids[i], "2025-01-05", "nps", float(s)) for i, s in enumerate(scores)]
+    events += [(c, "2025-01-06", "csat", 5.0 if i < 400 else 2.0) for i, c in enumerate(ids)]
+    subs = [(c, "2024-12-01", None, 50.0) for c in ids[:100]]
+    data, _ = _data(tmp_path, 500, subs=subs, events=events)
+    report = compute_kpis(data, start="2025-01-01", end="2025-02-01", churn=SUBSCRIPTION)
+    assert report.total.values["nps"] == pytest.approx(60.0)
+    assert report.total.values["csat"] == pytest.approx(80.0)
+    assert report.total.values["mrr"] == pytest.approx(5000.0)
+
+
+def test_absent_inputs_are_unavailable_with_a_reason_not_zero(tmp_path):
+    data, _ = _data(tmp_path, 3)
+    report = compute_kpis(data, start="2025-01-01", end="2025-03-01", churn=ChurnConfig())
+    assert report.total.values["nps"] is None
+    assert report.total.unavailable["nps"] == "no nps answers in the period"
+    assert report.total.unavailable["mrr"] == "the dataset has no subscriptions table"
+    assert [p.start.isoformat() for p in report.breakdown] == ["2025-01-01", "2025-02-01"]
+
+
+def test_cohorts_and_files_on_generated_data(tmp_path):
+    cg.generate(tmp_path / "d", customers=600, days=240, seed=4)
+    data = cg.load_dataset(tmp_path / "d")
+    report = compute_kpis(
+        data, start="2024-04-01", end="2024-08-01", churn=SUBSCRIPTION, freq="quarter"
+    )
+    cohorts = cohort_retention(data, churn=SUBSCRIPTION, until="2024-08-20")
+    assert cohorts.loc["2024-03", "month_1"] >= cohorts.loc["2024-03", "month_3"] > 0
+    assert pd.isna(cohorts.loc["2024-07", "month_2"])  # in the future of the data
+    files = write_kpis(report, cohorts, tmp_path / "out")
+    saved = json.loads(files["kpis.json"].read_text())
+    assert list(saved)[:7] == [
+        "churn_rate",
+        "retention_rate",
+        "repeat_purchase_rate",
+        "clv",
+        "nps",
+        "csat",
+        "mrr",
+    ]
+    assert [b["start"] for b in saved["breakdown"]] == ["2024-04-01", "2024-07-01"]
+    assert files["cohort_retention.png"].read_bytes()[:4] == b"\x89PNG"

@@ -7,6 +7,7 @@ Behavioural tables go in (see :mod:`churnguard.contract`), point-in-time feature
 
 from churnguard.config import PipelineConfig, load_config
 from churnguard.contract import Dataset, load_dataset
+from churnguard.dataset import build_training_set, training_frames
 from churnguard.errors import (
     ChurnguardError,
     ConfigError,
@@ -30,9 +31,11 @@ __all__ = [
     "PipelineConfig",
     "build_features",
     "build_labels",
+    "build_training_set",
     "cohort_retention",
     "compute_kpis",
     "plan_features",
+    "training_frames",
     "generate",
     "load_config",
     "load_dataset",

@@ -95,6 +95,33 @@ class FeaturesConfig:
 
 
 @dataclass(frozen=True)
+class TrainConfig:
+    """Which as-of dates make the training set, and how many are held out, out of time.
+
+    Give ``as_of`` explicitly, or ``start``, ``end`` and ``every_days`` for a regular grid.
+    """
+
+    as_of: tuple[str, ...] = ()
+    start: str = ""
+    end: str = ""
+    every_days: int = 30
+    #: The latest snapshots, held out as the out-of-time validation set.
+    validation_snapshots: int = 1
+    #: Days between the last training label and the first validation date; -1 = the horizon.
+    purge_days: int = -1
+
+    def __post_init__(self) -> None:
+        if self.every_days < 1:
+            raise ConfigError(f"train.every_days must be at least 1, got {self.every_days}")
+        if self.validation_snapshots < 1:
+            raise ConfigError(
+                f"train.validation_snapshots must be at least 1, got {self.validation_snapshots}"
+            )
+        if self.purge_days < -1:
+            raise ConfigError(f"train.purge_days must be 0 or more, got {self.purge_days}")
+
+
+@dataclass(frozen=True)
 class EngineConfig:
     """Resources of the embedded DuckDB engine; it spills to disk beyond ``memory_limit``."""
 
@@ -127,6 +154,7 @@ class PipelineConfig:
     churn: ChurnConfig = field(default_factory=ChurnConfig)
     features: FeaturesConfig = field(default_factory=FeaturesConfig)
     engine: EngineConfig = field(default_factory=EngineConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready values (paths as strings, tuples as lists)."""

@@ -1,0 +1,136 @@
+"""Training sets: a grid of as-of snapshots, features joined to labels, an out-of-time split.
+
+Each snapshot's label window is ``[T, T + horizon)``. The latest ``validation_snapshots`` dates
+are held out. Training snapshots must have their label window end at least ``purge_days``
+before the first validation date (by default the horizon: ``T + horizon <= first validation``),
+so no training label sees the validation period.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import pandas as pd
+
+from churnguard.config import ChurnConfig, FeaturesConfig, TrainConfig
+from churnguard.contract import Dataset
+from churnguard.errors import ConfigError, LeakageError
+from churnguard.features import FeaturePlan, build_features, normalize_as_of, plan_features
+from churnguard.labels import build_labels, label_window_end
+
+
+@dataclass(frozen=True)
+class SnapshotSplit:
+    """Training and validation as-of dates, and the purge actually applied between them."""
+
+    train: tuple[dt.datetime, ...]
+    validation: tuple[dt.datetime, ...]
+    purge_days: int
+    horizon_days: int
+
+    @property
+    def reduced_purge(self) -> bool:
+        """True when the purge is shorter than the horizon (training labels overlap validation)."""
+        return self.purge_days < self.horizon_days
+
+
+def snapshot_dates(train: TrainConfig) -> list[dt.datetime]:
+    """The as-of dates of ``[train]``: the explicit list, or ``start`` to ``end`` every N days."""
+    if train.as_of:
+        return normalize_as_of(train.as_of)
+    if not (train.start and train.end):
+        raise ConfigError("[train] needs as_of = [...] or both start and end")
+    first, last = (normalize_as_of([d])[0] for d in (train.start, train.end))
+    if last < first:
+        raise ConfigError(f"train.end {train.end} is before train.start {train.start}")
+    count = (last - first).days // train.every_days + 1
+    return [first + dt.timedelta(days=train.every_days * i) for i in range(count)]
+
+
+def split_snapshots(
+    dates: list[dt.datetime],
+    *,
+    train: TrainConfig,
+    churn: ChurnConfig,
+    data_end: dt.datetime | None,
+) -> SnapshotSplit:
+    """Hold out the latest snapshots; purge training snapshots whose labels reach into them.
+
+    Raises
+    ------
+    LeakageError
+        A snapshot's label window runs past the end of the data.
+    ConfigError
+        The dates leave no training snapshot.
+    """
+    late = [d for d in dates if data_end is not None and d > data_end]
+    if late:
+        raise LeakageError(
+            f"as-of {late[0].date()}: its {churn.horizon_days}-day label window runs past the end "
+            f"of the data (the last complete window starts {data_end.date()}); drop the dates "
+            "after it or shorten churn.horizon_days"
+        )
+    if len(dates) <= train.validation_snapshots:
+        raise ConfigError(
+            f"{len(dates)} snapshot(s) and validation_snapshots = {train.validation_snapshots} "
+            "leave none to train on; add earlier as-of dates"
+        )
+    validation = dates[-train.validation_snapshots :]
+    purge = churn.horizon_days if train.purge_days < 0 else train.purge_days
+    cutoff = validation[0] - dt.timedelta(days=purge)
+    training = [d for d in dates[: -train.validation_snapshots] if d <= cutoff]
+    if not training:
+        raise ConfigError(
+            f"no training snapshot is at least {purge} days before the first validation date "
+            f"{validation[0].date()} (the purge keeps training labels out of the validation "
+            "period); add earlier as-of dates or lower train.purge_days"
+        )
+    return SnapshotSplit(tuple(training), tuple(validation), purge, churn.horizon_days)
+
+
+def build_training_set(
+    dataset: Dataset,
+    *,
+    as_of: list[dt.datetime],
+    churn: ChurnConfig = ChurnConfig(),
+    features: FeaturesConfig = FeaturesConfig(),
+    plan: FeaturePlan | None = None,
+) -> pd.DataFrame:
+    """Features joined to labels: one row per labelled (customer_id, as_of), column ``churned``.
+
+    Only customers in the churn population at a date (those with a label) are kept.
+    """
+    plan = plan or plan_features(dataset, config=features, activity_events=churn.activity_events)
+    labels = build_labels(dataset, as_of=as_of, churn=churn)
+    frame = build_features(dataset, as_of=as_of, config=features, plan=plan)
+    joined = frame.join(labels, ["customer_id", "as_of"]).order_by(["as_of", "customer_id"])
+    return joined.to_pandas()
+
+
+def training_frames(
+    dataset: Dataset,
+    *,
+    train: TrainConfig,
+    churn: ChurnConfig,
+    features: FeaturesConfig = FeaturesConfig(),
+) -> tuple[pd.DataFrame, pd.DataFrame, SnapshotSplit]:
+    """The out-of-time training and validation frames of ``[train]``, with the split used."""
+    if churn.definition == "labels":
+        raise ConfigError(
+            "the labels definition has no dates to split by; use build_training_set and a "
+            "stratified random hold-out"
+        )
+    dates = snapshot_dates(train)
+    split = split_snapshots(
+        dates, train=train, churn=churn, data_end=label_window_end(dataset, churn=churn)
+    )
+    frame = build_training_set(
+        dataset, as_of=[*split.train, *split.validation], churn=churn, features=features
+    )
+    is_validation = frame["as_of"].isin(pd.to_datetime(list(split.validation)))
+    return (
+        frame[~is_validation].reset_index(drop=True),
+        frame[is_validation].reset_index(drop=True),
+        split,
+    )

@@ -177,10 +177,7 @@ def _print_kpis(report: KpiReport) -> None:
     table.add_column("period", no_wrap=True)
     for header in _KPI_HEADERS:
         table.add_column(header, justify="right", no_wrap=True)
-    width = 7 if report.freq == "month" else 10
-    periods = [("total", report.total)]
-    periods += [(p.start.isoformat()[:width], p) for p in report.breakdown]
-    for label, period in periods:
+    for label, period in report.labelled():
         cells = [
             "n/a" if period.values[name] is None else f"{period.values[name]:,.{digits}f}"
             for name, digits in zip(KPI_NAMES, (1, 1, 1, 0, 1, 1, 0), strict=True)

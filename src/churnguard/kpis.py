@@ -98,15 +98,16 @@ class KpiReport:
         ]
         return out
 
+    def labelled(self) -> list[tuple[str, PeriodKpis]]:
+        """("total", whole period), then ("2025-01", month) or ("2025-01-01", quarter) pairs."""
+        width = 7 if self.freq == "month" else 10
+        return [("total", self.total)] + [(p.start.isoformat()[:width], p) for p in self.breakdown]
+
     def to_frame(self) -> pd.DataFrame:
         """One row for the whole period, then one per month or quarter."""
         rows = [
             {"period": label, "start": p.start, "end": p.end, **p.values}
-            for label, p in [("total", self.total)]
-            + [
-                (p.start.isoformat()[: 7 if self.freq == "month" else 10], p)
-                for p in self.breakdown
-            ]
+            for label, p in self.labelled()
         ]
         return pd.DataFrame(rows, columns=["period", "start", "end", *KPI_NAMES])
 

@@ -1,0 +1,116 @@
+"""Model-quality metrics for churn scores: ranking, calibration, lift and capture, profit.
+
+Every function takes the observed outcome ``y_true`` (0/1) and the predicted churn probability
+``y_prob`` of the same customers. Names carry direction: ``*_score`` is better higher,
+``*_loss`` and ``*_error`` better lower.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import average_precision_score, brier_score_loss, log_loss, roc_auc_score
+
+from churnguard.errors import ConfigError
+
+TOP_FRACTIONS: tuple[float, ...] = (0.05, 0.10, 0.20)
+
+
+def _arrays(y_true: Sequence[int], y_prob: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+    y = np.asarray(y_true, dtype=float)
+    p = np.asarray(y_prob, dtype=float)
+    if y.shape != p.shape or y.ndim != 1 or y.size == 0:
+        raise ConfigError(f"expected two equal-length 1-d arrays, got {y.shape} and {p.shape}")
+    if not np.isin(y, (0.0, 1.0)).all():
+        raise ConfigError("y_true must hold only 0 and 1")
+    return y, p
+
+
+def expected_calibration_error(
+    y_true: Sequence[int], y_prob: Sequence[float], *, n_bins: int = 10
+) -> float:
+    """Weighted mean |observed rate − mean probability| over equal-width probability bins.
+
+    Examples
+    --------
+    >>> expected_calibration_error([0, 1, 0, 1], [0.5, 0.5, 0.5, 0.5])
+    0.0
+    """
+    y, p = _arrays(y_true, y_prob)
+    bins = np.minimum((p * n_bins).astype(int), n_bins - 1)
+    error = 0.0
+    for b in np.unique(bins):
+        in_bin = bins == b
+        error += in_bin.mean() * abs(y[in_bin].mean() - p[in_bin].mean())
+    return float(error)
+
+
+def _ranked(y: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """Outcomes ordered by descending probability (ties keep their input order)."""
+    return y[np.argsort(-p, kind="stable")]
+
+
+def lift_and_capture(
+    y_true: Sequence[int], y_prob: Sequence[float], *, fractions: Sequence[float] = TOP_FRACTIONS
+) -> dict[str, float]:
+    """Lift (churn rate in the top fraction ÷ overall rate) and capture (share of all churners
+    found there) for each top fraction, e.g. ``lift_top_10pct`` and ``capture_top_10pct``."""
+    y, p = _arrays(y_true, y_prob)
+    ranked = _ranked(y, p)
+    base, churners = y.mean(), y.sum()
+    out: dict[str, float] = {}
+    for fraction in fractions:
+        size = max(1, int(round(fraction * y.size)))
+        top = ranked[:size]
+        key = f"top_{round(fraction * 100)}pct"
+        out[f"lift_{key}"] = float(top.mean() / base) if base else float("nan")
+        out[f"capture_{key}"] = float(top.sum() / churners) if churners else float("nan")
+    return out
+
+
+def profit_curve(
+    y_true: Sequence[int],
+    y_prob: Sequence[float],
+    *,
+    cost: float,
+    success_rate: float,
+    value: float | Sequence[float],
+) -> pd.DataFrame:
+    """Profit of contacting the top ``k`` customers by probability, for every ``k``.
+
+    A contacted churner is kept with probability ``success_rate`` and brings ``value``; every
+    contact costs ``cost``. Columns: ``list_size``, ``expected_profit`` (cumulative).
+    """
+    y, p = _arrays(y_true, y_prob)
+    values = np.broadcast_to(np.asarray(value, dtype=float), y.shape)
+    order = np.argsort(-p, kind="stable")
+    gain = y[order] * success_rate * values[order] - cost
+    return pd.DataFrame(
+        {
+            "list_size": np.arange(0, y.size + 1),
+            "expected_profit": np.concatenate([[0.0], np.cumsum(gain)]),
+        }
+    )
+
+
+def best_list_size(curve: pd.DataFrame) -> tuple[int, float]:
+    """The list size with the highest profit on a :func:`profit_curve`, and that profit."""
+    best = int(curve["expected_profit"].to_numpy().argmax())
+    return int(curve["list_size"].iloc[best]), float(curve["expected_profit"].iloc[best])
+
+
+def classification_metrics(y_true: Sequence[int], y_prob: Sequence[float]) -> dict[str, float]:
+    """ROC-AUC, PR-AUC, log loss, Brier, expected calibration error, lift and capture."""
+    y, p = _arrays(y_true, y_prob)
+    both = 0 < y.sum() < y.size
+    return {
+        "roc_auc_score": float(roc_auc_score(y, p)) if both else float("nan"),
+        "pr_auc_score": float(average_precision_score(y, p)) if both else float("nan"),
+        "log_loss": float(log_loss(y, np.clip(p, 1e-15, 1 - 1e-15), labels=[0, 1])),
+        "brier_loss": float(brier_score_loss(y, p)),
+        "expected_calibration_error": expected_calibration_error(y, p),
+        "churn_rate": float(y.mean()),
+        **lift_and_capture(y, p),
+    }

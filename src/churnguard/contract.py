@@ -110,12 +110,11 @@ class Dataset:
         """The typed view ``name`` as an Ibis table bound to this dataset's connection."""
         if name not in self.tables:
             raise DataContractError(f"the dataset has no {name} table")
-        if self._backend is None:
-            self._backend = ibis.duckdb.from_connection(self.con)
-        return self._backend.table(name)
+        return self.backend.table(name)
 
     @property
     def backend(self) -> ibis.BaseBackend:
+        """The Ibis backend over ``con``, made on first use."""
         if self._backend is None:
             self._backend = ibis.duckdb.from_connection(self.con)
         return self._backend
@@ -132,7 +131,6 @@ class Dataset:
     def summary(self) -> dict[str, object]:
         """Rows per table, customers, the event date range and the event types."""
         out: dict[str, object] = {n: t.rows for n, t in self.tables.items()}
-        out["customers"] = self.tables["customers"].rows
         if self.has("events"):
             first, last = self.con.execute(
                 "SELECT min(timestamp), max(timestamp) FROM events"

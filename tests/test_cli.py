@@ -128,3 +128,26 @@ def test_kpis_through_the_cli_writes_tables_and_charts(tmp_path):
     )
     assert bad.exit_code == 2
     assert "needs an end after its start" in bad.output
+
+
+def test_train_saves_a_model_that_models_list_and_show_find_and_tampering_exits_3(tmp_path):
+    data = tmp_path / "d"
+    runner.invoke(app, ["generate", "--out", str(data), "--customers", "2500", "--days", "400"])
+    config = tmp_path / "c.toml"
+    config.write_text(
+        f'[data]\npath = "{data}"\n[churn]\ndefinition = "subscription"\n'
+        '[train]\nstart = "2024-05-01"\nend = "2024-12-20"\nevery_days = 28\n'
+        f'[model]\nname = "t"\nregistry = "{tmp_path / "models"}"\n'
+    )
+    result = runner.invoke(app, ["train", "--config", str(config)])
+    assert result.exit_code == 0, result.output
+    assert "model ROC-AUC / ECE" in result.output and "baseline ROC-AUC / ECE" in result.output
+    listed = runner.invoke(app, ["models", "list", "--config", str(config)])
+    assert listed.exit_code == 0 and "*" in listed.output
+    shown = runner.invoke(app, ["models", "show", "--config", str(config)])
+    assert shown.exit_code == 0 and '"calibration"' in shown.output
+    (booster,) = (tmp_path / "models" / "t").glob("*/booster.txt")
+    booster.write_text(booster.read_text() + "\n")
+    refused = runner.invoke(app, ["models", "show", "--config", str(config)])
+    assert refused.exit_code == 3
+    assert "sha256 differs from the one recorded at save time" in refused.output

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import time
 from pathlib import Path
@@ -15,10 +16,14 @@ from rich.table import Table
 
 from churnguard.config import PipelineConfig, load_config
 from churnguard.contract import Dataset, load_dataset
+from churnguard.dataset import training_frames
 from churnguard.engine.duckdb import write_features
 from churnguard.errors import ChurnguardError
+from churnguard.evaluation import classification_metrics
 from churnguard.features import normalize_as_of, plan_features
 from churnguard.kpis import KPI_NAMES, KpiReport, cohort_retention, compute_kpis, write_kpis
+from churnguard.model import fit
+from churnguard.registry import list_versions, resolve, save_model, verify
 from churnguard.synth import generate as generate_data
 
 app = typer.Typer(
@@ -137,6 +142,113 @@ def features(
         f"wrote {rows:,} rows x {len(plan.specs)} features for {len(dates)} as-of date(s) "
         f"to {out_file} in {time.perf_counter() - began:.1f}s"
     )
+
+
+models_app = typer.Typer(help="List and inspect saved models.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
+
+
+@app.command()
+def train(config: ConfigOption = None, data: DataOption = None) -> None:
+    """Train on the [train] snapshots, validate out of time, save to the [model] registry."""
+    try:
+        cfg = _config(config, **{"data.path": data})
+        with err.status("loading and validating data"):
+            dataset = _load(cfg)
+            plan = plan_features(
+                dataset, config=cfg.features, activity_events=cfg.churn.activity_events
+            )
+        with err.status("building snapshot features and labels"):
+            fit_frame, valid, split = training_frames(
+                dataset, train=cfg.train, churn=cfg.churn, features=cfg.features
+            )
+        with err.status(f"training on {len(fit_frame):,} rows"):
+            result = fit(fit_frame, valid, features=list(plan.specs), seed=0)
+        metrics = {
+            "model": classification_metrics(valid["churned"], result.validation_probability),
+            "baseline": classification_metrics(valid["churned"], result.baseline_probability),
+        }
+        folder = save_model(
+            result,
+            registry=cfg.model.registry,
+            name=cfg.model.name,
+            metadata={
+                "config": cfg.to_dict(),
+                "config_fingerprint": cfg.fingerprint(),
+                "data_fingerprint": dataset.fingerprint(),
+                "train_snapshots": [d.date().isoformat() for d in split.train],
+                "validation_snapshots": [d.date().isoformat() for d in split.validation],
+                "purge_days": split.purge_days,
+                "reduced_purge": split.reduced_purge,
+                "metrics": metrics,
+            },
+        )
+    except ChurnguardError as exc:
+        _fail(exc)
+    table = Table(title=f"trained {cfg.model.name} {folder.name}", show_header=False)
+    table.add_row(
+        "training rows",
+        f"{len(fit_frame):,} over {len(split.train)} snapshots, "
+        f"{fit_frame['churned'].mean():.1%} churn",
+    )
+    table.add_row(
+        "validation rows",
+        f"{len(valid):,} at {split.validation[-1].date()}, {valid['churned'].mean():.1%} churn",
+    )
+    for who in ("model", "baseline"):
+        m = metrics[who]
+        table.add_row(
+            f"{who} ROC-AUC / ECE",
+            f"{m['roc_auc_score']:.4f} / {m['expected_calibration_error']:.4f}",
+        )
+    if split.reduced_purge:
+        table.add_row("warning", f"purge of {split.purge_days} days is shorter than the horizon")
+    table.add_row("saved to", str(folder))
+    out.print(table)
+
+
+@models_app.command("list")
+def models_list(config: ConfigOption = None) -> None:
+    """Saved versions of the config's model, oldest first; latest is marked."""
+    try:
+        cfg = _config(config)
+        versions = list_versions(cfg.model.registry, cfg.model.name)
+        if not versions:
+            out.print(f"no saved versions of {cfg.model.name} in {cfg.model.registry}")
+            return
+        latest = resolve(cfg.model.registry, cfg.model.name).name
+    except ChurnguardError as exc:
+        _fail(exc)
+    table = Table("version", "ROC-AUC", "validation", "latest")
+    for version in versions:
+        meta = json.loads(
+            (cfg.model.registry / cfg.model.name / version / "metadata.json").read_text()
+        )
+        auc = meta.get("metrics", {}).get("model", {}).get("roc_auc_score")
+        table.add_row(
+            version,
+            "" if auc is None else f"{auc:.4f}",
+            ", ".join(meta.get("validation_snapshots", [])),
+            "*" if version == latest else "",
+        )
+    out.print(table)
+
+
+@models_app.command("show")
+def models_show(
+    version: Annotated[str, typer.Argument(help="A version, or latest.")] = "latest",
+    config: ConfigOption = None,
+) -> None:
+    """Verify a saved model's files and print its metadata."""
+    try:
+        cfg = _config(config)
+        folder = resolve(cfg.model.registry, cfg.model.name, version)
+        verify(folder)
+    except ChurnguardError as exc:
+        _fail(exc)
+    meta = json.loads((folder / "metadata.json").read_text())
+    meta["features"] = [f["name"] for f in meta["features"]]
+    out.print_json(data=meta)
 
 
 @app.command()

@@ -95,6 +95,15 @@ class FeaturesConfig:
 
 
 @dataclass(frozen=True)
+class ModelConfig:
+    """Where trained models are kept: ``<registry>/<name>/<version>/``."""
+
+    name: str = "churn"
+    #: Registry folder, relative to the working directory.
+    registry: Path = Path("models")
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     """Which as-of dates make the training set, and how many are held out, out of time.
 
@@ -155,6 +164,7 @@ class PipelineConfig:
     features: FeaturesConfig = field(default_factory=FeaturesConfig)
     engine: EngineConfig = field(default_factory=EngineConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready values (paths as strings, tuples as lists)."""

@@ -36,7 +36,7 @@ def test_equal_configs_have_equal_fingerprints():
         ("[churn]\nhorizon_days = '30'\n", "churn.horizon_days must be a whole number, got '30'"),
         ("[churn]\nhorizon_days = 0\n", "churn.horizon_days must be at least 1, got 0"),
         ("[features]\nwindows = [30, 30]\n", "features.windows has repeats: [30, 30]"),
-        ("[model]\nname = 'x'\n", "unknown key 'model' in top level"),
+        ("[models]\nname = 'x'\n", "unknown key 'models' in top level"),
         ("[churn\n", "is not valid TOML"),
     ],
 )

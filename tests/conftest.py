@@ -7,6 +7,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+import churnguard as cg
+from churnguard.config import ChurnConfig, TrainConfig
+from churnguard.model import fit
+
 
 def write_dataset(folder: Path, fmt: str = "csv", **tables: pd.DataFrame) -> Path:
     """Write each named frame as ``<folder>/<name>.<fmt>`` and return the folder."""
@@ -58,3 +62,16 @@ def shop() -> dict[str, pd.DataFrame]:
         }
     )
     return {"customers": customers, "events": events, "subscriptions": subscriptions}
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory):
+    """A model fitted out of time on generated data: (TrainResult, validation frame, split)."""
+    folder = tmp_path_factory.mktemp("trained")
+    cg.generate(folder, customers=4_000, days=420, seed=11)
+    data = cg.load_dataset(folder, definition="subscription")
+    churn = ChurnConfig(definition="subscription", horizon_days=30)
+    train = TrainConfig(start="2024-04-01", end="2025-01-20", every_days=28)
+    fit_frame, valid, split = cg.training_frames(data, train=train, churn=churn)
+    result = fit(fit_frame, valid, features=list(cg.plan_features(data).specs), seed=3)
+    return result, valid, split

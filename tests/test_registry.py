@@ -8,23 +8,8 @@ import json
 import numpy as np
 import pytest
 
-import churnguard as cg
-from churnguard.config import ChurnConfig, TrainConfig
 from churnguard.errors import ModelRegistryError
-from churnguard.model import fit
 from churnguard.registry import list_versions, load_model, resolve, save_model
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("registry-data")
-    cg.generate(folder, customers=2_500, days=400, seed=5)
-    data = cg.load_dataset(folder, definition="subscription")
-    churn = ChurnConfig(definition="subscription", horizon_days=30)
-    train = TrainConfig(start="2024-05-01", end="2024-12-20", every_days=28)
-    fit_frame, valid, split = cg.training_frames(data, train=train, churn=churn)
-    result = fit(fit_frame, valid, features=list(cg.plan_features(data).specs), seed=2)
-    return result, valid, split
 
 
 def test_a_saved_model_loads_and_scores_the_same_rows_identically(tmp_path, trained):

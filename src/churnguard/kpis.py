@@ -25,7 +25,6 @@ import dataclasses
 import datetime as dt
 import itertools
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -37,6 +36,7 @@ from churnguard.config import ChurnConfig
 from churnguard.contract import Dataset
 from churnguard.errors import ConfigError
 from churnguard.features import normalize_as_of
+from churnguard.io import atomic_path
 from churnguard.labels import build_labels
 
 KPI_NAMES: tuple[str, ...] = (
@@ -324,24 +324,20 @@ def write_kpis(report: KpiReport, cohorts: pd.DataFrame | None, out: Path) -> di
     """Write ``kpis.csv``, ``kpis.json`` and, with cohorts, ``cohorts.csv`` and two charts."""
     out.mkdir(parents=True, exist_ok=True)
     files = {"kpis.csv": out / "kpis.csv", "kpis.json": out / "kpis.json"}
-    _atomic(files["kpis.csv"], lambda p: report.to_frame().to_csv(p, index=False))
-    _atomic(files["kpis.json"], lambda p: p.write_text(json.dumps(report.to_json(), indent=2)))
+    with atomic_path(files["kpis.csv"]) as tmp:
+        report.to_frame().to_csv(tmp, index=False)
+    with atomic_path(files["kpis.json"]) as tmp:
+        tmp.write_text(json.dumps(report.to_json(), indent=2))
     if cohorts is not None:
         from churnguard.charts import cohort_heatmap, retention_curve
 
         files["cohorts.csv"] = out / "cohorts.csv"
         files["cohort_retention.png"] = out / "cohort_retention.png"
         files["retention_curve.png"] = out / "retention_curve.png"
-        _atomic(files["cohorts.csv"], lambda p: cohorts.to_csv(p))
-        _atomic(files["cohort_retention.png"], lambda p: cohort_heatmap(cohorts, p))
-        _atomic(files["retention_curve.png"], lambda p: retention_curve(cohorts, p))
+        with atomic_path(files["cohorts.csv"]) as tmp:
+            cohorts.to_csv(tmp)
+        with atomic_path(files["cohort_retention.png"]) as tmp:
+            cohort_heatmap(cohorts, tmp)
+        with atomic_path(files["retention_curve.png"]) as tmp:
+            retention_curve(cohorts, tmp)
     return files
-
-
-def _atomic(path: Path, write) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)

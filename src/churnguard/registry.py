@@ -25,6 +25,7 @@ import lightgbm as lgb
 
 from churnguard.errors import ModelRegistryError
 from churnguard.features import FeatureSpec
+from churnguard.io import atomic_path
 from churnguard.model import ChurnModel, TrainResult
 
 BOOSTER = "booster.txt"
@@ -85,7 +86,8 @@ def save_model(
         os.replace(staging, home / version)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    _write_atomic(home / "latest", version + "\n")
+    with atomic_path(home / "latest") as tmp:
+        tmp.write_text(version + "\n")
     return home / version
 
 
@@ -153,12 +155,6 @@ def _sha256(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def _installed(library: str) -> str:

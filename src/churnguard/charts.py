@@ -1,15 +1,38 @@
-"""Charts written as PNG files with matplotlib's object API (no pyplot state, no display)."""
+"""Charts as matplotlib figures (object API: no pyplot state, no display needed).
+
+Each function returns a :class:`~matplotlib.figure.Figure`, so a notebook can show it and
+:func:`save_png` or the HTML report can write it.
+"""
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from sklearn.calibration import calibration_curve
+from sklearn.metrics import precision_recall_curve, roc_curve
+
+from churnguard.evaluation import Evaluation
+from churnguard.io import atomic_path
 
 
-def cohort_heatmap(cohorts: pd.DataFrame, path: Path) -> None:
+def save_png(fig: Figure, path: Path) -> None:
+    """Write ``fig`` as a PNG, atomically."""
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+
+
+def png_bytes(fig: Figure) -> bytes:
+    """``fig`` encoded as PNG, for embedding in a self-contained HTML page."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100)
+    return buffer.getvalue()
+
+
+def cohort_heatmap(cohorts: pd.DataFrame) -> Figure:
     """Share retained per signup cohort (rows) and months since signup (columns)."""
     shares = cohorts.drop(columns="customers")
     fig = Figure(figsize=(1.2 + 0.45 * shares.shape[1], 1.2 + 0.32 * len(shares)))
@@ -24,10 +47,10 @@ def cohort_heatmap(cohorts: pd.DataFrame, path: Path) -> None:
     ax.set_title("Cohort retention")
     fig.colorbar(image, ax=ax, label="share still active")
     fig.tight_layout()
-    fig.savefig(path, format="png", dpi=100)
+    return fig
 
 
-def retention_curve(cohorts: pd.DataFrame, path: Path) -> None:
+def retention_curve(cohorts: pd.DataFrame) -> Figure:
     """Customer-weighted share still active after each month, over the cohorts that reached it."""
     shares = cohorts.drop(columns="customers")
     weights = cohorts["customers"].to_numpy(float)[:, None]
@@ -35,13 +58,134 @@ def retention_curve(cohorts: pd.DataFrame, path: Path) -> None:
     retained = np.nansum(shares.to_numpy(float) * weights, axis=0)
     curve = retained / np.where(known, weights, 0).sum(axis=0)
     months = [int(c.removeprefix("month_")) for c in shares.columns]
-    fig = Figure(figsize=(7, 4))
-    ax = fig.subplots()
+    fig, ax = _axes("Retention curve", "months since signup", "% still active")
     ax.plot(months, 100 * curve, marker="o")
     ax.set_ylim(0, 100)
-    ax.set_xlabel("months since signup")
-    ax.set_ylabel("% still active")
-    ax.set_title("Retention curve")
+    return fig
+
+
+def _axes(title: str, xlabel: str, ylabel: str, size: tuple[float, float] = (6, 4.2)):
+    fig = Figure(figsize=size, layout="tight")
+    ax = fig.subplots()
+    ax.set_title(title)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, format="png", dpi=100)
+    return fig, ax
+
+
+def _scores(ev: Evaluation) -> list[tuple[str, np.ndarray]]:
+    """The score columns worth drawing: the model, the baseline, the true hazard."""
+    scores = [("model", ev.probability)]
+    if ev.baseline_probability is not None:
+        scores.append(("baseline", ev.baseline_probability))
+    if ev.true_hazard is not None:
+        scores.append(("true hazard", ev.true_hazard))
+    return scores
+
+
+def roc_chart(ev: Evaluation) -> Figure:
+    """ROC curves of the model, the baseline and (generated data) the true hazard."""
+    fig, ax = _axes("ROC", "false positive rate", "true positive rate")
+    for label, score in _scores(ev):
+        known = ~np.isnan(score)
+        fpr, tpr, _ = roc_curve(ev.y_true[known], score[known])
+        auc = ev.metrics[label.replace(" ", "_")]["roc_auc_score"]
+        ax.plot(fpr, tpr, label=f"{label} (AUC {auc:.3f})")
+    ax.plot([0, 1], [0, 1], color="grey", linestyle=":", label="random")
+    ax.legend(loc="lower right")
+    return fig
+
+
+def pr_chart(ev: Evaluation) -> Figure:
+    """Precision against recall, with the churn rate as the no-skill line."""
+    fig, ax = _axes("Precision and recall", "recall (share of churners found)", "precision")
+    for label, score in _scores(ev)[:2]:
+        precision, recall, _ = precision_recall_curve(ev.y_true, score)
+        ap = ev.metrics[label]["pr_auc_score"]
+        ax.plot(recall, precision, label=f"{label} (AP {ap:.3f})")
+    ax.axhline(ev.y_true.mean(), color="grey", linestyle=":", label="churn rate")
+    ax.legend(loc="upper right")
+    return fig
+
+
+def calibration_chart(ev: Evaluation) -> Figure:
+    """Observed churn rate per bin of predicted probability (quantile bins); diagonal = perfect."""
+    fig, ax = _axes("Calibration", "predicted churn probability", "observed churn rate")
+    top = 0.0
+    for label, score in _scores(ev)[:2]:
+        observed, predicted = calibration_curve(ev.y_true, score, n_bins=10, strategy="quantile")
+        ece = ev.metrics[label]["expected_calibration_error"]
+        ax.plot(predicted, observed, marker="o", label=f"{label} (ECE {ece:.3f})")
+        top = max(top, observed.max(), predicted.max())
+    ax.plot([0, top], [0, top], color="grey", linestyle=":", label="perfect")
+    ax.legend(loc="upper left")
+    return fig
+
+
+def gains_chart(ev: Evaluation) -> Figure:
+    """Cumulative share of churners found against share of customers contacted, with lift."""
+    fig = Figure(figsize=(11, 4.2), layout="tight")
+    gains, lift = fig.subplots(1, 2)
+    share = np.arange(1, ev.y_true.size + 1) / ev.y_true.size
+    for label, score in _scores(ev)[:2]:
+        ranked = ev.y_true[np.argsort(-score, kind="stable")]
+        captured = np.cumsum(ranked) / ranked.sum()
+        gains.plot(100 * share, 100 * captured, label=label)
+        shown = share >= 0.01  # the first handful of customers make lift jump about
+        lift.plot(100 * share[shown], (captured / share)[shown], label=label)
+    gains.plot([0, 100], [0, 100], color="grey", linestyle=":", label="random")
+    gains.set(title="Gains", xlabel="% of customers contacted", ylabel="% of churners found")
+    lift.axhline(1, color="grey", linestyle=":")
+    lift.set(title="Lift", xlabel="% of customers contacted", ylabel="lift over random")
+    for ax in (gains, lift):
+        ax.grid(alpha=0.3)
+        ax.legend(loc="best")
+    return fig
+
+
+def profit_chart(ev: Evaluation) -> Figure:
+    """Expected profit of contacting the top k by probability; the best k is marked."""
+    c = ev.campaign
+    fig, ax = _axes(
+        f"Profit: cost {c.intervention_cost:g}, success {c.success_rate:.0%}, "
+        f"value {c.customer_value:g}",
+        "customers contacted (highest risk first)",
+        "expected profit",
+    )
+    ax.plot(ev.profit["list_size"], ev.profit["expected_profit"])
+    size, profit = ev.best_list_size
+    ax.axvline(size, color="tab:red", linestyle="--", label=f"best: top {size:,} ({profit:,.0f})")
+    ax.axhline(0, color="grey", linewidth=0.8)
+    ax.legend(loc="best")
+    return fig
+
+
+def importance_chart(importance: pd.DataFrame, top: int = 20) -> Figure:
+    """The ``top`` features by mean |SHAP|, beside their share of the split gain."""
+    rows = importance.head(top).iloc[::-1]
+    fig = Figure(figsize=(11, 0.9 + 0.3 * len(rows)), layout="tight")
+    shap, gain = fig.subplots(1, 2, sharey=True)
+    shap.barh(rows["feature"], rows["mean_abs_shap"], color="tab:blue")
+    shap.set(title="mean |SHAP| (log-odds)", xlabel="mean absolute contribution")
+    gain.barh(rows["feature"], 100 * rows["gain_share"], color="tab:orange")
+    gain.set(title="split gain", xlabel="% of total gain")
+    for ax in (shap, gain):
+        ax.grid(alpha=0.3, axis="x")
+    return fig
+
+
+def baseline_chart(ev: Evaluation) -> Figure:
+    """Model against baseline on the headline metrics (higher is better for all shown)."""
+    names = ["roc_auc_score", "pr_auc_score", "lift_top_10pct", "capture_top_20pct"]
+    labels = ["ROC-AUC", "PR-AUC", "lift top 10 %", "capture top 20 %"]
+    fig, ax = _axes("Model against the logistic baseline", "", "value", size=(7, 4))
+    width = 0.38
+    x = np.arange(len(names))
+    for offset, who in ((-width / 2, "model"), (width / 2, "baseline")):
+        values = [ev.metrics[who][n] for n in names]
+        bars = ax.bar(x + offset, values, width, label=who)
+        ax.bar_label(bars, fmt="%.2f", fontsize=8)
+    ax.set_xticks(x, labels)
+    ax.legend(loc="upper left")
+    return fig

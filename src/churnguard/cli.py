@@ -14,16 +14,15 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from churnguard import training
 from churnguard.config import PipelineConfig, load_config
 from churnguard.contract import Dataset, load_dataset
-from churnguard.dataset import training_frames
 from churnguard.engine.duckdb import write_features
 from churnguard.errors import ChurnguardError
-from churnguard.evaluation import classification_metrics
+from churnguard.evaluation import Evaluation
 from churnguard.features import normalize_as_of, plan_features
 from churnguard.kpis import KPI_NAMES, KpiReport, cohort_retention, compute_kpis, write_kpis
-from churnguard.model import fit
-from churnguard.registry import list_versions, resolve, save_model, verify
+from churnguard.registry import list_versions, resolve, verify
 from churnguard.synth import generate as generate_data
 
 app = typer.Typer(
@@ -149,62 +148,120 @@ app.add_typer(models_app, name="models")
 
 
 @app.command()
-def train(config: ConfigOption = None, data: DataOption = None) -> None:
-    """Train on the [train] snapshots, validate out of time, save to the [model] registry."""
+def train(
+    config: ConfigOption = None,
+    data: DataOption = None,
+    tune: Annotated[
+        bool,
+        typer.Option(
+            "--tune",
+            help="Search hyperparameters first (train.tune_trials / tune_seconds), on an inner "
+            "split of the training rows.",
+        ),
+    ] = False,
+) -> None:
+    """Train on the [train] snapshots, validate out of time, save model and report.
+
+    The bundle (booster, calibrator, baseline, metadata, report.html) goes to
+    <registry>/<name>/<version>/ and <name>/latest points at it.
+    """
     try:
         cfg = _config(config, **{"data.path": data})
-        with err.status("loading and validating data"):
-            dataset = _load(cfg)
-            plan = plan_features(
-                dataset, config=cfg.features, activity_events=cfg.churn.activity_events
-            )
-        with err.status("building snapshot features and labels"):
-            fit_frame, valid, split = training_frames(
-                dataset, train=cfg.train, churn=cfg.churn, features=cfg.features
-            )
-        with err.status(f"training on {len(fit_frame):,} rows"):
-            result = fit(fit_frame, valid, features=list(plan.specs), seed=0)
-        metrics = {
-            "model": classification_metrics(valid["churned"], result.validation_probability),
-            "baseline": classification_metrics(valid["churned"], result.baseline_probability),
-        }
-        folder = save_model(
-            result,
-            registry=cfg.model.registry,
-            name=cfg.model.name,
-            metadata={
-                "config": cfg.to_dict(),
-                "config_fingerprint": cfg.fingerprint(),
-                "data_fingerprint": dataset.fingerprint(),
-                "train_snapshots": [d.date().isoformat() for d in split.train],
-                "validation_snapshots": [d.date().isoformat() for d in split.validation],
-                "purge_days": split.purge_days,
-                "reduced_purge": split.reduced_purge,
-                "metrics": metrics,
-            },
-        )
+        with err.status("starting") as status:
+            run = training.train(cfg, tune_params=tune, progress=status.update)
     except ChurnguardError as exc:
         _fail(exc)
-    table = Table(title=f"trained {cfg.model.name} {folder.name}", show_header=False)
-    table.add_row(
-        "training rows",
-        f"{len(fit_frame):,} over {len(split.train)} snapshots, "
-        f"{fit_frame['churned'].mean():.1%} churn",
+    table = Table(title=f"trained {cfg.model.name} {run.folder.name}", show_header=False)
+    where = (
+        f"over {len(run.split.train)} snapshots"
+        if run.split
+        else f"({1 - cfg.train.holdout_fraction:.0%} of the labelled customers)"
     )
+    table.add_row("training rows", f"{run.train_rows:,} {where}, {run.train_churn_rate:.1%} churn")
+    held_out = (
+        f"at {run.split.validation[-1].date()} (out of time)"
+        if run.split
+        else "(stratified hold-out)"
+    )
+    metrics = run.evaluation.metrics
     table.add_row(
         "validation rows",
-        f"{len(valid):,} at {split.validation[-1].date()}, {valid['churned'].mean():.1%} churn",
+        f"{run.validation_rows:,} {held_out}, {metrics['model']['churn_rate']:.1%} churn",
     )
+    _metric_rows(table, run.evaluation)
+    if run.tuning:
+        table.add_row(
+            "tuning",
+            f"{run.tuning.trials} trials, inner log loss {run.tuning.default_log_loss:.4f} "
+            f"-> {run.tuning.best_log_loss:.4f}",
+        )
+    for warning in run.warnings:
+        table.add_row("[yellow]warning[/]", escape(warning))
+    table.add_row("model", str(run.folder))
+    table.add_row("report", str(run.report))
+    out.print(table)
+
+
+def _metric_rows(table: Table, ev: Evaluation) -> None:
+    """ROC-AUC and calibration of model, baseline and (generated data) the true hazard."""
     for who in ("model", "baseline"):
-        m = metrics[who]
+        m = ev.metrics[who]
         table.add_row(
             f"{who} ROC-AUC / ECE",
             f"{m['roc_auc_score']:.4f} / {m['expected_calibration_error']:.4f}",
         )
-    if split.reduced_purge:
-        table.add_row("warning", f"purge of {split.purge_days} days is shorter than the horizon")
-    table.add_row("saved to", str(folder))
+    if ev.auc_gap is not None:
+        table.add_row(
+            "true-hazard ROC-AUC",
+            f"{ev.metrics['true_hazard']['roc_auc_score']:.4f} (gap {ev.auc_gap:+.4f})",
+        )
+    size, profit = ev.best_list_size
+    table.add_row(
+        "best list size", f"top {size:,} ({size / ev.y_true.size:.1%}), profit {profit:,.0f}"
+    )
+
+
+@app.command()
+def evaluate(
+    as_of: Annotated[str, typer.Option("--as-of", help="As-of date to backtest at.")],
+    model: Annotated[
+        str,
+        typer.Option("--model", "-m", help="A bundle folder, or a version of the config's model."),
+    ] = "latest",
+    config: ConfigOption = None,
+    data: DataOption = None,
+    out_dir: Annotated[
+        Path | None,
+        typer.Option("--out", "-o", help="Folder for report.html and metrics.json."),
+    ] = None,
+) -> None:
+    """Backtest a saved model: score the customers at --as-of and compare with what happened.
+
+    Uses the churn definition, features and campaign the model was trained with.
+    """
+    try:
+        cfg = _config(config, **{"data.path": data})
+        folder = _model_folder(model, cfg)
+        with err.status("scoring and evaluating"):
+            backtest = training.evaluate(folder, cfg.data.path, as_of=as_of, out=out_dir)
+    except ChurnguardError as exc:
+        _fail(exc)
+    table = Table(
+        title=f"{folder.name} at {backtest.as_of.date()}: {backtest.rows:,} customers",
+        show_header=False,
+    )
+    table.add_row("churn rate", f"{backtest.evaluation.metrics['model']['churn_rate']:.1%}")
+    _metric_rows(table, backtest.evaluation)
+    if backtest.report:
+        table.add_row("report", str(backtest.report))
     out.print(table)
+
+
+def _model_folder(model: str, cfg: PipelineConfig) -> Path:
+    """``--model``: an existing bundle folder, else a version name in the config's registry."""
+    if Path(model).is_dir():
+        return Path(model)
+    return resolve(cfg.model.registry, cfg.model.name, model)
 
 
 @models_app.command("list")

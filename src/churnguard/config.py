@@ -118,6 +118,14 @@ class TrainConfig:
     validation_snapshots: int = 1
     #: Days between the last training label and the first validation date; -1 = the horizon.
     purge_days: int = -1
+    #: ``labels`` mode: share of the labelled customers held out (stratified) for validation.
+    holdout_fraction: float = 0.2
+    #: Seed of LightGBM, the hold-out split and the search; same seed and data, same model.
+    seed: int = 0
+    #: ``--tune``: stop the hyperparameter search after this many trials ...
+    tune_trials: int = 30
+    #: ... or after this many seconds, whichever comes first.
+    tune_seconds: int = 300
 
     def __post_init__(self) -> None:
         if self.every_days < 1:
@@ -128,6 +136,32 @@ class TrainConfig:
             )
         if self.purge_days < -1:
             raise ConfigError(f"train.purge_days must be 0 or more, got {self.purge_days}")
+        if not 0 < self.holdout_fraction < 1:
+            raise ConfigError(
+                f"train.holdout_fraction must be between 0 and 1, got {self.holdout_fraction}"
+            )
+        if self.tune_trials < 1 or self.tune_seconds < 1:
+            raise ConfigError("train.tune_trials and train.tune_seconds must be at least 1")
+
+
+@dataclass(frozen=True)
+class EvaluationConfig:
+    """The retention campaign the profit curve prices: contact the top k, at a cost each."""
+
+    #: Cost of one intervention (a call, a discount), in the currency of the data.
+    intervention_cost: float = 20.0
+    #: Share of contacted would-be churners the intervention keeps.
+    success_rate: float = 0.3
+    #: Value of a kept customer, in the same currency.
+    customer_value: float = 600.0
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.success_rate <= 1:
+            raise ConfigError(
+                f"evaluation.success_rate must be between 0 and 1, got {self.success_rate}"
+            )
+        if self.intervention_cost < 0 or self.customer_value < 0:
+            raise ConfigError("evaluation.intervention_cost and customer_value must be >= 0")
 
 
 @dataclass(frozen=True)
@@ -165,6 +199,7 @@ class PipelineConfig:
     engine: EngineConfig = field(default_factory=EngineConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
+    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready values (paths as strings, tuples as lists)."""
@@ -210,6 +245,15 @@ def load_config(
         section, _, key = dotted.partition(".")
         raw.setdefault(section, {})[key] = value
     return _build(PipelineConfig, raw, source, prefix="")
+
+
+def config_from_dict(raw: dict[str, Any], source: str = "saved config") -> PipelineConfig:
+    """A config from its :meth:`PipelineConfig.to_dict` form, e.g. the one saved with a model."""
+    present = {
+        section: {k: v for k, v in values.items() if v is not None}
+        for section, values in raw.items()
+    }
+    return _build(PipelineConfig, present, source, prefix="")
 
 
 def _build(cls: type, raw: Any, source: str, prefix: str) -> Any:

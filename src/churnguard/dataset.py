@@ -48,6 +48,25 @@ def snapshot_dates(train: TrainConfig) -> list[dt.datetime]:
     return [first + dt.timedelta(days=train.every_days * i) for i in range(count)]
 
 
+def check_label_windows(
+    dates: list[dt.datetime], *, data_end: dt.datetime | None, horizon_days: int
+) -> None:
+    """Refuse as-of dates whose label window ``[T, T + horizon)`` runs past the end of the data.
+
+    Raises
+    ------
+    LeakageError
+        Naming the first such date and the last date whose window is complete.
+    """
+    late = [d for d in dates if data_end is not None and d > data_end]
+    if late:
+        raise LeakageError(
+            f"as-of {late[0].date()}: its {horizon_days}-day label window runs past the end "
+            f"of the data (the last complete window starts {data_end.date()}); drop the dates "
+            "after it or shorten churn.horizon_days"
+        )
+
+
 def split_snapshots(
     dates: list[dt.datetime],
     *,
@@ -64,13 +83,7 @@ def split_snapshots(
     ConfigError
         The dates leave no training snapshot.
     """
-    late = [d for d in dates if data_end is not None and d > data_end]
-    if late:
-        raise LeakageError(
-            f"as-of {late[0].date()}: its {churn.horizon_days}-day label window runs past the end "
-            f"of the data (the last complete window starts {data_end.date()}); drop the dates "
-            "after it or shorten churn.horizon_days"
-        )
+    check_label_windows(dates, data_end=data_end, horizon_days=churn.horizon_days)
     if len(dates) <= train.validation_snapshots:
         raise ConfigError(
             f"{len(dates)} snapshot(s) and validation_snapshots = {train.validation_snapshots} "

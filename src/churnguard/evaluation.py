@@ -7,12 +7,15 @@ Every function takes the observed outcome ``y_true`` (0/1) and the predicted chu
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 from sklearn.metrics import average_precision_score, brier_score_loss, log_loss, roc_auc_score
 
+from churnguard.config import EvaluationConfig
 from churnguard.errors import ConfigError
 
 TOP_FRACTIONS: tuple[float, ...] = (0.05, 0.10, 0.20)
@@ -114,3 +117,73 @@ def classification_metrics(y_true: Sequence[int], y_prob: Sequence[float]) -> di
         "churn_rate": float(y.mean()),
         **lift_and_capture(y, p),
     }
+
+
+@dataclass
+class Evaluation:
+    """Everything known about a model's predictions on a labelled set, for reports and JSON.
+
+    ``true_hazard`` is the simulation's own hazard (generated data only): its ROC-AUC is the
+    ceiling a model can reach on that data. ``campaign`` prices the profit curve.
+    """
+
+    y_true: np.ndarray
+    probability: np.ndarray
+    campaign: EvaluationConfig
+    baseline_probability: np.ndarray | None = None
+    true_hazard: np.ndarray | None = None
+    importance: pd.DataFrame | None = None
+    metrics: dict[str, dict[str, float]] = field(init=False)
+    profit: pd.DataFrame = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.metrics = {"model": classification_metrics(self.y_true, self.probability)}
+        if self.baseline_probability is not None:
+            self.metrics["baseline"] = classification_metrics(
+                self.y_true, self.baseline_probability
+            )
+        if self.true_hazard is not None:
+            known = ~np.isnan(self.true_hazard)
+            y = self.y_true[known]
+            self.metrics["true_hazard"] = {
+                "roc_auc_score": float(roc_auc_score(y, self.true_hazard[known]))
+                if 0 < y.sum() < y.size
+                else float("nan"),
+                "rows": int(known.sum()),
+            }
+        self.profit = profit_curve(
+            self.y_true,
+            self.probability,
+            cost=self.campaign.intervention_cost,
+            success_rate=self.campaign.success_rate,
+            value=self.campaign.customer_value,
+        )
+
+    @property
+    def best_list_size(self) -> tuple[int, float]:
+        """The list size that maximises expected profit, and that profit."""
+        return best_list_size(self.profit)
+
+    @property
+    def auc_gap(self) -> float | None:
+        """True-hazard ROC-AUC minus the model's (None without a truth table)."""
+        if "true_hazard" not in self.metrics:
+            return None
+        return (
+            self.metrics["true_hazard"]["roc_auc_score"] - self.metrics["model"]["roc_auc_score"]
+        )
+
+    def to_json(self) -> dict[str, object]:
+        """Metrics, the profit optimum and the campaign, ready for ``json.dumps``."""
+        size, profit = self.best_list_size
+        return {
+            **self.metrics,
+            "rows": int(self.y_true.size),
+            "true_hazard_gap": self.auc_gap,
+            "profit": {
+                **dataclasses.asdict(self.campaign),
+                "best_list_size": size,
+                "best_list_share": size / self.y_true.size,
+                "best_expected_profit": profit,
+            },
+        }

@@ -329,15 +329,13 @@ def write_kpis(report: KpiReport, cohorts: pd.DataFrame | None, out: Path) -> di
     with atomic_path(files["kpis.json"]) as tmp:
         tmp.write_text(json.dumps(report.to_json(), indent=2))
     if cohorts is not None:
-        from churnguard.charts import cohort_heatmap, retention_curve
+        from churnguard.charts import cohort_heatmap, retention_curve, save_png
 
         files["cohorts.csv"] = out / "cohorts.csv"
         files["cohort_retention.png"] = out / "cohort_retention.png"
         files["retention_curve.png"] = out / "retention_curve.png"
         with atomic_path(files["cohorts.csv"]) as tmp:
             cohorts.to_csv(tmp)
-        with atomic_path(files["cohort_retention.png"]) as tmp:
-            cohort_heatmap(cohorts, tmp)
-        with atomic_path(files["retention_curve.png"]) as tmp:
-            retention_curve(cohorts, tmp)
+        save_png(cohort_heatmap(cohorts), files["cohort_retention.png"])
+        save_png(retention_curve(cohorts), files["retention_curve.png"])
     return files

@@ -10,11 +10,14 @@ same features is trained beside it as the baseline.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
 import lightgbm as lgb
 import numpy as np
+import optuna
 import pandas as pd
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
@@ -88,6 +91,32 @@ class ChurnModel:
         """Calibrated churn probability for each row of ``frame``."""
         return self.calibrator.predict(self.raw(frame))
 
+    def contributions(self, frame: pd.DataFrame) -> np.ndarray:
+        """Per-row, per-feature SHAP contributions to the raw log-odds (columns = features)."""
+        return self.booster.predict(self.matrix(frame), pred_contrib=True)[:, :-1]
+
+    def importance(
+        self, frame: pd.DataFrame, *, max_rows: int = 20_000, seed: int = 0
+    ) -> pd.DataFrame:
+        """Each feature's share of the total split gain and its mean |SHAP| on ``frame``.
+
+        Gain says what the trees used; mean |SHAP| says what moved these customers' scores.
+        Rows beyond ``max_rows`` are sampled (seeded) to bound the cost. Largest |SHAP| first.
+        """
+        rows = frame if len(frame) <= max_rows else frame.sample(max_rows, random_state=seed)
+        gain = self.booster.feature_importance(importance_type="gain")
+        table = pd.DataFrame(
+            {
+                "feature": [s.name for s in self.features],
+                "description": [s.description for s in self.features],
+                "gain_share": gain / gain.sum() if gain.sum() else gain,
+                "mean_abs_shap": np.abs(self.contributions(rows)).mean(axis=0),
+            }
+        )
+        return table.sort_values(
+            ["mean_abs_shap", "feature"], ascending=[False, True]
+        ).reset_index(drop=True)
+
 
 @dataclass
 class TrainResult:
@@ -114,27 +143,10 @@ def fit(
     for name, frame in (("training", train), ("validation", valid)):
         if frame["churned"].nunique() < 2:
             raise ConfigError(f"the {name} set has only one class; add snapshots or customers")
-    categories = {
-        s.name: sorted(train[s.name].dropna().astype(str).unique())
-        for s in features
-        if s.kind == "categorical"
-    }
+    categories = _categories(train, features)
     x_train, x_valid = (_typed(f, features, categories) for f in (train, valid))
     y_train, y_valid = train["churned"].to_numpy(), valid["churned"].to_numpy()
-    settings = {
-        **DEFAULT_PARAMS,
-        **(params or {}),
-        "seed": seed,
-        "deterministic": True,
-        "num_threads": 2,
-    }
-    booster = lgb.train(
-        settings,
-        lgb.Dataset(x_train, y_train),
-        num_boost_round=max_rounds,
-        valid_sets=[lgb.Dataset(x_valid, y_valid)],
-        callbacks=[lgb.early_stopping(100, verbose=False)],
-    )
+    booster = _boost(x_train, y_train, x_valid, y_valid, params, seed, max_rounds)
     raw = booster.predict(x_valid, num_iteration=booster.best_iteration)
     folds = StratifiedKFold(n_splits=2, shuffle=True, random_state=seed)
     out_of_fold: dict[Method, np.ndarray] = {}
@@ -161,6 +173,112 @@ def fit(
         calibration_log_loss=losses,
         best_iteration=int(booster.best_iteration),
     )
+
+
+@dataclass(frozen=True)
+class Tuning:
+    """Outcome of :func:`tune`: the best parameters and how they compare with the defaults."""
+
+    params: dict[str, object]
+    trials: int
+    seconds: float
+    default_log_loss: float
+    best_log_loss: float
+
+
+def tune(
+    train: pd.DataFrame,
+    valid: pd.DataFrame,
+    *,
+    features: list[FeatureSpec],
+    seed: int = 0,
+    trials: int = 30,
+    seconds: float = 300,
+    on_trial: Callable[[int, float], None] | None = None,
+) -> Tuning:
+    """Search LightGBM parameters (Optuna TPE) for the lowest log loss of ``valid``.
+
+    Pass an inner split of the training data, never the evaluation set: the caller holds the
+    evaluation set out so the reported metrics stay honest. The first trial is
+    :data:`DEFAULT_PARAMS`, so the result is never worse than the defaults on ``valid``.
+    ``on_trial(done, best)`` is called after each trial.
+    """
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    categories = _categories(train, features)
+    x_train, x_valid = (_typed(f, features, categories) for f in (train, valid))
+    y_train, y_valid = train["churned"].to_numpy(), valid["churned"].to_numpy()
+
+    def objective(trial: optuna.Trial) -> float:
+        params = {
+            "learning_rate": trial.suggest_float("learning_rate", 0.02, 0.2, log=True),
+            "num_leaves": trial.suggest_int("num_leaves", 8, 128, log=True),
+            "min_data_in_leaf": trial.suggest_int("min_data_in_leaf", 20, 1000, log=True),
+            "feature_fraction": trial.suggest_float("feature_fraction", 0.4, 1.0),
+            "bagging_fraction": trial.suggest_float("bagging_fraction", 0.5, 1.0),
+            "lambda_l2": trial.suggest_float("lambda_l2", 1e-3, 30.0, log=True),
+        }
+        booster = _boost(x_train, y_train, x_valid, y_valid, params, seed, 2000)
+        return float(booster.best_score["valid_0"]["binary_logloss"])
+
+    def report(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        if on_trial is not None:
+            on_trial(len(study.trials), study.best_value)
+
+    study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=seed))
+    study.enqueue_trial({k: DEFAULT_PARAMS[k] for k in _SEARCHED})
+    began = time.perf_counter()
+    study.optimize(objective, n_trials=trials, timeout=seconds, callbacks=[report])
+    return Tuning(
+        params=dict(study.best_params),
+        trials=len(study.trials),
+        seconds=time.perf_counter() - began,
+        default_log_loss=float(study.trials[0].value),
+        best_log_loss=float(study.best_value),
+    )
+
+
+_SEARCHED = (
+    "learning_rate",
+    "num_leaves",
+    "min_data_in_leaf",
+    "feature_fraction",
+    "bagging_fraction",
+    "lambda_l2",
+)
+
+
+def _boost(
+    x_train: pd.DataFrame,
+    y_train: np.ndarray,
+    x_valid: pd.DataFrame,
+    y_valid: np.ndarray,
+    params: dict[str, object] | None,
+    seed: int,
+    max_rounds: int,
+) -> lgb.Booster:
+    """LightGBM on the defaults overlaid with ``params``, early-stopped on the validation rows."""
+    settings = {
+        **DEFAULT_PARAMS,
+        **(params or {}),
+        "seed": seed,
+        "deterministic": True,
+    }
+    return lgb.train(
+        settings,
+        lgb.Dataset(x_train, y_train),
+        num_boost_round=max_rounds,
+        valid_sets=[lgb.Dataset(x_valid, y_valid)],
+        callbacks=[lgb.early_stopping(100, verbose=False)],
+    )
+
+
+def _categories(frame: pd.DataFrame, features: list[FeatureSpec]) -> dict[str, list[str]]:
+    """The categories of each categorical feature, as seen in the training rows."""
+    return {
+        s.name: sorted(frame[s.name].dropna().astype(str).unique())
+        for s in features
+        if s.kind == "categorical"
+    }
 
 
 def _typed(

@@ -22,6 +22,7 @@ from typing import Any
 
 import joblib
 import lightgbm as lgb
+from sklearn.pipeline import Pipeline
 
 from churnguard.errors import ModelRegistryError
 from churnguard.features import FeatureSpec
@@ -50,9 +51,14 @@ def save_model(
     registry: Path,
     name: str,
     metadata: dict[str, Any],
+    files: dict[str, str] | None = None,
     now: dt.datetime | None = None,
 ) -> Path:
-    """Write a bundle for ``result`` and point ``<name>/latest`` at it; return its folder."""
+    """Write a bundle for ``result`` and point ``<name>/latest`` at it; return its folder.
+
+    ``files`` maps extra file names (e.g. ``report.html``) to text written into the bundle and
+    covered by its manifest.
+    """
     now = now or dt.datetime.now(dt.UTC)
     home = Path(registry) / name
     home.mkdir(parents=True, exist_ok=True)
@@ -80,6 +86,8 @@ def save_model(
             "libraries": {lib: _installed(lib) for lib in LIBRARIES},
         }
         (staging / METADATA).write_text(json.dumps(full, indent=2, sort_keys=True, default=str))
+        for file_name, text in (files or {}).items():
+            (staging / file_name).write_text(text, encoding="utf-8")
         files = sorted(p.name for p in staging.iterdir())
         manifest = {"files": {f: _sha256(staging / f) for f in files}}
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
@@ -120,6 +128,36 @@ def load_model(folder: Path) -> tuple[ChurnModel, dict[str, Any]]:
     calibrator = joblib.load(folder / CALIBRATOR)
     features = [FeatureSpec(**spec) for spec in metadata["features"]]
     return ChurnModel(booster, calibrator, features, metadata["categories"]), metadata
+
+
+def load_baseline(folder: Path) -> Pipeline:
+    """The logistic baseline saved beside the model, loaded after the manifest check."""
+    verify(Path(folder))
+    return joblib.load(Path(folder) / BASELINE)
+
+
+def check_schema(model: ChurnModel, available: list[FeatureSpec], *, where: str) -> None:
+    """Refuse data whose features do not match the model's schema (name and kind).
+
+    Raises
+    ------
+    ModelRegistryError
+        A feature the model needs is absent from ``available``, or has another kind.
+    """
+    kinds = {s.name: s.kind for s in available}
+    missing = [s.name for s in model.features if s.name not in kinds]
+    if missing:
+        raise ModelRegistryError(
+            f"{where}: the data lacks {len(missing)} feature(s) the model was trained on "
+            f"({', '.join(missing[:5])}); score data with the same tables and event types, "
+            "or retrain"
+        )
+    changed = [s.name for s in model.features if kinds[s.name] != s.kind]
+    if changed:
+        raise ModelRegistryError(
+            f"{where}: feature(s) {', '.join(changed[:5])} changed kind (numeric/categorical) "
+            "since training; retrain the model"
+        )
 
 
 def verify(folder: Path) -> None:

@@ -33,7 +33,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+import duckdb
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
@@ -163,6 +165,36 @@ def generate(
         end=start + dt.timedelta(days=days),
         files=files,
     )
+
+
+def true_hazard(folder: Path, rows: pd.DataFrame) -> np.ndarray | None:
+    """The simulation's true hazard for each ``(customer_id, as_of)`` row, or None without truth.
+
+    The hazard is the one on the last weekly grid date on or before ``as_of``: the best score any
+    model could give at that date, so its AUC is the ceiling to compare a model against.
+    Customers absent from the grid at that date (already churned) get NaN.
+    """
+    found = [
+        folder / f"truth{ext}" for ext in (".parquet", ".csv") if (folder / f"truth{ext}").exists()
+    ]
+    if not found:
+        return None
+    con = duckdb.connect()
+    con.register("wanted", rows[["customer_id", "as_of"]].assign(_row=np.arange(len(rows))))
+    source = "read_parquet" if found[0].suffix == ".parquet" else "read_csv"
+    hazard = con.execute(
+        f"""
+        WITH truth AS (SELECT customer_id, CAST(date AS TIMESTAMP) AS date, hazard
+                       FROM {source}(?))
+        SELECT w._row,
+               CASE WHEN t.date > w.as_of - INTERVAL 7 DAY THEN t.hazard END AS hazard
+        FROM wanted w ASOF LEFT JOIN truth t
+          ON w.customer_id = t.customer_id AND w.as_of >= t.date
+        ORDER BY w._row
+        """,
+        [str(found[0])],
+    ).fetchdf()["hazard"]
+    return hazard.to_numpy(dtype=float, na_value=np.nan)
 
 
 class _TableWriter:

@@ -1,0 +1,130 @@
+"""The evaluation report: one self-contained HTML page (charts embedded as PNG) per evaluation.
+
+It is written beside the model at training (``report.html`` in the bundle) and wherever
+``churnguard evaluate --out`` points. A reader sees the headline comparison first (model,
+baseline and, on generated data, the true hazard), then warnings, then the charts.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+from collections.abc import Sequence
+from pathlib import Path
+
+from churnguard import charts
+from churnguard.evaluation import Evaluation
+from churnguard.io import atomic_path
+
+#: (metric key, label, format) in the order the metrics table shows them.
+_ROWS: tuple[tuple[str, str, str], ...] = (
+    ("roc_auc_score", "ROC-AUC", "{:.4f}"),
+    ("pr_auc_score", "PR-AUC", "{:.4f}"),
+    ("log_loss", "log loss", "{:.4f}"),
+    ("brier_loss", "Brier", "{:.4f}"),
+    ("expected_calibration_error", "calibration error (ECE)", "{:.4f}"),
+    ("lift_top_5pct", "lift, top 5 %", "{:.2f}"),
+    ("lift_top_10pct", "lift, top 10 %", "{:.2f}"),
+    ("lift_top_20pct", "lift, top 20 %", "{:.2f}"),
+    ("capture_top_5pct", "churners caught, top 5 %", "{:.1%}"),
+    ("capture_top_10pct", "churners caught, top 10 %", "{:.1%}"),
+    ("capture_top_20pct", "churners caught, top 20 %", "{:.1%}"),
+)
+
+_STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 1100px; color: #222; }
+table { border-collapse: collapse; margin: 0.5rem 0 1.5rem; }
+td, th { border-bottom: 1px solid #ddd; padding: 0.3rem 0.8rem; text-align: right; }
+td:first-child, th:first-child { text-align: left; }
+.warn { background: #fff3cd; border-left: 4px solid #e0a800; padding: 0.5rem 1rem; }
+img { max-width: 100%; margin: 0.5rem 0 1.5rem; }
+"""
+
+
+def render_report(
+    ev: Evaluation,
+    *,
+    title: str,
+    facts: Sequence[tuple[str, str]] = (),
+    warnings: Sequence[str] = (),
+) -> str:
+    """The report as an HTML string: facts, warnings, metrics table, profit optimum, charts."""
+    parts = [f"<h1>{html.escape(title)}</h1>"]
+    if facts:
+        parts.append(_table(["", ""], [[k, v] for k, v in facts], header=False))
+    parts += [f'<p class="warn">{html.escape(w)}</p>' for w in warnings]
+    parts.append("<h2>Out-of-sample metrics</h2>")
+    parts.append(_metrics_table(ev))
+    size, profit = ev.best_list_size
+    c = ev.campaign
+    parts.append(
+        f"<p>Contacting the top {size:,} of {ev.y_true.size:,} customers "
+        f"({size / ev.y_true.size:.1%}) maximises expected profit at {profit:,.0f}, for an "
+        f"intervention costing {c.intervention_cost:g} that keeps {c.success_rate:.0%} of "
+        f"would-be churners worth {c.customer_value:g} each.</p>"
+    )
+    figures = [
+        ("ROC", charts.roc_chart(ev)),
+        ("Precision and recall", charts.pr_chart(ev)),
+        ("Calibration", charts.calibration_chart(ev)),
+        ("Gains and lift", charts.gains_chart(ev)),
+        ("Profit curve", charts.profit_chart(ev)),
+    ]
+    if "baseline" in ev.metrics:
+        figures.append(("Baseline comparison", charts.baseline_chart(ev)))
+    if ev.importance is not None:
+        figures.append(("Feature importance", charts.importance_chart(ev.importance)))
+    for caption, fig in figures:
+        encoded = base64.b64encode(charts.png_bytes(fig)).decode("ascii")
+        parts.append(
+            f'<h2>{caption}</h2><img alt="{caption}" src="data:image/png;base64,{encoded}">'
+        )
+    if ev.importance is not None:
+        parts.append("<h2>Features, by mean |SHAP|</h2>")
+        rows = [
+            [r.feature, r.description, f"{r.mean_abs_shap:.4f}", f"{r.gain_share:.1%}"]
+            for r in ev.importance.itertuples()
+        ]
+        parts.append(_table(["feature", "meaning", "mean |SHAP|", "gain"], rows))
+    body = "\n".join(parts)
+    return (
+        f'<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        f"<title>{html.escape(title)}</title><style>{_STYLE}</style></head>"
+        f"<body>\n{body}\n</body></html>\n"
+    )
+
+
+def write_report(path: Path, ev: Evaluation, **kwargs: object) -> Path:
+    """Render the report (see :func:`render_report`) to ``path`` atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(render_report(ev, **kwargs), encoding="utf-8")  # type: ignore[arg-type]
+    return path
+
+
+def _metrics_table(ev: Evaluation) -> str:
+    columns = [who for who in ("model", "baseline") if who in ev.metrics]
+    rows = [
+        [label, *(fmt.format(ev.metrics[who][key]) for who in columns)]
+        for key, label, fmt in _ROWS
+    ]
+    if "true_hazard" in ev.metrics:
+        rows.insert(
+            1,
+            [
+                "ROC-AUC of the true hazard (ceiling)",
+                f"{ev.metrics['true_hazard']['roc_auc_score']:.4f}",
+                *([""] * (len(columns) - 1)),
+            ],
+        )
+    rows.append(
+        ["churn rate", f"{ev.metrics['model']['churn_rate']:.1%}", *[""] * (len(columns) - 1)]
+    )
+    return _table(["metric", *columns], rows)
+
+
+def _table(columns: list[str], rows: list[list[str]], *, header: bool = True) -> str:
+    head = "<tr>" + "".join(f"<th>{html.escape(c)}</th>" for c in columns) + "</tr>"
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in row) + "</tr>" for row in rows
+    )
+    return f"<table>{head if header else ''}{body}</table>"

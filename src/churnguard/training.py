@@ -1,0 +1,395 @@
+"""Train and backtest from a pipeline config: the API behind ``churnguard train`` and ``evaluate``.
+
+:func:`train` builds the training set (out-of-time snapshots, or a stratified hold-out of the
+labelled customers in ``labels`` mode), optionally searches hyperparameters on an inner split of
+the training rows only, fits and calibrates the model, evaluates it on the held-out rows and saves
+a bundle with its HTML report to the registry. :func:`evaluate` backtests a saved model on a later
+as-of date of any dataset with the same tables.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+from sklearn.model_selection import train_test_split
+
+from churnguard.config import PipelineConfig, config_from_dict
+from churnguard.contract import Dataset, load_dataset
+from churnguard.dataset import (
+    SnapshotSplit,
+    build_training_set,
+    check_label_windows,
+    training_frames,
+)
+from churnguard.errors import ConfigError
+from churnguard.evaluation import Evaluation
+from churnguard.features import FeaturePlan, normalize_as_of, plan_features
+from churnguard.io import atomic_path
+from churnguard.labels import label_window_end
+from churnguard.model import TrainResult, Tuning, fit, tune
+from churnguard.registry import check_schema, load_baseline, load_model, save_model
+from churnguard.report import render_report, write_report
+from churnguard.synth import true_hazard
+
+#: Called with a short message as each stage starts (the CLI shows it as a status line).
+Progress = Callable[[str], None]
+
+REPORT = "report.html"
+
+
+@dataclass
+class TrainingRun:
+    """A trained, evaluated and saved model, and how it was made."""
+
+    folder: Path
+    result: TrainResult
+    evaluation: Evaluation
+    train_rows: int
+    train_churn_rate: float
+    validation_rows: int
+    #: Out-of-time split; None in ``labels`` mode (stratified random hold-out).
+    split: SnapshotSplit | None
+    tuning: Tuning | None
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def report(self) -> Path:
+        return self.folder / REPORT
+
+
+def train(
+    config: PipelineConfig,
+    *,
+    dataset: Dataset | None = None,
+    tune_params: bool = False,
+    progress: Progress | None = None,
+    now: dt.datetime | None = None,
+) -> TrainingRun:
+    """Train, evaluate and save a model as ``config`` says; see the module docstring.
+
+    Raises
+    ------
+    DataContractError, ConfigError, LeakageError
+        Bad data, or dates that leave no honest training set (the message says what to change).
+    """
+    say = progress or (lambda _message: None)
+    if dataset is None:
+        say("loading and validating data")
+        dataset = load_dataset(
+            config.data, definition=config.churn.definition, engine=config.engine
+        )
+    plan = plan_features(
+        dataset, config=config.features, activity_events=config.churn.activity_events
+    )
+    say("building features and labels")
+    split: SnapshotSplit | None = None
+    warnings: list[str] = []
+    if config.churn.definition == "labels":
+        fit_frame, valid = _holdout(_labelled(dataset, config, plan), config)
+    else:
+        fit_frame, valid, split = training_frames(
+            dataset, train=config.train, churn=config.churn, features=config.features
+        )
+        if split.reduced_purge:
+            warnings.append(
+                f"purge of {split.purge_days} days is shorter than the {split.horizon_days}-day "
+                "horizon: the labels of the latest training snapshots overlap the validation "
+                "period, so the validation metrics may be optimistic"
+            )
+    features = list(plan.specs)
+    tuning = None
+    if tune_params:
+        inner_fit, inner_valid, note = _inner_split(fit_frame, split, config)
+        if note:
+            warnings.append(note)
+        budget = f"{config.train.tune_trials} trials or {config.train.tune_seconds} s"
+        say(f"tuning on {len(inner_fit):,} rows ({budget})")
+        tuning = tune(
+            inner_fit,
+            inner_valid,
+            features=features,
+            seed=config.train.seed,
+            trials=config.train.tune_trials,
+            seconds=config.train.tune_seconds,
+            on_trial=lambda done, best: say(f"tuning: trial {done}, best log loss {best:.5f}"),
+        )
+    say(f"training on {len(fit_frame):,} rows")
+    result = fit(
+        fit_frame,
+        valid,
+        features=features,
+        seed=config.train.seed,
+        params=tuning.params if tuning else None,
+    )
+    say("evaluating")
+    evaluation = Evaluation(
+        y_true=valid["churned"].to_numpy(),
+        probability=result.validation_probability,
+        baseline_probability=result.baseline_probability,
+        true_hazard=true_hazard(_folder(dataset), valid),
+        importance=result.model.importance(valid, seed=config.train.seed),
+        campaign=config.evaluation,
+    )
+    facts = _facts(config, fit_frame, valid, split, tuning, result)
+    report = render_report(
+        evaluation,
+        title=f"churn model '{config.model.name}': out-of-sample evaluation",
+        facts=facts,
+        warnings=warnings,
+    )
+    say("saving")
+    folder = save_model(
+        result,
+        registry=config.model.registry,
+        name=config.model.name,
+        metadata={
+            "config": config.to_dict(),
+            "config_fingerprint": config.fingerprint(),
+            "data_fingerprint": dataset.fingerprint(),
+            "train_snapshots": _dates(split.train) if split else [],
+            "validation_snapshots": _dates(split.validation) if split else [],
+            "purge_days": split.purge_days if split else None,
+            "reduced_purge": split.reduced_purge if split else False,
+            "rows": {"train": len(fit_frame), "validation": len(valid)},
+            "tuning": None if tuning is None else vars(tuning),
+            "warnings": warnings,
+            "metrics": evaluation.to_json(),
+        },
+        files={REPORT: report},
+        now=now,
+    )
+    return TrainingRun(
+        folder=folder,
+        result=result,
+        evaluation=evaluation,
+        train_rows=len(fit_frame),
+        train_churn_rate=float(fit_frame["churned"].mean()),
+        validation_rows=len(valid),
+        split=split,
+        tuning=tuning,
+        warnings=warnings,
+    )
+
+
+@dataclass
+class Backtest:
+    """A saved model's evaluation at a later as-of date."""
+
+    evaluation: Evaluation
+    as_of: dt.datetime
+    model: Path
+    rows: int
+    report: Path | None
+
+
+def evaluate(
+    model: Path,
+    data: Dataset | Path | str,
+    *,
+    as_of: dt.date | dt.datetime | str,
+    out: Path | None = None,
+) -> Backtest:
+    """Score the customers at ``as_of`` with the saved model and compare with what happened.
+
+    The churn definition, horizon, features and campaign are the ones the model was trained
+    with. ``data`` may be another dataset than the training one (a later export), as long as it
+    yields the model's features. With ``out``, ``report.html`` and ``metrics.json`` go there.
+
+    Raises
+    ------
+    ModelRegistryError
+        The bundle fails its manifest check, or the data lacks the model's features.
+    LeakageError
+        The data does not yet cover ``as_of`` + horizon, so outcomes are unknown.
+    """
+    churn_model, metadata = load_model(model)
+    config = config_from_dict(metadata["config"], source=f"{model}/metadata.json")
+    dataset = (
+        data
+        if isinstance(data, Dataset)
+        else load_dataset(Path(data), definition=config.churn.definition, engine=config.engine)
+    )
+    when = normalize_as_of([as_of])
+    check_label_windows(
+        when,
+        data_end=label_window_end(dataset, churn=config.churn),
+        horizon_days=config.churn.horizon_days,
+    )
+    plan = plan_features(
+        dataset, config=config.features, activity_events=config.churn.activity_events
+    )
+    check_schema(churn_model, list(plan.specs), where=str(_folder(dataset)))
+    frame = build_training_set(
+        dataset, as_of=when, churn=config.churn, features=config.features, plan=plan
+    )
+    if frame.empty:
+        raise ConfigError(f"no customer is in the churn population at {when[0].date()}")
+    baseline = load_baseline(model)
+    names = [s.name for s in churn_model.features]
+    evaluation = Evaluation(
+        y_true=frame["churned"].to_numpy(),
+        probability=churn_model.predict_proba(frame),
+        baseline_probability=baseline.predict_proba(frame[names])[:, 1],
+        true_hazard=true_hazard(_folder(dataset), frame),
+        importance=churn_model.importance(frame),
+        campaign=config.evaluation,
+    )
+    report = None
+    if out is not None:
+        report = write_report(
+            Path(out) / REPORT,
+            evaluation,
+            title=f"backtest of {metadata['name']} {metadata['version']} at {when[0].date()}",
+            facts=[
+                ("model", str(model)),
+                ("trained on snapshots", ", ".join(metadata.get("train_snapshots", []))),
+                ("as-of date", str(when[0].date())),
+                ("customers scored", f"{len(frame):,}"),
+            ],
+        )
+        with atomic_path(Path(out) / "metrics.json") as tmp:
+            tmp.write_text(json.dumps(evaluation.to_json(), indent=2))
+    return Backtest(evaluation, when[0], Path(model), len(frame), report)
+
+
+def _folder(dataset: Dataset) -> Path:
+    """The folder the customers table came from (where a generated ``truth`` table sits)."""
+    return dataset.tables["customers"].path.parent
+
+
+def _dates(dates: tuple[dt.datetime, ...]) -> list[str]:
+    return [d.date().isoformat() for d in dates]
+
+
+def labels_as_of(dataset: Dataset, config: PipelineConfig) -> dt.datetime:
+    """The as-of date of a ``labels``-mode snapshot: ``[train] as_of`` if given (one date), else
+    the day after the latest date in the data, so every customer and event counts."""
+    if config.train.as_of:
+        if len(config.train.as_of) != 1:
+            raise ConfigError(
+                "labels mode trains on one snapshot: give one date in train.as_of, or none"
+            )
+        return normalize_as_of(config.train.as_of)[0]
+    columns = {
+        "customers": ["signup_date"],
+        "events": ["timestamp"],
+        "subscriptions": ["start_date", "end_date"],
+    }
+    latest = [
+        f"(SELECT max({column}) FROM {table})"
+        for table, names in columns.items()
+        if dataset.has(table)
+        for column in names
+        if column in dataset.tables[table].columns
+    ]
+    last = (
+        dataset.con.execute(f"SELECT greatest({', '.join(latest)})").fetchall()[0][0]
+        if latest
+        else None
+    )
+    if last is None:
+        return dt.datetime(2000, 1, 1)
+    return normalize_as_of([last.date() + dt.timedelta(days=1)])[0]
+
+
+def _labelled(dataset: Dataset, config: PipelineConfig, plan: FeaturePlan) -> pd.DataFrame:
+    return build_training_set(
+        dataset,
+        as_of=[labels_as_of(dataset, config)],
+        churn=config.churn,
+        features=config.features,
+        plan=plan,
+    )
+
+
+def _holdout(frame: pd.DataFrame, config: PipelineConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Stratified random hold-out of ``train.holdout_fraction`` of the labelled rows."""
+    counts = frame["churned"].value_counts()
+    if len(counts) < 2 or counts.min() < 2:
+        raise ConfigError(
+            f"the labels table needs at least 2 churned and 2 retained customers with features, "
+            f"got {counts.to_dict()}"
+        )
+    fit_frame, valid = train_test_split(
+        frame,
+        test_size=config.train.holdout_fraction,
+        stratify=frame["churned"],
+        random_state=config.train.seed,
+    )
+    return fit_frame.reset_index(drop=True), valid.reset_index(drop=True)
+
+
+def _inner_split(
+    fit_frame: pd.DataFrame, split: SnapshotSplit | None, config: PipelineConfig
+) -> tuple[pd.DataFrame, pd.DataFrame, str | None]:
+    """A split of the training rows alone for the search, so the evaluation set stays unseen.
+
+    Out of time when the training snapshots allow it (the last one, with the same purge before
+    it); otherwise a stratified random hold-out, with a note saying so.
+    """
+    if split is not None and len(split.train) > 1:
+        last = split.train[-1]
+        cutoff = pd.Timestamp(last - dt.timedelta(days=split.purge_days))
+        inner_fit = fit_frame[fit_frame["as_of"] <= cutoff]
+        inner_valid = fit_frame[fit_frame["as_of"] == pd.Timestamp(last)]
+        if not inner_fit.empty and inner_fit["churned"].nunique() == 2:
+            return inner_fit, inner_valid, None
+    fit_part, valid_part = _holdout(fit_frame, config)
+    note = None
+    if split is not None:
+        note = (
+            "--tune used a random hold-out of the training rows: too few training snapshots "
+            "for an out-of-time inner split"
+        )
+    return fit_part, valid_part, note
+
+
+def _facts(
+    config: PipelineConfig,
+    fit_frame: pd.DataFrame,
+    valid: pd.DataFrame,
+    split: SnapshotSplit | None,
+    tuning: Tuning | None,
+    result: TrainResult,
+) -> list[tuple[str, str]]:
+    """The lines at the top of the report: what was trained on what, and how."""
+    facts = [
+        (
+            "churn definition",
+            f"{config.churn.definition}, {config.churn.horizon_days}-day horizon",
+        ),
+        (
+            "training rows",
+            f"{len(fit_frame):,} ({fit_frame['churned'].mean():.1%} churned)",
+        ),
+        ("validation rows", f"{len(valid):,} ({valid['churned'].mean():.1%} churned)"),
+    ]
+    if split is not None:
+        facts += [
+            ("training snapshots", ", ".join(_dates(split.train))),
+            ("validation snapshots (out of time)", ", ".join(_dates(split.validation))),
+            ("purge", f"{split.purge_days} days"),
+        ]
+    else:
+        facts.append(
+            ("validation", f"stratified random {config.train.holdout_fraction:.0%} hold-out")
+        )
+    facts += [
+        ("features", str(len(result.model.features))),
+        ("boosting rounds", f"{result.best_iteration} (early stopping)"),
+        ("calibration", result.model.calibrator.method),
+    ]
+    if tuning is not None:
+        facts.append(
+            (
+                "tuning",
+                f"{tuning.trials} trials in {tuning.seconds:.0f} s; inner log loss "
+                f"{tuning.default_log_loss:.5f} (defaults) -> {tuning.best_log_loss:.5f}",
+            )
+        )
+    return facts

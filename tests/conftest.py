@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -75,3 +76,79 @@ def trained(tmp_path_factory):
     fit_frame, valid, split = cg.training_frames(data, train=train, churn=churn)
     result = fit(fit_frame, valid, features=list(cg.plan_features(data).specs), seed=3)
     return result, valid, split
+
+
+def retailer_export(folder: Path, customers: int = 900, seed: int = 4) -> Path:
+    """A retailer's purchase log as CSV: customers and purchases with amounts, nothing else.
+
+    Each customer buys at their own rate; the hazard of leaving for good is higher for rare and
+    for recently disappointed buyers (a small last basket), so inactivity churn is predictable.
+    """
+    rng = np.random.default_rng(seed)
+    start = pd.Timestamp("2024-01-01")
+    rate = rng.gamma(2.0, 1 / 20, customers)  # purchases per day, mean 0.1
+    basket = rng.lognormal(3.5, 0.4, customers)
+    rows = []
+    for i in range(customers):
+        day = rng.exponential(1 / rate[i]) * rng.uniform()
+        while day < 366:
+            amount = basket[i] * rng.lognormal(0, 0.5)
+            rows.append(
+                (f"R{i:05d}", start + pd.Timedelta(days=day), "purchase", round(amount, 2))
+            )
+            hazard = 0.02 + 0.08 * (rate[i] < 0.06) + 0.06 * (amount < 0.6 * basket[i])
+            if rng.uniform() < hazard:
+                break
+            day += rng.exponential(1 / rate[i])
+    events = pd.DataFrame(rows, columns=["customer_id", "timestamp", "event_type", "value"])
+    events["timestamp"] = events["timestamp"].dt.strftime("%Y-%m-%d %H:%M:%S")
+    people = pd.DataFrame(
+        {
+            "customer_id": [f"R{i:05d}" for i in range(customers)],
+            "signup_date": "2023-12-01",
+            "store": rng.choice(["north", "south", "online"], customers),
+        }
+    )
+    return write_dataset(folder, customers=people, events=events)
+
+
+def labelled_snapshot(folder: Path, customers: int = 2000, seed: int = 9) -> Path:
+    """An entity table with a churn flag: a dozen attributes, no dates, no events.
+
+    Churn depends on contract, monthly charges, support calls and late payments; a quarter of
+    the customers are unlabelled (still to be scored).
+    """
+    rng = np.random.default_rng(seed)
+    contract = rng.choice(["monthly", "one_year", "two_year"], customers, p=[0.5, 0.3, 0.2])
+    charges = rng.uniform(20, 120, customers).round(2)
+    calls = rng.poisson(1.5, customers)
+    late = rng.poisson(0.5, customers)
+    attrs = pd.DataFrame(
+        {
+            "customer_id": [f"T{i:05d}" for i in range(customers)],
+            "contract": contract,
+            "region": rng.choice(["north", "south", "east", "west"], customers),
+            "payment_method": rng.choice(["card", "debit", "invoice"], customers),
+            "internet": rng.choice(["fibre", "dsl", "none"], customers),
+            "segment": rng.choice(["home", "small_business"], customers),
+            "paperless": rng.choice(["yes", "no"], customers),
+            "monthly_charges": charges,
+            "tenure_months": rng.integers(1, 72, customers),
+            "support_calls": calls,
+            "late_payments": late,
+            "products": rng.integers(1, 5, customers),
+            "age": rng.integers(18, 80, customers),
+        }
+    )
+    logit = (
+        -2.8
+        + 1.6 * (contract == "monthly")
+        - 0.8 * (contract == "two_year")
+        + 0.02 * (charges - 70)
+        + 0.45 * calls
+        + 0.6 * late
+    )
+    churned = (rng.uniform(size=customers) < 1 / (1 + np.exp(-logit))).astype(int)
+    labelled = rng.uniform(size=customers) < 0.75
+    labels = pd.DataFrame({"customer_id": attrs["customer_id"], "churned": churned})[labelled]
+    return write_dataset(folder, customers=attrs, labels=labels)

@@ -136,12 +136,21 @@ def test_train_saves_a_model_that_models_list_and_show_find_and_tampering_exits_
     config = tmp_path / "c.toml"
     config.write_text(
         f'[data]\npath = "{data}"\n[churn]\ndefinition = "subscription"\n'
-        '[train]\nstart = "2024-05-01"\nend = "2024-12-20"\nevery_days = 28\n'
+        '[train]\nstart = "2024-05-01"\nend = "2024-12-20"\nevery_days = 28\ntune_trials = 2\n'
         f'[model]\nname = "t"\nregistry = "{tmp_path / "models"}"\n'
     )
-    result = runner.invoke(app, ["train", "--config", str(config)])
+    result = runner.invoke(app, ["train", "--config", str(config), "--tune"])
     assert result.exit_code == 0, result.output
-    assert "model ROC-AUC / ECE" in result.output and "baseline ROC-AUC / ECE" in result.output
+    for line in ("model ROC-AUC / ECE", "baseline ROC-AUC / ECE", "true-hazard", "tuning"):
+        assert line in result.output
+    assert "report.html" in result.output
+    backtest = runner.invoke(
+        app, ["evaluate", "--config", str(config), "--as-of", "2025-01-01", "--out", str(tmp_path)]
+    )
+    assert backtest.exit_code == 0, backtest.output
+    assert "model ROC-AUC / ECE" in backtest.output and (tmp_path / "report.html").exists()
+    late = runner.invoke(app, ["evaluate", "--config", str(config), "--as-of", "2025-06-01"])
+    assert late.exit_code == 2 and "label window runs past the end" in late.output
     listed = runner.invoke(app, ["models", "list", "--config", str(config)])
     assert listed.exit_code == 0 and "*" in listed.output
     shown = runner.invoke(app, ["models", "show", "--config", str(config)])

@@ -2,7 +2,8 @@
 
 Behavioural tables go in (see :mod:`churnguard.contract`), point-in-time features come out
 (:mod:`churnguard.features`), labelled by one of three churn definitions
-(:mod:`churnguard.labels`).
+(:mod:`churnguard.labels`); :func:`train` fits, evaluates and saves a model
+(:mod:`churnguard.training`), and :func:`evaluate` backtests a saved one.
 """
 
 from churnguard.config import PipelineConfig, load_config
@@ -18,7 +19,9 @@ from churnguard.errors import (
 from churnguard.features import FeatureSpec, build_features, plan_features
 from churnguard.kpis import cohort_retention, compute_kpis
 from churnguard.labels import build_labels
+from churnguard.registry import load_model
 from churnguard.synth import generate
+from churnguard.training import evaluate, train
 
 __all__ = [
     "ChurnguardError",
@@ -34,6 +37,9 @@ __all__ = [
     "build_training_set",
     "cohort_retention",
     "compute_kpis",
+    "evaluate",
+    "load_model",
+    "train",
     "plan_features",
     "training_frames",
     "generate",

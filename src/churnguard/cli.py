@@ -171,7 +171,7 @@ def train(
             run = training.train(cfg, tune_params=tune, progress=status.update)
     except ChurnguardError as exc:
         _fail(exc)
-    table = Table(title=f"trained {cfg.model.name} {run.folder.name}", show_header=False)
+    table = _facts_table(f"trained {cfg.model.name} {run.folder.name}")
     where = (
         f"over {len(run.split.train)} snapshots"
         if run.split
@@ -200,6 +200,14 @@ def train(
     table.add_row("model", str(run.folder))
     table.add_row("report", str(run.report))
     out.print(table)
+
+
+def _facts_table(title: str) -> Table:
+    """A two-column summary whose values wrap instead of cutting paths short."""
+    table = Table(title=title, show_header=False)
+    table.add_column(no_wrap=True)
+    table.add_column(overflow="fold")
+    return table
 
 
 def _metric_rows(table: Table, ev: Evaluation) -> None:
@@ -246,10 +254,7 @@ def evaluate(
             backtest = training.evaluate(folder, cfg.data.path, as_of=as_of, out=out_dir)
     except ChurnguardError as exc:
         _fail(exc)
-    table = Table(
-        title=f"{folder.name} at {backtest.as_of.date()}: {backtest.rows:,} customers",
-        show_header=False,
-    )
+    table = _facts_table(f"{folder.name} at {backtest.as_of.date()}: {backtest.rows:,} customers")
     table.add_row("churn rate", f"{backtest.evaluation.metrics['model']['churn_rate']:.1%}")
     _metric_rows(table, backtest.evaluation)
     if backtest.report:

@@ -164,6 +164,67 @@ class EvaluationConfig:
             raise ConfigError("evaluation.intervention_cost and customer_value must be >= 0")
 
 
+#: A condition of ``[[interventions]] when``: ``feature op number``, e.g. ``tenure_days < 90``.
+CONDITION = re.compile(r"\s*([a-z_][a-z0-9_]*)\s*(<=|>=|==|!=|<|>)\s*(-?[0-9]+(?:\.[0-9]+)?)\s*")
+
+
+@dataclass(frozen=True)
+class InterventionConfig:
+    """One retention action: which reasons it answers, when it applies, its cost and success.
+
+    ``answers`` lists parts of feature names (``support_ticket`` answers
+    ``support_ticket_count_30d`` and ``days_since_last_support_ticket``); ``*`` answers any
+    reason. ``when`` lists conditions that must all hold, on a feature or on ``customer_value``
+    or ``churn_probability``.
+    """
+
+    name: str
+    cost: float
+    success_rate: float
+    answers: tuple[str, ...] = ("*",)
+    when: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not 0 < self.success_rate <= 1:
+            raise ConfigError(
+                f"interventions {self.name!r}: success_rate must be in (0, 1], "
+                f"got {self.success_rate}"
+            )
+        if self.cost < 0:
+            raise ConfigError(f"interventions {self.name!r}: cost must be >= 0, got {self.cost}")
+        for condition in self.when:
+            if not CONDITION.fullmatch(condition):
+                raise ConfigError(
+                    f"interventions {self.name!r}: condition {condition!r} is not "
+                    "'feature op number' (op one of < <= > >= == !=)"
+                )
+
+
+@dataclass(frozen=True)
+class ScoreConfig:
+    """How the nightly list is cut and labelled."""
+
+    #: List at most this many customers; 0 = no limit.
+    top_n: int = 0
+    #: Spend at most this much on interventions (in rank order); 0 = no limit.
+    budget: float = 0.0
+    #: Churn probability from which a customer is ``high`` risk ...
+    high_risk: float = 0.3
+    #: ... and ``medium`` risk; below it, ``low``.
+    medium_risk: float = 0.1
+    #: Seconds to wait for another run writing the same out folder before giving up.
+    lock_timeout: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.top_n < 0 or self.budget < 0:
+            raise ConfigError("score.top_n and score.budget must be >= 0 (0 = no limit)")
+        if not 0 < self.medium_risk <= self.high_risk < 1:
+            raise ConfigError(
+                "score.medium_risk and score.high_risk must satisfy 0 < medium <= high < 1, "
+                f"got {self.medium_risk} and {self.high_risk}"
+            )
+
+
 @dataclass(frozen=True)
 class EngineConfig:
     """Resources of the embedded DuckDB engine; it spills to disk beyond ``memory_limit``."""
@@ -200,6 +261,9 @@ class PipelineConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
+    score: ScoreConfig = field(default_factory=ScoreConfig)
+    #: The intervention catalogue; empty means the packaged default (``pipelines/nightly.toml``).
+    interventions: tuple[InterventionConfig, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready values (paths as strings, tuples as lists)."""
@@ -249,11 +313,7 @@ def load_config(
 
 def config_from_dict(raw: dict[str, Any], source: str = "saved config") -> PipelineConfig:
     """A config from its :meth:`PipelineConfig.to_dict` form, e.g. the one saved with a model."""
-    present = {
-        section: {k: v for k, v in values.items() if v is not None}
-        for section, values in raw.items()
-    }
-    return _build(PipelineConfig, present, source, prefix="")
+    return _build(PipelineConfig, _drop_none(raw), source, prefix="")
 
 
 def _build(cls: type, raw: Any, source: str, prefix: str) -> Any:
@@ -307,6 +367,15 @@ def _coerce(hint: Any, value: Any, source: str, key: str) -> Any:
     if hint is bool and not isinstance(value, bool):
         raise ConfigError(f"{source}: {key} must be true or false, got {value!r}")
     return float(value) if hint is float else value
+
+
+def _drop_none(value: Any) -> Any:
+    """``value`` without the None entries :meth:`PipelineConfig.to_dict` writes for unset keys."""
+    if isinstance(value, dict):
+        return {k: _drop_none(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_drop_none(v) for v in value]
+    return value
 
 
 def _plain(value: Any) -> Any:

@@ -88,3 +88,29 @@ def label_window_end(dataset: Dataset, *, churn: ChurnConfig) -> dt.datetime | N
         sql = "SELECT max(timestamp) FROM events"
     last = dataset.con.execute(sql).fetchall()[0][0]
     return None if last is None else last - dt.timedelta(days=churn.horizon_days)
+
+
+def population(
+    dataset: Dataset,
+    *,
+    as_of: dt.date | dt.datetime | str,
+    churn: ChurnConfig = ChurnConfig(),
+) -> ir.Table:
+    """The customers a churn score is meant for at ``as_of``: who could churn under the
+    definition. ``subscription``: an active subscription just before T; ``inactivity``: an
+    activity event in ``[T - horizon, T)``; ``labels``: every customer. One ``customer_id`` each.
+    """
+    (when,) = normalize_as_of([as_of])
+    if churn.definition == "labels":
+        return dataset.table("customers").select("customer_id")
+    if churn.definition == "subscription":
+        subs = dataset.table("subscriptions")
+        active = (subs.start_date < when) & (subs.end_date.isnull() | (subs.end_date >= when))
+        return subs.filter(active).select("customer_id").distinct()
+    events = dataset.table("events")
+    if churn.activity_events:
+        events = events.filter(events.event_type.isin(churn.activity_events))
+    recent = events.filter(
+        events.timestamp >= when - dt.timedelta(days=churn.horizon_days), events.timestamp < when
+    )
+    return recent.select("customer_id").distinct()

@@ -46,6 +46,9 @@ DEFAULT_PARAMS: dict[str, object] = {
     "verbose": -1,
 }
 
+#: Training rows the logistic baseline is fitted on, at most.
+BASELINE_ROWS = 200_000
+
 
 @dataclass
 class Calibrator:
@@ -164,7 +167,13 @@ def fit(
         features=list(features),
         categories=categories,
     )
-    baseline = _baseline(features, seed).fit(train[[s.name for s in features]], y_train)
+    # A linear baseline gains nothing from millions of rows; a seeded sample bounds its cost.
+    sample = (
+        train if len(train) <= BASELINE_ROWS else train.sample(BASELINE_ROWS, random_state=seed)
+    )
+    baseline = _baseline(features, seed).fit(
+        sample[[s.name for s in features]], sample["churned"].to_numpy()
+    )
     return TrainResult(
         model=model,
         baseline=baseline,
@@ -287,11 +296,12 @@ def _typed(
     columns = {}
     for spec in features:
         if spec.kind == "categorical":
-            known = set(categories[spec.name])
-            values = [
-                str(v) if pd.notna(v) and str(v) in known else None for v in frame[spec.name]
-            ]
-            columns[spec.name] = pd.Categorical(values, categories=categories[spec.name])
+            column = frame[spec.name]
+            known = categories[spec.name]
+            text = column.astype(str)
+            # values outside the training categories become missing, as LightGBM expects
+            text = text.where(column.notna() & text.isin(known))
+            columns[spec.name] = pd.Categorical(text, categories=known)
         else:
             columns[spec.name] = pd.to_numeric(frame[spec.name], errors="coerce").astype(float)
     return pd.DataFrame(columns, index=frame.index)

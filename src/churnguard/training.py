@@ -18,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
+from churnguard import drift
 from churnguard.config import PipelineConfig, config_from_dict
 from churnguard.contract import Dataset, load_dataset
 from churnguard.dataset import (
@@ -159,6 +160,7 @@ def train(
             "tuning": None if tuning is None else vars(tuning),
             "warnings": warnings,
             "metrics": evaluation.to_json(),
+            "drift_reference": _drift_reference(fit_frame, result, config.train.seed),
         },
         files={REPORT: report},
         now=now,
@@ -255,6 +257,13 @@ def evaluate(
         with atomic_path(Path(out) / "metrics.json") as tmp:
             tmp.write_text(json.dumps(evaluation.to_json(), indent=2))
     return Backtest(evaluation, when[0], Path(model), len(frame), report)
+
+
+def _drift_reference(frame: pd.DataFrame, result: TrainResult, seed: int) -> dict[str, object]:
+    """Feature and score distributions of the training rows (a seeded sample beyond 200k)."""
+    rows = frame if len(frame) <= 200_000 else frame.sample(200_000, random_state=seed)
+    model = result.model
+    return drift.reference(rows, model.features, model.predict_proba(rows))
 
 
 def _folder(dataset: Dataset) -> Path:

@@ -1,0 +1,205 @@
+"""Training from a config end to end: other people's data shapes, tuning, purge, backtests."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import churnguard as cg
+from churnguard import training
+from churnguard.errors import LeakageError, ModelRegistryError
+from churnguard.training import evaluate, train
+from conftest import labelled_snapshot, retailer_export
+
+
+def _config(data, registry, **overrides):
+    return cg.load_config(None, {"data.path": data, "model.registry": registry, **overrides})
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("generated")
+    cg.generate(folder, customers=3_000, days=420, seed=21)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def generated_run(generated, tmp_path_factory):
+    """One model trained out of time on generated data: (TrainingRun, config)."""
+    cfg = _config(
+        generated,
+        tmp_path_factory.mktemp("registry"),
+        **{
+            "churn.definition": "subscription",
+            "train.start": "2024-04-01",
+            "train.end": "2024-12-20",
+            "train.every_days": 28,
+        },
+    )
+    return train(cfg), cfg
+
+
+def test_a_purchase_log_alone_trains_under_inactivity_churn(tmp_path):
+    data = retailer_export(tmp_path / "retailer")
+    cfg = _config(
+        data,
+        tmp_path / "models",
+        **{
+            "churn.definition": "inactivity",
+            "churn.horizon_days": 60,
+            "train.start": "2024-03-01",
+            "train.end": "2024-11-01",
+        },
+    )
+    run = train(cfg)
+    names = [s.name for s in run.result.model.features]
+    assert "purchase_value_mean_30d" in names and "store" in names
+    assert not any(n.startswith("subscription") or n == "mrr" for n in names)
+    assert run.split.validation[-1].date().isoformat() == "2024-10-27"
+    assert run.split.train[-1].date().isoformat() == "2024-08-28"  # purged: 2024-08-28 + 60d
+    model = run.evaluation.metrics["model"]
+    assert model["roc_auc_score"] > 0.7
+    assert "true_hazard" not in run.evaluation.metrics  # no truth table in a real export
+    assert (run.folder / "report.html").exists()
+
+
+def test_labels_mode_trains_on_labelled_customers_with_a_stratified_hold_out(tmp_path):
+    data = labelled_snapshot(tmp_path / "snapshot")
+    labelled = pd.read_csv(data / "labels.csv")
+    run = train(_config(data, tmp_path / "models", **{"churn.definition": "labels"}))
+    assert run.split is None
+    assert run.train_rows + run.validation_rows == len(labelled)
+    assert run.validation_rows == pytest.approx(0.2 * len(labelled), abs=1)
+    assert run.evaluation.metrics["model"]["churn_rate"] == pytest.approx(
+        labelled["churned"].mean(), abs=0.01
+    )
+    assert run.evaluation.metrics["model"]["roc_auc_score"] > 0.7
+    top = set(run.evaluation.importance["feature"].head(4))
+    assert top == {"contract", "monthly_charges", "support_calls", "late_payments"}
+    meta = json.loads((run.folder / "metadata.json").read_text())
+    assert meta["validation_snapshots"] == [] and meta["rows"]["validation"] == run.validation_rows
+
+
+def test_the_search_never_sees_the_validation_rows(generated, tmp_path, monkeypatch):
+    seen = []
+    real_tune = training.tune
+
+    def spy(inner_fit, inner_valid, **kwargs):
+        seen.extend([inner_fit, inner_valid])
+        return real_tune(inner_fit, inner_valid, **kwargs)
+
+    monkeypatch.setattr(training, "tune", spy)
+    cfg = _config(
+        generated,
+        tmp_path,
+        **{
+            "churn.definition": "subscription",
+            "train.start": "2024-04-01",
+            "train.end": "2024-12-20",
+            "train.every_days": 28,
+            "train.tune_trials": 3,
+        },
+    )
+    run = train(cfg, tune_params=True)
+    validation = pd.Timestamp(run.split.validation[0])
+    last_train = pd.Timestamp(run.split.train[-1])
+    assert all((frame["as_of"] < validation).all() for frame in seen)
+    assert (seen[1]["as_of"] == last_train).all()  # inner validation: the last training date
+    assert seen[0]["as_of"].max() <= last_train - pd.Timedelta(days=30)  # purged like the outer
+    assert run.tuning.trials == 3 and run.tuning.best_log_loss <= run.tuning.default_log_loss
+    assert json.loads((run.folder / "metadata.json").read_text())["tuning"]["trials"] == 3
+
+
+def test_a_purge_shorter_than_the_horizon_is_flagged_in_the_report(generated, tmp_path):
+    cfg = _config(
+        generated,
+        tmp_path,
+        **{
+            "churn.definition": "subscription",
+            "train.start": "2024-04-01",
+            "train.end": "2024-12-20",
+            "train.every_days": 28,
+            "train.purge_days": 0,
+        },
+    )
+    run = train(cfg)
+    assert run.split.train[-1].date().isoformat() == "2024-11-11"  # 28 days before validation
+    assert len(run.warnings) == 1 and "shorter than the 30-day horizon" in run.warnings[0]
+    assert "may be optimistic" in run.report.read_text()
+
+
+def test_the_saved_report_has_every_chart_and_the_true_hazard_ceiling(generated_run):
+    run, _ = generated_run
+    html = run.report.read_text()
+    for heading in (
+        "ROC",
+        "Precision and recall",
+        "Calibration",
+        "Gains and lift",
+        "Profit curve",
+        "Baseline comparison",
+        "Feature importance",
+    ):
+        assert f"<h2>{heading}</h2><img" in html
+    assert "ROC-AUC of the true hazard (ceiling)" in html
+    assert 'class="warn"' not in html  # the default purge needs no warning
+    manifest = json.loads((run.folder / "manifest.json").read_text())["files"]
+    assert "report.html" in manifest
+
+
+def test_a_backtest_on_a_later_date_scores_what_happened(generated_run, generated, tmp_path):
+    run, _ = generated_run
+    backtest = evaluate(run.folder, generated, as_of="2025-01-17", out=tmp_path / "bt")
+    metrics = backtest.evaluation.metrics
+    assert backtest.rows == backtest.evaluation.y_true.size > 1000
+    assert metrics["model"]["roc_auc_score"] > 0.6
+    assert 0.5 < metrics["true_hazard"]["roc_auc_score"] < 1
+    saved = json.loads((tmp_path / "bt" / "metrics.json").read_text())
+    assert saved["model"]["roc_auc_score"] == metrics["model"]["roc_auc_score"]
+    assert (tmp_path / "bt" / "report.html").exists()
+    with pytest.raises(LeakageError, match="label window runs past the end of the data"):
+        evaluate(run.folder, generated, as_of="2025-02-20")
+
+
+def test_a_model_is_refused_on_data_without_its_features(generated_run, generated, tmp_path):
+    run, _ = generated_run
+    events = pd.read_parquet(generated / "events.parquet")
+    stripped = tmp_path / "stripped"
+    stripped.mkdir()
+    for table in ("customers", "subscriptions"):
+        pd.read_parquet(generated / f"{table}.parquet").to_parquet(stripped / f"{table}.parquet")
+    events[events["event_type"] != "nps"].to_parquet(stripped / "events.parquet")
+    with pytest.raises(ModelRegistryError, match="lacks .* feature.*last_nps_score"):
+        evaluate(run.folder, stripped, as_of="2025-01-17")
+
+
+def test_events_after_a_snapshot_never_change_its_training_rows(generated, tmp_path):
+    """Rewriting everything at or after a snapshot leaves that snapshot's feature rows as they
+    were, labels aside (they are meant to look ahead)."""
+    churn = cg.config.ChurnConfig(definition="subscription")
+    dates = ["2024-06-01", "2024-08-01", "2024-10-01"]
+    original = cg.load_dataset(generated)
+    plan = cg.plan_features(original)  # the schema a model trained on this data would pin
+    before = cg.build_training_set(original, as_of=dates, churn=churn, plan=plan)
+    events = pd.read_parquet(generated / "events.parquet")
+    cut = pd.Timestamp("2024-08-01", tz=events["timestamp"].dt.tz)
+    rng = np.random.default_rng(0)
+    later = events[events["timestamp"] >= cut].sample(frac=0.5, random_state=1)
+    later = later.assign(event_type=rng.choice(["login", "complaint"], len(later)))
+    changed = pd.concat([events[events["timestamp"] < cut], later])
+    folder = tmp_path / "changed"
+    folder.mkdir()
+    for table in ("customers", "subscriptions"):
+        pd.read_parquet(generated / f"{table}.parquet").to_parquet(folder / f"{table}.parquet")
+    changed.to_parquet(folder / "events.parquet")
+    after = cg.build_training_set(cg.load_dataset(folder), as_of=dates, churn=churn, plan=plan)
+    keep = before["as_of"] <= pd.Timestamp("2024-08-01")
+    pd.testing.assert_frame_equal(
+        before[keep].drop(columns="churned").reset_index(drop=True),
+        after[after["as_of"] <= pd.Timestamp("2024-08-01")]
+        .drop(columns="churned")
+        .reset_index(drop=True),
+    )

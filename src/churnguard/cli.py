@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from churnguard import training
+from churnguard import scoring, training
 from churnguard.config import PipelineConfig, load_config
 from churnguard.contract import Dataset, load_dataset
 from churnguard.engine.duckdb import write_features
@@ -311,6 +311,94 @@ def models_show(
     meta = json.loads((folder / "metadata.json").read_text())
     meta["features"] = [f["name"] for f in meta["features"]]
     out.print_json(data=meta)
+
+
+@app.command()
+def score(
+    as_of: Annotated[str, typer.Option("--as-of", help="Score the customers as of this date.")],
+    config: ConfigOption = None,
+    data: DataOption = None,
+    model: Annotated[
+        str,
+        typer.Option("--model", "-m", help="A bundle folder, or a version of the config's model."),
+    ] = "latest",
+    out_dir: Annotated[
+        str | None,
+        typer.Option(
+            "--out", "-o", help="Out folder ({as_of} is filled in); default [score] out."
+        ),
+    ] = None,
+    features_file: Annotated[
+        Path | None,
+        typer.Option("--features", help="Precomputed features (churnguard features) to use."),
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress or summary.")] = False,
+) -> None:
+    """Score every customer in the population and write the ranked intervention list.
+
+    Writes interventions.csv, scores.parquet and manifest.json to the out folder. Exit codes:
+    0 done, 2 bad input, 3 model problem (hashes, schema), 1 anything else.
+    """
+    try:
+        cfg = _config(config, **{"data.path": data})
+        day = normalize_as_of([as_of])[0].date().isoformat()
+        folder = Path((out_dir or cfg.score.out).replace("{as_of}", day))
+        bundle = _model_folder(model, cfg)
+        if quiet:
+            run = scoring.score(cfg, as_of=as_of, out=folder, model=bundle, features=features_file)
+        else:
+            with err.status("starting") as status:
+                run = scoring.score(
+                    cfg,
+                    as_of=as_of,
+                    out=folder,
+                    model=bundle,
+                    features=features_file,
+                    progress=status.update,
+                )
+    except ChurnguardError as exc:
+        _fail(exc)
+    except Exception as exc:  # an unattended run needs one line and exit 1, not a traceback
+        err.print(
+            f"[bold red]error:[/] {escape(type(exc).__name__)}: {escape(str(exc))}",
+            highlight=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(1) from None
+    if not quiet:  # warnings (drift) reach the log either way
+        _print_score(run)
+
+
+def _print_score(run: scoring.ScoreRun) -> None:
+    m = run.manifest
+    table = _facts_table(f"scored {m['rows']['scored']:,} customers as of {m['as_of']}")
+    tiers = ", ".join(f"{tier} {count:,}" for tier, count in m["risk_tiers"].items())
+    table.add_row("risk tiers", tiers)
+    table.add_row("value at risk", f"{m['value_at_risk_total']:,.0f}")
+    table.add_row(
+        "listed",
+        f"{m['rows']['listed']:,} customers, expected benefit {m['expected_benefit_total']:,.0f}",
+    )
+    if m["drift"]["score"] is not None:
+        table.add_row("score drift (PSI)", f"{m['drift']['score']:.3f}")
+    for warning in m["warnings"]:
+        table.add_row("[yellow]warning[/]", escape(warning))
+    table.add_row("model", f"{m['model']['name']} {m['model']['version']}")
+    for name, path in run.files.items():
+        table.add_row(name, str(path))
+    out.print(table)
+    if not run.interventions.empty:
+        top = Table("rank", "customer", "churn", "value at risk", "intervention", "first reason")
+        for row in run.interventions.head(5).itertuples():
+            top.add_row(
+                str(row.rank),
+                escape(str(row.customer_id)),
+                f"{row.churn_probability:.0%}",
+                f"{row.value_at_risk:,.0f}",
+                escape(row.intervention),
+                escape(row.reason_1),
+            )
+        out.print(top)
 
 
 @app.command()

@@ -214,6 +214,8 @@ class ScoreConfig:
     medium_risk: float = 0.1
     #: Seconds to wait for another run writing the same out folder before giving up.
     lock_timeout: float = 0.0
+    #: Out folder; ``{as_of}`` is replaced by the as-of date, so nightly runs keep their own.
+    out: str = "scores/{as_of}"
 
     def __post_init__(self) -> None:
         if self.top_n < 0 or self.budget < 0:

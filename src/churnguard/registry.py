@@ -10,7 +10,6 @@ version's name. Bundles are written to a temporary folder and renamed into place
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import os
 import shutil
@@ -26,7 +25,7 @@ from sklearn.pipeline import Pipeline
 
 from churnguard.errors import ModelRegistryError
 from churnguard.features import FeatureSpec
-from churnguard.io import atomic_path
+from churnguard.io import atomic_path, sha256_file
 from churnguard.model import ChurnModel, TrainResult
 
 BOOSTER = "booster.txt"
@@ -89,7 +88,7 @@ def save_model(
         for file_name, text in (files or {}).items():
             (staging / file_name).write_text(text, encoding="utf-8")
         files = sorted(p.name for p in staging.iterdir())
-        manifest = {"files": {f: _sha256(staging / f) for f in files}}
+        manifest = {"files": {f: sha256_file(staging / f) for f in files}}
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
         os.replace(staging, home / version)
     finally:
@@ -172,7 +171,7 @@ def verify(folder: Path) -> None:
             f"{folder}: files {present} do not match the manifest {sorted(manifest)}"
         )
     for name, digest in manifest.items():
-        if _sha256(folder / name) != digest:
+        if sha256_file(folder / name) != digest:
             raise ModelRegistryError(
                 f"{folder / name}: sha256 differs from the one recorded at save time; "
                 "the file was changed, refusing to load it"
@@ -185,14 +184,6 @@ def list_versions(registry: Path, name: str) -> list[str]:
     if not home.is_dir():
         return []
     return sorted(p.name for p in home.iterdir() if p.is_dir() and not p.name.startswith("."))
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _installed(library: str) -> str:

@@ -63,6 +63,14 @@ def render_report(
         f"intervention costing {c.intervention_cost:g} that keeps {c.success_rate:.0%} of "
         f"would-be churners worth {c.customer_value:g} each.</p>"
     )
+    if ev.ranking is not None:
+        r = ev.ranking
+        parts.append(
+            f"<p>With a budget for {r['contacts']:,.0f} contacts ({r['budget']:,.0f}), the list "
+            f"ranked by expected benefit saves {r['by_expected_benefit']:,.0f} in customer value "
+            f"net of cost; the list ranked by churn probability alone saves "
+            f"{r['by_probability']:,.0f}.</p>"
+        )
     figures = [
         ("ROC", charts.roc_chart(ev)),
         ("Precision and recall", charts.pr_chart(ev)),

@@ -1,0 +1,399 @@
+"""Nightly batch scoring: every customer in the population, ranked interventions, a manifest.
+
+:func:`score` loads a saved model (hashes checked), builds its features for the population at
+the as-of date (or reads precomputed ones), and writes to the out folder:
+
+* ``scores.parquet``: every scored customer, ``customer_id, churn_probability, risk_tier,
+  customer_value, value_at_risk``, ordered by customer_id;
+* ``interventions.csv``: customers worth an intervention, ranked by expected benefit, with
+  three reasons and the intervention chosen (columns: :data:`LIST_COLUMNS`);
+* ``manifest.json``: as-of date, model version and hashes, input hashes, row counts, drift,
+  warnings and timings.
+
+Each file appears atomically, the manifest last. The same as-of date, model and data give the
+same bytes in the two data files; only the manifest's timings change. A lock keeps two runs
+from writing the same out folder at once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import time
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib.resources import files as package_files
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+from filelock import FileLock, Timeout
+
+from churnguard import drift
+from churnguard.config import CONDITION, InterventionConfig, PipelineConfig, config_from_dict
+from churnguard.contract import Dataset, load_dataset
+from churnguard.errors import ChurnguardError, ConfigError, DataContractError
+from churnguard.features import build_features, normalize_as_of, plan_features
+from churnguard.io import atomic_path, sha256_file
+from churnguard.labels import population
+from churnguard.model import ChurnModel
+from churnguard.reasons import top_reasons
+from churnguard.registry import check_schema, load_model, resolve
+from churnguard.value import customer_value, expected_lifetime_months, purchase_history
+
+log = logging.getLogger("churnguard.scoring")
+
+LIST_COLUMNS = (
+    "rank",
+    "customer_id",
+    "churn_probability",
+    "risk_tier",
+    "customer_value",
+    "value_at_risk",
+    "reason_1",
+    "reason_2",
+    "reason_3",
+    "intervention",
+    "intervention_cost",
+    "expected_benefit",
+)
+SCORE_COLUMNS = (
+    "customer_id",
+    "churn_probability",
+    "risk_tier",
+    "customer_value",
+    "value_at_risk",
+)
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+Progress = Callable[[str], None]
+
+
+@dataclass
+class ScoreRun:
+    """What a scoring run wrote and found."""
+
+    out: Path
+    scores: pd.DataFrame
+    interventions: pd.DataFrame
+    manifest: dict[str, Any]
+
+    @property
+    def files(self) -> dict[str, Path]:
+        names = ("interventions.csv", "scores.parquet", "manifest.json")
+        return {name: self.out / name for name in names}
+
+
+class LockedError(ChurnguardError):
+    """Another run holds the out folder."""
+
+
+def default_interventions() -> tuple[InterventionConfig, ...]:
+    """The packaged catalogue (the same entries as ``pipelines/nightly.toml``)."""
+    text = package_files("churnguard").joinpath("interventions.toml").read_text("utf-8")
+    raw = tomllib.loads(text)
+    return config_from_dict({"interventions": raw["interventions"]}).interventions
+
+
+def score(
+    config: PipelineConfig,
+    *,
+    as_of: dt.date | dt.datetime | str,
+    out: Path,
+    model: Path | None = None,
+    features: Path | None = None,
+    progress: Progress | None = None,
+) -> ScoreRun:
+    """Score the population at ``as_of`` and write the list, the scores and the manifest.
+
+    Parameters
+    ----------
+    config : the run's config: data, ``[score]``, ``[[interventions]]``, ``[model]``, engine.
+        Churn definition, horizon and features come from the model's own saved config.
+    model : a bundle folder; default the config's model name, ``latest``.
+    features : a Parquet file from ``churnguard features`` to read instead of building them.
+
+    Raises
+    ------
+    ModelRegistryError
+        The bundle fails its hash check or its feature schema does not match the data.
+    DataContractError, ConfigError
+        Bad data or config; nothing is written.
+    LockedError
+        Another run is writing to ``out`` (after waiting ``score.lock_timeout`` seconds).
+    """
+    say = progress or (lambda _message: None)
+    timings: dict[str, float] = {}
+    clock = time.perf_counter()
+    started = dt.datetime.now(dt.UTC)
+
+    def lap(name: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        timings[name] = round(now - clock, 3)
+        clock = now
+
+    (when,) = normalize_as_of([as_of])
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(out / ".churnguard-score.lock")
+    try:
+        lock.acquire(timeout=config.score.lock_timeout)
+    except Timeout:
+        raise LockedError(
+            f"{out}: another churnguard score run is writing here (lock {lock.lock_file}); "
+            "wait for it or raise score.lock_timeout"
+        ) from None
+    try:
+        say("loading the model")
+        folder = Path(model) if model else resolve(config.model.registry, config.model.name)
+        churn_model, metadata = load_model(folder)
+        trained = config_from_dict(metadata["config"], source=f"{folder}/metadata.json")
+        lap("load_model_s")
+        say("loading and validating data")
+        dataset = load_dataset(
+            config.data, definition=trained.churn.definition, engine=config.engine
+        )
+        lap("load_data_s")
+        say("building features")
+        frame = _features(dataset, trained, churn_model, when, features)
+        lap("features_s")
+        if frame.empty:
+            raise ConfigError(
+                f"no customer is in the {trained.churn.definition} population at {when.date()}"
+            )
+        say(f"scoring {len(frame):,} customers")
+        scores = _scores(frame, churn_model, dataset, trained, config, when)
+        lap("score_s")
+        drift_summary = _drift(metadata, frame, scores["churn_probability"].to_numpy())
+        say("choosing interventions")
+        catalogue = config.interventions or default_interventions()
+        listed = _interventions(frame, scores, churn_model, catalogue, config)
+        lap("interventions_s")
+        say("writing")
+        _write_scores(scores, out / "scores.parquet")
+        _write_list(listed, out / "interventions.csv")
+        warnings = [
+            f"feature {name} drifted: PSI {psi:.3f} against the training data (over {drift.PSI_ALERT})"
+            for name, psi in drift_summary["over_threshold"].items()
+        ]
+        for warning in warnings:
+            log.warning(warning)
+        manifest = {
+            "as_of": when.date().isoformat(),
+            "model": {
+                "name": metadata["name"],
+                "version": metadata["version"],
+                "folder": str(folder),
+                "booster_sha256": sha256_file(folder / "booster.txt"),
+                "manifest_sha256": sha256_file(folder / "manifest.json"),
+            },
+            "inputs": {
+                name: {"path": str(info.path), "rows": info.rows, "sha256": sha256_file(info.path)}
+                for name, info in sorted(dataset.tables.items())
+            },
+            "features_file": None if features is None else str(features),
+            "config_fingerprint": config.fingerprint(),
+            "catalogue": "config" if config.interventions else "default",
+            "rows": {"scored": len(scores), "listed": len(listed)},
+            "risk_tiers": scores["risk_tier"].value_counts().sort_index().to_dict(),
+            "value_at_risk_total": round(float(scores["value_at_risk"].sum()), 2),
+            "expected_benefit_total": round(float(listed["expected_benefit"].sum()), 2),
+            "outputs": {
+                name: sha256_file(out / name) for name in ("interventions.csv", "scores.parquet")
+            },
+            "drift": drift_summary,
+            "warnings": warnings,
+        }
+        lap("write_s")
+        manifest["timings"] = {"started_at": started.isoformat(), **timings}
+        with atomic_path(out / "manifest.json") as tmp:
+            tmp.write_text(json.dumps(manifest, indent=2, default=str) + "\n")
+    finally:
+        lock.release()
+    return ScoreRun(out=out, scores=scores, interventions=listed, manifest=manifest)
+
+
+def _features(
+    dataset: Dataset,
+    trained: PipelineConfig,
+    model: ChurnModel,
+    when: dt.datetime,
+    precomputed: Path | None,
+) -> pd.DataFrame:
+    """The model's features for the population at ``when``, ordered by customer_id."""
+    plan = plan_features(
+        dataset, config=trained.features, activity_events=trained.churn.activity_events
+    )
+    if precomputed is None:
+        check_schema(model, list(plan.specs), where=str(dataset.tables["customers"].path))
+    who = population(dataset, as_of=when, churn=trained.churn)
+    if precomputed is not None:
+        table = dataset.backend.read_parquet(precomputed)
+        missing = [s.name for s in model.features if s.name not in table.columns]
+        if missing:
+            check_schema(model, [], where=str(precomputed))
+        table = table.filter(table.as_of == when)
+    else:
+        table = build_features(dataset, as_of=[when], config=trained.features, plan=plan)
+    names = ["customer_id", *[s.name for s in model.features]]
+    frame = table.semi_join(who, "customer_id").select(names).order_by("customer_id").to_pandas()
+    if precomputed is not None and frame.empty:
+        raise DataContractError(f"{precomputed}: no rows for as_of {when.date()}")
+    return frame
+
+
+def _scores(
+    frame: pd.DataFrame,
+    model: ChurnModel,
+    dataset: Dataset,
+    trained: PipelineConfig,
+    config: PipelineConfig,
+    when: dt.datetime,
+) -> pd.DataFrame:
+    """Probability, tier, value and value at risk per customer (the ``scores.parquet`` rows)."""
+    probability = model.predict_proba(frame)
+    months = expected_lifetime_months(float(probability.mean()), trained.churn.horizon_days)
+    needs_history = "mrr" not in frame or (frame["mrr"].fillna(0) <= 0).any()
+    history = None
+    if needs_history and dataset.has("events"):
+        plan = plan_features(dataset, config=trained.features)
+        history = purchase_history(dataset, when, plan)
+    value = customer_value(frame, months=months, as_of=when, history=history)
+    tiers = np.where(
+        probability >= config.score.high_risk,
+        "high",
+        np.where(probability >= config.score.medium_risk, "medium", "low"),
+    )
+    return pd.DataFrame(
+        {
+            "customer_id": frame["customer_id"].astype(str).to_numpy(),
+            "churn_probability": np.round(probability, 6),
+            "risk_tier": tiers,
+            "customer_value": np.round(value, 2),
+            "value_at_risk": np.round(probability * value, 2),
+        }
+    )
+
+
+def _drift(metadata: dict[str, Any], frame: pd.DataFrame, probability: np.ndarray) -> dict:
+    reference = metadata.get("drift_reference")
+    if not reference:
+        return {"score": None, "features": {}, "over_threshold": {}}
+    psi = drift.stability(reference, frame, probability)
+    score_psi = psi.pop(drift.SCORE, None)
+    over = {k: v for k, v in sorted(psi.items(), key=lambda kv: -kv[1]) if v > drift.PSI_ALERT}
+    return {"score": score_psi, "features": psi, "over_threshold": over}
+
+
+def _interventions(
+    frame: pd.DataFrame,
+    scores: pd.DataFrame,
+    model: ChurnModel,
+    catalogue: tuple[InterventionConfig, ...],
+    config: PipelineConfig,
+) -> pd.DataFrame:
+    """Choose, rank and cut: the ``interventions.csv`` rows.
+
+    Only customers whose best case (most effective intervention, no reason needed) is positive
+    get per-customer contributions computed, which bounds the cost on large populations.
+    """
+    p = scores["churn_probability"].to_numpy()
+    value = scores["customer_value"].to_numpy()
+    success = np.array([i.success_rate for i in catalogue])
+    cost = np.array([i.cost for i in catalogue])
+    benefit = p[:, None] * value[:, None] * success[None, :] - cost[None, :]
+    candidates = np.flatnonzero(benefit.max(axis=1) > 0)
+    if candidates.size == 0:
+        return pd.DataFrame(columns=list(LIST_COLUMNS))
+    rows = frame.iloc[candidates].reset_index(drop=True)
+    reasons = top_reasons(model.features, rows, model.contributions(rows))
+    context = rows.assign(churn_probability=p[candidates], customer_value=value[candidates])
+    eligible = np.column_stack(
+        [_fits(intervention, reasons, context) for intervention in catalogue]
+    )
+    net = np.where(eligible, benefit[candidates], -np.inf)
+    best = net.argmax(axis=1)
+    best_benefit = net[np.arange(best.size), best]
+    keep = best_benefit > 0
+    chosen = scores.iloc[candidates[keep]].reset_index(drop=True)
+    sentences = [
+        [text for _, text in r] + [""] * (3 - len(r))
+        for r, k in zip(reasons, keep, strict=True)
+        if k
+    ]
+    listed = chosen.assign(
+        reason_1=[s[0] for s in sentences],
+        reason_2=[s[1] for s in sentences],
+        reason_3=[s[2] for s in sentences],
+        intervention=[catalogue[b].name for b in best[keep]],
+        intervention_cost=cost[best[keep]],
+        expected_benefit=np.round(best_benefit[keep], 2),
+    )
+    listed = listed.sort_values(
+        ["expected_benefit", "customer_id"], ascending=[False, True], kind="stable"
+    ).reset_index(drop=True)
+    if config.score.top_n:
+        listed = listed.head(config.score.top_n)
+    if config.score.budget:
+        listed = listed[listed["intervention_cost"].cumsum() <= config.score.budget]
+    listed.insert(0, "rank", np.arange(1, len(listed) + 1))
+    return listed[list(LIST_COLUMNS)]
+
+
+def _fits(
+    intervention: InterventionConfig, reasons: list[list[tuple]], context: pd.DataFrame
+) -> np.ndarray:
+    """Rows whose reasons the intervention answers and whose values meet its conditions."""
+    if "*" in intervention.answers:
+        answers = np.array([bool(r) for r in reasons])
+    else:
+        answers = np.array(
+            [
+                any(part in spec.name for spec, _ in r for part in intervention.answers)
+                for r in reasons
+            ]
+        )
+    for condition in intervention.when:
+        name, op, number = CONDITION.fullmatch(condition).groups()  # type: ignore[union-attr]
+        if name not in context:
+            return np.zeros(len(context), dtype=bool)  # a condition on data we lack never holds
+        values = pd.to_numeric(context[name], errors="coerce").to_numpy(float)
+        with np.errstate(invalid="ignore"):
+            answers &= _OPS[op](values, float(number))
+    return answers
+
+
+_OPS: dict[str, Callable[[np.ndarray, float], np.ndarray]] = {
+    "<": np.less,
+    "<=": np.less_equal,
+    ">": np.greater,
+    ">=": np.greater_equal,
+    "==": np.equal,
+    "!=": np.not_equal,
+}
+
+
+def _write_scores(scores: pd.DataFrame, path: Path) -> None:
+    table = pa.Table.from_pandas(scores[list(SCORE_COLUMNS)], preserve_index=False)
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp, compression="zstd")
+
+
+def _write_list(listed: pd.DataFrame, path: Path) -> None:
+    """The CSV, with text cells a spreadsheet would run as formulas prefixed by a quote."""
+    safe = listed.copy()
+    for column in ("customer_id", "risk_tier", "reason_1", "reason_2", "reason_3", "intervention"):
+        safe[column] = [neutralise(v) for v in safe[column].astype(str)]
+    with atomic_path(path) as tmp:
+        safe.to_csv(tmp, index=False, lineterminator="\n")
+
+
+def neutralise(cell: str) -> str:
+    """``=cmd()`` → ``'=cmd()``: a spreadsheet shows the text instead of running it."""
+    return f"'{cell}" if cell.startswith(_FORMULA_STARTS) else cell

@@ -1,0 +1,297 @@
+"""Nightly scoring: reasons, interventions, the unattended-run guarantees, drift."""
+
+from __future__ import annotations
+
+import json
+import tomllib
+
+import numpy as np
+import pandas as pd
+import pytest
+from filelock import FileLock
+from typer.testing import CliRunner
+
+import churnguard as cg
+from churnguard import drift, scoring
+from churnguard.cli import app
+from churnguard.config import InterventionConfig, load_config
+from churnguard.features import FeatureSpec
+from churnguard.reasons import top_reasons
+
+runner = CliRunner()
+AS_OF = "2025-01-20"
+
+
+@pytest.fixture(scope="module")
+def nightly(tmp_path_factory):
+    """Generated data, a model trained on it and a nightly config: the config's path."""
+    root = tmp_path_factory.mktemp("nightly")
+    data = root / "data"
+    cg.generate(data, customers=3_000, days=420, seed=31)
+    registry = root / "models"
+    train_cfg = load_config(
+        None,
+        {
+            "data.path": data,
+            "model.registry": registry,
+            "churn.definition": "subscription",
+            "train.start": "2024-04-01",
+            "train.end": "2024-12-20",
+            "train.every_days": 28,
+        },
+    )
+    cg.train(train_cfg)
+    config = root / "nightly.toml"
+    config.write_text(
+        f'[data]\npath = "{data}"\n[model]\nregistry = "{registry}"\n'
+        f'[score]\nout = "{root}/out/{{as_of}}"\ntop_n = 300\n'
+    )
+    return config
+
+
+def _score(config, *extra):
+    return runner.invoke(app, ["score", "--config", str(config), "--as-of", AS_OF, *extra])
+
+
+# -- reasons and interventions on hand-made customers whose drivers are known ----------------
+
+SPECS = [
+    FeatureSpec("login_trend_30d", "", "trend", event_type="login", window_days=30),
+    FeatureSpec(
+        "support_ticket_count_30d", "", "count", event_type="support_ticket", window_days=30
+    ),
+    FeatureSpec("last_nps_score", "", "score", event_type="nps"),
+    FeatureSpec("days_since_last_purchase", "", "recency", event_type="purchase"),
+    FeatureSpec("tenure_days", "", "days"),
+]
+CUSTOMERS = pd.DataFrame(
+    {
+        "customer_id": ["unhappy", "lapsing", "new", "fine"],
+        "login_trend_30d": [-0.7, -0.2, 0.1, 0.0],
+        "support_ticket_count_30d": [2.0, 0.0, 0.0, 0.0],
+        "last_nps_score": [3.0, 8.0, np.nan, 10.0],
+        "days_since_last_purchase": [10.0, 64.0, 5.0, 3.0],
+        "tenure_days": [800.0, 500.0, 20.0, 900.0],
+    }
+)
+# Each row's drivers: what pushes its risk up (positive) or down (negative).
+CONTRIBUTIONS = np.array(
+    [
+        [0.9, 1.2, 0.7, -0.1, -0.2],
+        [0.3, -0.1, -0.2, 1.1, -0.1],
+        [-0.1, -0.1, 0.2, -0.2, 0.8],
+        [-0.3, -0.1, -0.5, -0.2, -0.3],
+    ]
+)
+
+
+class KnownDrivers:
+    """A model stand-in whose per-customer contributions are the hand-set ones above."""
+
+    features = SPECS
+
+    def contributions(self, rows: pd.DataFrame) -> np.ndarray:
+        index = {c: i for i, c in enumerate(CUSTOMERS["customer_id"])}
+        return CONTRIBUTIONS[[index[c] for c in rows["customer_id"]]]
+
+
+def test_reasons_are_the_risk_raising_drivers_in_plain_words():
+    reasons = top_reasons(SPECS, CUSTOMERS, CONTRIBUTIONS)
+    assert [text for _, text in reasons[0]] == [
+        "2 support tickets in the last 30 days",
+        "logins down 70 % on the previous 30 days",
+        "last NPS answer 3 (detractor)",
+    ]
+    assert [text for _, text in reasons[1]] == [
+        "no purchase for 64 days",
+        "logins down 20 % on the previous 30 days",
+    ]
+    assert [text for _, text in reasons[2]] == ["customer for 20 days", "no NPS answer yet"]
+    assert reasons[3] == []  # nothing pushes this customer's risk up
+
+
+CATALOGUE = (
+    InterventionConfig("support escalation", 30.0, 0.4, answers=("support_ticket",)),
+    InterventionConfig("re-engagement e-mail", 1.0, 0.05, answers=("purchase", "login")),
+    InterventionConfig("onboarding help", 20.0, 0.3, when=("tenure_days < 90",)),
+    InterventionConfig("big-spender call", 40.0, 0.5, when=("customer_value >= 5000",)),
+)
+
+
+def test_each_customer_gets_the_best_fitting_intervention_and_losers_are_not_listed():
+    scores = pd.DataFrame(
+        {
+            "customer_id": CUSTOMERS["customer_id"],
+            "churn_probability": [0.5, 0.4, 0.3, 0.6],
+            "risk_tier": ["high", "high", "high", "high"],
+            "customer_value": [1000.0, 1000.0, 1000.0, 1000.0],
+            "value_at_risk": [500.0, 400.0, 300.0, 600.0],
+        }
+    )
+    listed = scoring._interventions(
+        CUSTOMERS, scores, KnownDrivers(), CATALOGUE, load_config(None)
+    ).set_index("customer_id")
+    # unhappy: escalation 0.5*1000*0.4-30 = 170 beats e-mail 24; the value call does not apply
+    assert listed.loc["unhappy", "intervention"] == "support escalation"
+    assert listed.loc["unhappy", "expected_benefit"] == pytest.approx(170.0)
+    # lapsing: no ticket, old customer: only the e-mail fits, 0.4*1000*0.05-1 = 19
+    assert listed.loc["lapsing", "intervention"] == "re-engagement e-mail"
+    # new: onboarding 0.3*1000*0.3-20 = 70
+    assert listed.loc["new", "intervention"] == "onboarding help"
+    # fine: high risk, but no reason pushes it up, so nothing answers it
+    assert "fine" not in listed.index
+    assert list(listed["rank"]) == [1, 2, 3]
+    assert listed["expected_benefit"].is_monotonic_decreasing
+
+
+def test_top_n_and_budget_cut_the_ranked_list():
+    scores = pd.DataFrame(
+        {
+            "customer_id": CUSTOMERS["customer_id"],
+            "churn_probability": [0.5, 0.4, 0.3, 0.6],
+            "risk_tier": "high",
+            "customer_value": 1000.0,
+            "value_at_risk": 0.0,
+        }
+    )
+    cut = load_config(None, {"score.top_n": 2})
+    assert len(scoring._interventions(CUSTOMERS, scores, KnownDrivers(), CATALOGUE, cut)) == 2
+    budget = load_config(None, {"score.budget": 40.0})  # 30 (escalation) fits, +20 does not
+    listed = scoring._interventions(CUSTOMERS, scores, KnownDrivers(), CATALOGUE, budget)
+    assert list(listed["customer_id"]) == ["unhappy"]
+
+
+def test_cells_a_spreadsheet_would_run_are_neutralised(tmp_path):
+    frame = pd.DataFrame(
+        {c: ["x"] for c in scoring.LIST_COLUMNS}
+        | {
+            "customer_id": ['=HYPERLINK("http://evil")'],
+            "reason_1": ["-2+3"],
+            "reason_2": ["@SUM(A1)"],
+        }
+    )
+    scoring._write_list(frame, tmp_path / "list.csv")
+    text = (tmp_path / "list.csv").read_text()
+    assert "'=HYPERLINK" in text and ",'-2+3," in text and ",'@SUM(A1)," in text
+
+
+def test_the_nightly_catalogue_is_the_packaged_default():
+    nightly = tomllib.loads(open("pipelines/nightly.toml", encoding="utf-8").read())
+    assert load_config("pipelines/nightly.toml").interventions == scoring.default_interventions()
+    assert len(nightly["interventions"]) >= 8
+
+
+# -- the unattended run --------------------------------------------------------------------
+
+
+def test_a_nightly_run_scores_everyone_and_a_rerun_gives_the_same_bytes(nightly, tmp_path):
+    first = _score(nightly, "--out", str(tmp_path / "a"), "--quiet")
+    assert first.exit_code == 0, first.output
+    assert first.stdout == ""  # --quiet: nothing on stdout for cron
+    second = _score(nightly, "--out", str(tmp_path / "b"))
+    assert second.exit_code == 0, second.output
+    for name in ("interventions.csv", "scores.parquet"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+    manifests = [json.loads((tmp_path / d / "manifest.json").read_text()) for d in "ab"]
+    for m in manifests:
+        m.pop("timings")
+    assert manifests[0] == manifests[1]
+
+    scores = pd.read_parquet(tmp_path / "a" / "scores.parquet")
+    assert list(scores.columns) == list(scoring.SCORE_COLUMNS)
+    subs = pd.read_parquet(nightly.parent / "data" / "subscriptions.parquet")
+    active = subs[
+        (subs["start_date"] < pd.Timestamp(AS_OF).date())
+        & (subs["end_date"].isna() | (subs["end_date"] >= pd.Timestamp(AS_OF).date()))
+    ]
+    assert set(scores["customer_id"]) == set(active["customer_id"])
+    listed = pd.read_csv(tmp_path / "a" / "interventions.csv")
+    assert list(listed.columns) == list(scoring.LIST_COLUMNS)
+    assert 0 < len(listed) <= 300
+    assert (listed["expected_benefit"] > 0).all() and listed[
+        "expected_benefit"
+    ].is_monotonic_decreasing
+    assert listed["reason_1"].str.len().gt(0).all()
+    manifest = manifests[0]
+    assert manifest["rows"] == {"scored": len(scores), "listed": len(listed)}
+    assert manifest["drift"]["score"] < drift.PSI_ALERT
+    # customers have aged since the training snapshots: tenure drifts, and is named
+    assert all(name.endswith("tenure_days") for name in manifest["drift"]["over_threshold"])
+    assert len(manifest["warnings"]) == len(manifest["drift"]["over_threshold"])
+    assert "scored" in second.output and "interventions.csv" in second.output
+
+
+def test_a_failed_write_leaves_no_file(nightly, tmp_path, monkeypatch):
+    def broken(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(scoring.pq, "write_table", broken)
+    result = _score(nightly, "--out", str(tmp_path))
+    assert result.exit_code == 1
+    assert "OSError: disk full" in result.output and len(result.output.strip().splitlines()) == 1
+    assert [p.name for p in tmp_path.iterdir() if not p.name.endswith(".lock")] == []
+
+
+def test_a_second_run_on_the_same_folder_fails_clearly(nightly, tmp_path):
+    with FileLock(tmp_path / ".churnguard-score.lock"):
+        result = _score(nightly, "--out", str(tmp_path))
+    assert result.exit_code == 1
+    assert "another churnguard score run is writing here" in result.output
+
+
+def test_a_tampered_model_exits_3_and_bad_input_exits_2(nightly, tmp_path):
+    missing = _score(nightly, "--data", str(tmp_path / "nowhere"), "--out", str(tmp_path))
+    assert missing.exit_code == 2 and "dataset folder does not exist" in missing.output
+    (booster,) = (nightly.parent / "models" / "churn").glob("*/booster.txt")
+    original = booster.read_bytes()
+    booster.write_bytes(original + b"\n")
+    try:
+        tampered = _score(nightly, "--out", str(tmp_path))
+    finally:
+        booster.write_bytes(original)
+    assert tampered.exit_code == 3 and "sha256 differs" in tampered.output
+    assert not (tmp_path / "interventions.csv").exists()
+
+
+def test_a_model_is_refused_on_data_without_its_features(nightly, tmp_path):
+    data = nightly.parent / "data"
+    for table in ("customers", "subscriptions"):
+        pd.read_parquet(data / f"{table}.parquet").to_parquet(tmp_path / f"{table}.parquet")
+    events = pd.read_parquet(data / "events.parquet")
+    events[events["event_type"] != "csat"].to_parquet(tmp_path / "events.parquet")
+    result = _score(nightly, "--data", str(tmp_path), "--out", str(tmp_path / "out"))
+    assert result.exit_code == 3 and "last_csat_score" in result.output
+
+
+def test_precomputed_features_give_the_same_list(nightly, tmp_path):
+    features = tmp_path / "features.parquet"
+    built = runner.invoke(
+        app,
+        ["features", "--config", str(nightly), "--as-of", AS_OF, "--out", str(features)]
+        + ["--as-of", "2024-12-01"],
+    )
+    assert built.exit_code == 0, built.output
+    direct = _score(nightly, "--out", str(tmp_path / "a"), "--quiet")
+    stored = _score(nightly, "--out", str(tmp_path / "b"), "--quiet", "--features", str(features))
+    assert direct.exit_code == stored.exit_code == 0, stored.output
+    for name in ("interventions.csv", "scores.parquet"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+
+
+def test_a_shifted_feature_is_named_as_drift():
+    rng = np.random.default_rng(0)
+    spec = [FeatureSpec("logins", "", "count"), FeatureSpec("plan", "", "category", "categorical")]
+    train = pd.DataFrame({"logins": rng.poisson(10, 5000), "plan": rng.choice(["a", "b"], 5000)})
+    ref = drift.reference(train, spec, rng.uniform(size=5000))
+    same = drift.stability(ref, train, rng.uniform(size=5000))
+    assert max(same.values()) < 0.01
+    shifted = train.assign(logins=train["logins"] // 3, plan="c")
+    moved = drift.stability(ref, shifted, rng.uniform(size=5000))
+    assert moved["logins"] > 0.25 and moved["plan"] > 0.25
+
+
+def test_benefit_ranking_saves_more_value_than_probability_ranking(nightly):
+    (folder,) = (nightly.parent / "models" / "churn").glob("2*")
+    backtest = cg.evaluate(folder, nightly.parent / "data", as_of="2025-01-10")
+    ranking = backtest.evaluation.ranking
+    assert ranking["by_expected_benefit"] > ranking["by_probability"]

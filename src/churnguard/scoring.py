@@ -179,7 +179,8 @@ def score(
         _write_scores(scores, out / "scores.parquet")
         _write_list(listed, out / "interventions.csv")
         warnings = [
-            f"feature {name} drifted: PSI {psi:.3f} against the training data (over {drift.PSI_ALERT})"
+            f"feature {name} drifted: PSI {psi:.3f} against the training data "
+            f"(over {drift.PSI_ALERT})"
             for name, psi in drift_summary["over_threshold"].items()
         ]
         for warning in warnings:

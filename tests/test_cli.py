@@ -70,11 +70,17 @@ def test_generate_csv_validate_and_features_through_the_cli(tmp_path):
 
 def test_demo_runs_end_to_end_into_its_out_folder(tmp_path):
     out = tmp_path / "demo"
-    result = runner.invoke(app, ["demo", "--out", str(out), "--customers", "400"])
+    result = runner.invoke(app, ["demo", "--out", str(out), "--customers", "1500"])
     assert result.exit_code == 0, result.output
-    assert (out / "data" / "events.parquet").exists()
-    assert len(pd.read_parquet(out / "features.parquet")) > 0
-    assert "features" in result.output
+    for step in ("1. data", "2. validate", "3. train", "4. evaluate", "5. score", "6. KPIs"):
+        assert step in result.output
+    (model,) = (out / "models" / "churn").glob("2*")
+    assert (model / "report.html").exists() and (out / "evaluation" / "report.html").exists()
+    (scores,) = (out / "scores").iterdir()
+    assert scores.name == "2025-12-31"  # the first day after the simulated two years
+    listed = pd.read_csv(scores / "interventions.csv")
+    assert 0 < len(listed) <= 500
+    assert (out / "kpis" / "kpis.json").exists()
 
 
 def test_a_time_of_day_as_of_is_refused(tmp_path):

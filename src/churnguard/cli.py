@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import logging
@@ -22,11 +23,14 @@ from churnguard.errors import ChurnguardError
 from churnguard.evaluation import Evaluation
 from churnguard.features import normalize_as_of, plan_features
 from churnguard.kpis import KPI_NAMES, KpiReport, cohort_retention, compute_kpis, write_kpis
+from churnguard.labels import label_window_end
 from churnguard.registry import list_versions, resolve, verify
 from churnguard.synth import generate as generate_data
 
 app = typer.Typer(
-    help="Churn prediction from behavioural data: validate, generate, build features.",
+    help="Churn prediction from behavioural data: validate data, build point-in-time "
+    "features, train and backtest models, score customers into a ranked intervention list, "
+    "report retention KPIs. Start with: churnguard demo",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
@@ -63,8 +67,9 @@ def main(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress.")] = False,
 ) -> None:
     """churnguard: point-in-time churn features, models and intervention lists."""
+    # Warnings reach the terminal through the commands' own output; --verbose adds the log.
     logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
+        level=logging.INFO if verbose else logging.ERROR,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
 
@@ -365,7 +370,10 @@ def score(
             soft_wrap=True,
         )
         raise typer.Exit(1) from None
-    if not quiet:  # warnings (drift) reach the log either way
+    if quiet:  # cron: nothing on stdout, warnings (drift) one line each on stderr
+        for warning in run.manifest["warnings"]:
+            err.print(f"warning: {escape(warning)}", highlight=False, soft_wrap=True)
+    else:
         _print_score(run)
 
 
@@ -458,28 +466,88 @@ def demo(
     customers: Annotated[int, typer.Option(help="Customers to simulate.", min=100)] = 5_000,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 7,
 ) -> None:
-    """Generate demo data, validate it, build point-in-time features and report KPIs."""
+    """The whole flow on simulated data: generate, validate, train, evaluate, score, KPIs.
+
+    Everything goes under --out: data/, models/ (with the report), evaluation/, scores/<date>/
+    and kpis/. pipelines/nightly.toml then scores the same data with the same model.
+    """
+    began = time.perf_counter()
     try:
         data_dir = out_dir / "data"
         summary = generate_data(data_dir, customers=customers, days=730, seed=seed)
-        out.print(
-            f"[bold]1. data[/]      {summary.customers:,} customers, "
-            f"{summary.events:,} events -> {data_dir}"
-        )
-        cfg = _config(None, **{"data.path": data_dir, "churn.definition": "subscription"})
-        dataset = _load(cfg)
-        out.print(
-            f"[bold]2. validate[/]  {sum(t.rows for t in dataset.tables.values()):,} rows "
-            "pass the data contract"
-        )
+        _step(1, "data", f"{summary.customers:,} customers, {summary.events:,} events", data_dir)
         end = dt.datetime.combine(summary.end, dt.time())
-        dates = [end - dt.timedelta(days=cfg.churn.horizon_days + 30 * k) for k in range(6)]
-        plan = plan_features(dataset, config=cfg.features)
-        path = out_dir / "features.parquet"
-        rows = write_features(dataset, path, as_of=dates, plan=plan, engine=cfg.engine)
-        out.print(
-            f"[bold]3. features[/]  {rows:,} rows x {len(plan.specs)} features for "
-            f"{len(dates)} monthly as-of dates -> {path}"
+        cfg = _config(
+            None,
+            **{
+                "data.path": data_dir,
+                "churn.definition": "subscription",
+                "model.registry": out_dir / "models",
+            },
+        )
+        dataset = _load(cfg)
+        # backtest on the last as-of date whose label window the data covers; train before it
+        window_end = label_window_end(dataset, churn=cfg.churn)
+        backtest_day = dt.datetime.combine(window_end.date(), dt.time())
+        cfg = dataclasses.replace(
+            cfg,
+            train=dataclasses.replace(
+                cfg.train,
+                start=str(summary.start + dt.timedelta(days=182)),
+                end=str((backtest_day - dt.timedelta(days=30)).date()),
+            ),
+        )
+        rows = sum(t.rows for t in dataset.tables.values())
+        _step(2, "validate", f"{rows:,} rows pass the data contract")
+        with err.status("training"):
+            run = training.train(cfg, dataset=dataset)
+        m = run.evaluation.metrics
+        _step(
+            3,
+            "train",
+            f"{run.train_rows:,} rows over {len(run.split.train)} monthly snapshots; out of time "
+            f"at {run.split.validation[0].date()}: ROC-AUC {m['model']['roc_auc_score']:.3f} "
+            f"(baseline {m['baseline']['roc_auc_score']:.3f}, true hazard "
+            f"{m['true_hazard']['roc_auc_score']:.3f}), calibration error "
+            f"{m['model']['expected_calibration_error']:.3f}",
+            run.report,
+        )
+        with err.status("backtesting"):
+            backtest = training.evaluate(
+                run.folder, dataset, as_of=backtest_day, out=out_dir / "evaluation"
+            )
+        b, ranking = backtest.evaluation.metrics["model"], backtest.evaluation.ranking or {}
+        _step(
+            4,
+            "evaluate",
+            f"backtest at {backtest_day.date()}: ROC-AUC {b['roc_auc_score']:.3f}; with a budget "
+            f"of {ranking.get('budget', 0):,.0f}, ranking by expected benefit saves "
+            f"{ranking.get('by_expected_benefit', 0):,.0f} against "
+            f"{ranking.get('by_probability', 0):,.0f} by churn probability",
+            backtest.report,
+        )
+        tonight = end  # the first day after the data: tonight's run
+        with err.status("scoring"):
+            scored = scoring.score(
+                _config(
+                    None,
+                    **{
+                        "data.path": data_dir,
+                        "model.registry": out_dir / "models",
+                        "score.top_n": 500,
+                    },
+                ),
+                as_of=tonight,
+                out=out_dir / "scores" / str(tonight.date()),
+                model=run.folder,
+            )
+        listed = scored.manifest["rows"]["listed"]
+        _step(
+            5,
+            "score",
+            f"{scored.manifest['rows']['scored']:,} customers as of {tonight.date()}, "
+            f"value at risk {scored.manifest['value_at_risk_total']:,.0f}; {listed:,} listed",
+            scored.files["interventions.csv"],
         )
         last = dt.date(end.year, end.month, 1)
         report = compute_kpis(
@@ -489,6 +557,17 @@ def demo(
         files = write_kpis(report, cohorts, out_dir / "kpis")
     except ChurnguardError as exc:
         _fail(exc)
-    out.print("[bold]4. KPIs[/] over the last 12 months:")
+    _step(6, "KPIs", "over the last 12 months", out_dir / "kpis")
     _print_kpis(report)
-    out.print(f"   files: {', '.join(str(p) for p in files.values())}", highlight=False)
+    _print_score(scored)
+    out.print(
+        f"done in {time.perf_counter() - began:.0f}s; files: {len(files)} KPI files, the model "
+        f"in {run.folder}. Next: churnguard score --config pipelines/nightly.toml "
+        f"--as-of {tonight.date()}",
+        highlight=False,
+    )
+
+
+def _step(number: int, name: str, text: str, where: Path | None = None) -> None:
+    arrow = f" -> {where}" if where else ""
+    out.print(f"[bold]{number}. {name}[/] {escape(text)}{escape(arrow)}", highlight=False)

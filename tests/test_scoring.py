@@ -16,7 +16,7 @@ from churnguard import drift, scoring
 from churnguard.cli import app
 from churnguard.config import InterventionConfig, load_config
 from churnguard.features import FeatureSpec
-from churnguard.reasons import top_reasons
+from churnguard.reasons import describe, top_drivers
 
 runner = CliRunner()
 AS_OF = "2025-01-20"
@@ -96,17 +96,17 @@ class KnownDrivers:
 
 
 def test_reasons_are_the_risk_raising_drivers_in_plain_words():
-    reasons = top_reasons(SPECS, CUSTOMERS, CONTRIBUTIONS)
-    assert [text for _, text in reasons[0]] == [
+    reasons = describe(SPECS, CUSTOMERS, top_drivers(CONTRIBUTIONS))
+    assert reasons[0] == [
         "2 support tickets in the last 30 days",
         "logins down 70 % on the previous 30 days",
         "last NPS answer 3 (detractor)",
     ]
-    assert [text for _, text in reasons[1]] == [
+    assert reasons[1] == [
         "no purchase for 64 days",
         "logins down 20 % on the previous 30 days",
     ]
-    assert [text for _, text in reasons[2]] == ["customer for 20 days", "no NPS answer yet"]
+    assert reasons[2] == ["customer for 20 days", "no NPS answer yet"]
     assert reasons[3] == []  # nothing pushes this customer's risk up
 
 
@@ -295,3 +295,14 @@ def test_benefit_ranking_saves_more_value_than_probability_ranking(nightly):
     backtest = cg.evaluate(folder, nightly.parent / "data", as_of="2025-01-10")
     ranking = backtest.evaluation.ranking
     assert ranking["by_expected_benefit"] > ranking["by_probability"]
+
+
+def test_explaining_only_the_best_cases_gives_the_head_of_the_full_list(nightly, tmp_path):
+    everyone = scoring.score(
+        load_config(nightly, {"score.top_n": 0}), as_of=AS_OF, out=tmp_path / "all"
+    ).interventions
+    head = scoring.score(
+        load_config(nightly, {"score.top_n": 25}), as_of=AS_OF, out=tmp_path / "head"
+    ).interventions
+    assert len(everyone) > 256  # more than the first batch, so the early stop is exercised
+    pd.testing.assert_frame_equal(head, everyone.head(25))

@@ -22,23 +22,23 @@ TOP = 3
 _BAD_NEWS = ("ticket", "complaint", "fail", "refund", "return", "dispute", "error", "cancel")
 
 
-def top_reasons(
-    features: list[FeatureSpec], values: pd.DataFrame, contributions: np.ndarray, k: int = TOP
-) -> list[list[tuple[FeatureSpec, str]]]:
-    """For each row, up to ``k`` (feature, sentence) pairs with positive contribution, largest
-    first (ties by feature order, so the result is deterministic)."""
+def top_drivers(contributions: np.ndarray, k: int = TOP) -> np.ndarray:
+    """Per row, the indices of the ``k`` features that raise risk most, largest first; -1 fills
+    the places of features that do not raise it (ties by feature order: deterministic)."""
     order = np.argsort(-contributions, axis=1, kind="stable")[:, :k]
-    columns = [values[s.name].to_numpy(object) for s in features]
-    out = []
-    for row, picks in enumerate(order):
-        out.append(
-            [
-                (features[j], sentence(features[j], columns[j][row]))
-                for j in picks
-                if contributions[row, j] > 0
-            ]
-        )
-    return out
+    raising = np.take_along_axis(contributions, order, axis=1) > 0
+    return np.where(raising, order, -1)
+
+
+def describe(
+    features: list[FeatureSpec], values: pd.DataFrame, drivers: np.ndarray
+) -> list[list[str]]:
+    """The sentences of each row's drivers (see :func:`top_drivers`), in order."""
+    columns = {j: values[features[j].name].to_numpy(object) for j in np.unique(drivers) if j >= 0}
+    return [
+        [sentence(features[j], columns[j][row]) for j in picks if j >= 0]
+        for row, picks in enumerate(drivers)
+    ]
 
 
 def sentence(spec: FeatureSpec, value: object) -> str:

@@ -42,7 +42,7 @@ from churnguard.features import build_features, normalize_as_of, plan_features
 from churnguard.io import atomic_path, sha256_file
 from churnguard.labels import population
 from churnguard.model import ChurnModel
-from churnguard.reasons import top_reasons
+from churnguard.reasons import TOP, describe, top_drivers
 from churnguard.registry import check_schema, load_model, resolve
 from churnguard.value import customer_value, expected_lifetime_months, purchase_history
 
@@ -301,73 +301,108 @@ def _interventions(
 ) -> pd.DataFrame:
     """Choose, rank and cut: the ``interventions.csv`` rows.
 
-    Only customers whose best case (most effective intervention, no reason needed) is positive
-    get per-customer contributions computed, which bounds the cost on large populations.
+    Per-customer contributions (TreeSHAP) are the expensive part, so customers are taken in
+    order of their best case (the most effective intervention, ignoring reasons), in growing
+    batches, until the list is settled: ``top_n`` or ``budget`` rows whose chosen benefit beats
+    every remaining best case. Without a limit every customer with a positive best case is
+    explained.
     """
     p = scores["churn_probability"].to_numpy()
     value = scores["customer_value"].to_numpy()
     success = np.array([i.success_rate for i in catalogue])
     cost = np.array([i.cost for i in catalogue])
     benefit = p[:, None] * value[:, None] * success[None, :] - cost[None, :]
-    candidates = np.flatnonzero(benefit.max(axis=1) > 0)
-    if candidates.size == 0:
+    best_case = benefit.max(axis=1)
+    order = np.lexsort((scores["customer_id"].to_numpy(), -best_case))
+    order = order[best_case[order] > 0]
+    answers = np.array([[_answers(i, s.name) for s in model.features] for i in catalogue])
+    need = _rows_needed(config, cost)
+    done: list[np.ndarray] = []
+    chosen_parts, gain_parts, driver_parts = [], [], []
+    start, batch = 0, max(256, 4 * need) if need else order.size
+    while start < order.size:
+        rows = order[start : start + batch]
+        start += rows.size
+        batch *= 2
+        drivers = top_drivers(model.contributions(frame.iloc[rows]))
+        context = frame.iloc[rows].assign(churn_probability=p[rows], customer_value=value[rows])
+        eligible = np.column_stack(
+            [
+                _fits(intervention, answers[k], drivers, context)
+                for k, intervention in enumerate(catalogue)
+            ]
+        )
+        net = np.where(eligible, benefit[rows], -np.inf)
+        pick = net.argmax(axis=1)
+        done.append(rows)
+        chosen_parts.append(pick)
+        gain_parts.append(net[np.arange(rows.size), pick])
+        driver_parts.append(drivers)
+        if need and start < order.size:
+            settled = (np.concatenate(gain_parts) > best_case[order[start]]).sum()
+            if settled >= need:
+                break
+    if not done:
         return pd.DataFrame(columns=list(LIST_COLUMNS))
-    rows = frame.iloc[candidates].reset_index(drop=True)
-    reasons = top_reasons(model.features, rows, model.contributions(rows))
-    context = rows.assign(churn_probability=p[candidates], customer_value=value[candidates])
-    eligible = np.column_stack(
-        [_fits(intervention, reasons, context) for intervention in catalogue]
-    )
-    net = np.where(eligible, benefit[candidates], -np.inf)
-    best = net.argmax(axis=1)
-    best_benefit = net[np.arange(best.size), best]
-    keep = best_benefit > 0
-    chosen = scores.iloc[candidates[keep]].reset_index(drop=True)
-    sentences = [
-        [text for _, text in r] + [""] * (3 - len(r))
-        for r, k in zip(reasons, keep, strict=True)
-        if k
-    ]
-    listed = chosen.assign(
-        reason_1=[s[0] for s in sentences],
-        reason_2=[s[1] for s in sentences],
-        reason_3=[s[2] for s in sentences],
-        intervention=[catalogue[b].name for b in best[keep]],
-        intervention_cost=cost[best[keep]],
-        expected_benefit=np.round(best_benefit[keep], 2),
-    )
-    listed = listed.sort_values(
-        ["expected_benefit", "customer_id"], ascending=[False, True], kind="stable"
-    ).reset_index(drop=True)
+    rows, pick = np.concatenate(done), np.concatenate(chosen_parts)
+    gain, drivers = np.concatenate(gain_parts), np.concatenate(driver_parts)
+    gain = np.round(gain, 2)  # as written: a benefit that rounds to 0.00 is not listed
+    keep = gain > 0
+    rows, pick, gain, drivers = rows[keep], pick[keep], gain[keep], drivers[keep]
+    ranked = np.lexsort((scores["customer_id"].to_numpy()[rows], -gain))
     if config.score.top_n:
-        listed = listed.head(config.score.top_n)
+        ranked = ranked[: config.score.top_n]
     if config.score.budget:
-        listed = listed[listed["intervention_cost"].cumsum() <= config.score.budget]
-    listed.insert(0, "rank", np.arange(1, len(listed) + 1))
-    return listed[list(LIST_COLUMNS)]
+        ranked = ranked[np.cumsum(cost[pick[ranked]]) <= config.score.budget]
+    rows, pick, gain, drivers = rows[ranked], pick[ranked], gain[ranked], drivers[ranked]
+    sentences = [
+        s + [""] * (TOP - len(s)) for s in describe(model.features, frame.iloc[rows], drivers)
+    ]
+    listed = scores.iloc[rows].reset_index(drop=True)
+    listed.insert(0, "rank", np.arange(1, rows.size + 1))
+    return listed.assign(
+        **{f"reason_{n + 1}": [s[n] for s in sentences] for n in range(TOP)},
+        intervention=[catalogue[k].name for k in pick],
+        intervention_cost=cost[pick],
+        expected_benefit=gain,
+    )[list(LIST_COLUMNS)]
+
+
+def _rows_needed(config: PipelineConfig, cost: np.ndarray) -> int:
+    """The most rows the cut can keep (0: no limit)."""
+    limits = []
+    if config.score.top_n:
+        limits.append(config.score.top_n)
+    if config.score.budget and cost.min() > 0:
+        limits.append(int(config.score.budget // cost.min()) + 1)
+    return min(limits) if limits else 0
+
+
+def _answers(intervention: InterventionConfig, feature: str) -> bool:
+    """Whether the intervention answers a reason given by ``feature``."""
+    return "*" in intervention.answers or any(part in feature for part in intervention.answers)
 
 
 def _fits(
-    intervention: InterventionConfig, reasons: list[list[tuple]], context: pd.DataFrame
+    intervention: InterventionConfig,
+    answers: np.ndarray,
+    drivers: np.ndarray,
+    context: pd.DataFrame,
 ) -> np.ndarray:
-    """Rows whose reasons the intervention answers and whose values meet its conditions."""
-    if "*" in intervention.answers:
-        answers = np.array([bool(r) for r in reasons])
-    else:
-        answers = np.array(
-            [
-                any(part in spec.name for spec, _ in r for part in intervention.answers)
-                for r in reasons
-            ]
-        )
+    """Rows with a reason the intervention answers and whose values meet its conditions.
+
+    ``answers[j]`` says whether it answers feature ``j``; ``drivers`` holds each row's reason
+    feature indices (-1 = none).
+    """
+    fits = (answers[np.maximum(drivers, 0)] & (drivers >= 0)).any(axis=1)
     for condition in intervention.when:
         name, op, number = CONDITION.fullmatch(condition).groups()  # type: ignore[union-attr]
         if name not in context:
             return np.zeros(len(context), dtype=bool)  # a condition on data we lack never holds
         values = pd.to_numeric(context[name], errors="coerce").to_numpy(float)
         with np.errstate(invalid="ignore"):
-            answers &= _OPS[op](values, float(number))
-    return answers
+            fits &= _OPS[op](values, float(number))
+    return fits
 
 
 _OPS: dict[str, Callable[[np.ndarray, float], np.ndarray]] = {

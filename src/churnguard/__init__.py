@@ -3,7 +3,8 @@
 Behavioural tables go in (see :mod:`churnguard.contract`), point-in-time features come out
 (:mod:`churnguard.features`), labelled by one of three churn definitions
 (:mod:`churnguard.labels`); :func:`train` fits, evaluates and saves a model
-(:mod:`churnguard.training`), and :func:`evaluate` backtests a saved one.
+(:mod:`churnguard.training`), :func:`evaluate` backtests a saved one, and :func:`score`
+writes the nightly intervention list (:mod:`churnguard.scoring`).
 """
 
 from churnguard.config import PipelineConfig, load_config
@@ -20,6 +21,7 @@ from churnguard.features import FeatureSpec, build_features, plan_features
 from churnguard.kpis import cohort_retention, compute_kpis
 from churnguard.labels import build_labels
 from churnguard.registry import load_model
+from churnguard.scoring import score
 from churnguard.synth import generate
 from churnguard.training import evaluate, train
 
@@ -41,6 +43,7 @@ __all__ = [
     "load_model",
     "train",
     "plan_features",
+    "score",
     "training_frames",
     "generate",
     "load_config",

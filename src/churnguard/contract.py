@@ -207,7 +207,10 @@ def load_dataset(
     if con is None:
         con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
-    con.execute("SET enable_progress_bar = false")
+    try:
+        con.execute("SET enable_progress_bar = false")
+    except duckdb.InvalidInputException:
+        pass  # Jupyter without ipywidgets: the bar is already off, and DuckDB refuses the SET
     con.execute("SET memory_limit = ?", [engine.memory_limit])
     if engine.threads:
         con.execute("SET threads = ?", [engine.threads])

@@ -19,6 +19,21 @@ def _config(data, registry, **overrides):
     return cg.load_config(None, {"data.path": data, "model.registry": registry, **overrides})
 
 
+def _monthly(data, registry, **overrides):
+    """Subscription churn on the generated data, snapshots every 28 days, validation last."""
+    return _config(
+        data,
+        registry,
+        **{
+            "churn.definition": "subscription",
+            "train.start": "2024-04-01",
+            "train.end": "2024-12-20",
+            "train.every_days": 28,
+            **overrides,
+        },
+    )
+
+
 @pytest.fixture(scope="module")
 def generated(tmp_path_factory):
     folder = tmp_path_factory.mktemp("generated")
@@ -29,16 +44,7 @@ def generated(tmp_path_factory):
 @pytest.fixture(scope="module")
 def generated_run(generated, tmp_path_factory):
     """One model trained out of time on generated data: (TrainingRun, config)."""
-    cfg = _config(
-        generated,
-        tmp_path_factory.mktemp("registry"),
-        **{
-            "churn.definition": "subscription",
-            "train.start": "2024-04-01",
-            "train.end": "2024-12-20",
-            "train.every_days": 28,
-        },
-    )
+    cfg = _monthly(generated, tmp_path_factory.mktemp("registry"))
     return train(cfg), cfg
 
 
@@ -92,17 +98,7 @@ def test_the_search_never_sees_the_validation_rows(generated, tmp_path, monkeypa
         return real_tune(inner_fit, inner_valid, **kwargs)
 
     monkeypatch.setattr(training, "tune", spy)
-    cfg = _config(
-        generated,
-        tmp_path,
-        **{
-            "churn.definition": "subscription",
-            "train.start": "2024-04-01",
-            "train.end": "2024-12-20",
-            "train.every_days": 28,
-            "train.tune_trials": 3,
-        },
-    )
+    cfg = _monthly(generated, tmp_path, **{"train.tune_trials": 3})
     run = train(cfg, tune_params=True)
     validation = pd.Timestamp(run.split.validation[0])
     last_train = pd.Timestamp(run.split.train[-1])
@@ -114,17 +110,7 @@ def test_the_search_never_sees_the_validation_rows(generated, tmp_path, monkeypa
 
 
 def test_a_purge_shorter_than_the_horizon_is_flagged_in_the_report(generated, tmp_path):
-    cfg = _config(
-        generated,
-        tmp_path,
-        **{
-            "churn.definition": "subscription",
-            "train.start": "2024-04-01",
-            "train.end": "2024-12-20",
-            "train.every_days": 28,
-            "train.purge_days": 0,
-        },
-    )
+    cfg = _monthly(generated, tmp_path, **{"train.purge_days": 0})
     run = train(cfg)
     assert run.split.train[-1].date().isoformat() == "2024-11-11"  # 28 days before validation
     assert len(run.warnings) == 1 and "shorter than the 30-day horizon" in run.warnings[0]

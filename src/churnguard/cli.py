@@ -165,7 +165,7 @@ def train(
         ),
     ] = False,
 ) -> None:
-    """Train on the [train] snapshots, validate out of time, save model and report.
+    """Train on the \\[train] snapshots, validate out of time, save model and report.
 
     The bundle (booster, calibrator, baseline, metadata, report.html) goes to
     <registry>/<name>/<version>/ and <name>/latest points at it.
@@ -330,7 +330,7 @@ def score(
     out_dir: Annotated[
         str | None,
         typer.Option(
-            "--out", "-o", help="Out folder ({as_of} is filled in); default [score] out."
+            "--out", "-o", help="Out folder ({as_of} is filled in); default \\[score] out."
         ),
     ] = None,
     features_file: Annotated[

@@ -47,17 +47,14 @@ def build_labels(
     if churn.definition == "subscription":
         subs = dataset.table("subscriptions")
         j = subs.join(as_of_table, subs.start_date < as_of_table.as_of + horizon)
-        before = (j.start_date < j.as_of) & (j.end_date.isnull() | (j.end_date >= j.as_of))
-        after = j.end_date.isnull() | (j.end_date >= j.as_of + horizon)
         grouped = j.group_by(["customer_id", "as_of"]).aggregate(
-            _before=before.cast("int64").max(), _after=after.cast("int64").max()
+            _before=_active(j, j.as_of).cast("int64").max(),
+            _after=_active(j, j.as_of + horizon).cast("int64").max(),
         )
         grouped = grouped.filter(grouped._before == 1)
         return grouped.select("customer_id", "as_of", churned=(1 - grouped._after).cast("int64"))
     if churn.definition == "inactivity":
-        events = dataset.table("events")
-        if churn.activity_events:
-            events = events.filter(events.event_type.isin(churn.activity_events))
+        events = _activity(dataset, churn)
         ev = events.filter(
             events.timestamp >= dates[0] - dt.timedelta(days=churn.horizon_days),
             events.timestamp < dates[-1] + dt.timedelta(days=churn.horizon_days),
@@ -105,12 +102,22 @@ def population(
         return dataset.table("customers").select("customer_id")
     if churn.definition == "subscription":
         subs = dataset.table("subscriptions")
-        active = (subs.start_date < when) & (subs.end_date.isnull() | (subs.end_date >= when))
-        return subs.filter(active).select("customer_id").distinct()
-    events = dataset.table("events")
-    if churn.activity_events:
-        events = events.filter(events.event_type.isin(churn.activity_events))
+        return subs.filter(_active(subs, when)).select("customer_id").distinct()
+    events = _activity(dataset, churn)
     recent = events.filter(
         events.timestamp >= when - dt.timedelta(days=churn.horizon_days), events.timestamp < when
     )
     return recent.select("customer_id").distinct()
+
+
+def _active(subs: ir.Table, at: ir.TimestampValue | dt.datetime) -> ir.BooleanValue:
+    """A subscription row is active just before ``at``: started before it, not ended by then."""
+    return (subs.start_date < at) & (subs.end_date.isnull() | (subs.end_date >= at))
+
+
+def _activity(dataset: Dataset, churn: ChurnConfig) -> ir.Table:
+    """The events that count as activity under ``churn.activity_events`` (empty: all)."""
+    events = dataset.table("events")
+    if churn.activity_events:
+        events = events.filter(events.event_type.isin(churn.activity_events))
+    return events

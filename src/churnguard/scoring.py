@@ -38,13 +38,13 @@ from churnguard import drift
 from churnguard.config import CONDITION, InterventionConfig, PipelineConfig, config_from_dict
 from churnguard.contract import Dataset, load_dataset
 from churnguard.errors import ChurnguardError, ConfigError, DataContractError
-from churnguard.features import build_features, normalize_as_of, plan_features
+from churnguard.features import FeaturePlan, build_features, normalize_as_of, plan_features
 from churnguard.io import atomic_path, sha256_file
 from churnguard.labels import population
 from churnguard.model import ChurnModel
 from churnguard.reasons import TOP, describe, top_drivers
 from churnguard.registry import check_schema, load_model, resolve
-from churnguard.value import customer_value, expected_lifetime_months, purchase_history
+from churnguard.value import values_at
 
 log = logging.getLogger("churnguard.scoring")
 
@@ -161,14 +161,17 @@ def score(
         )
         lap("load_data_s")
         say("building features")
-        frame = _features(dataset, trained, churn_model, when, features)
+        plan = plan_features(
+            dataset, config=trained.features, activity_events=trained.churn.activity_events
+        )
+        frame = _features(dataset, plan, trained, churn_model, when, features)
         lap("features_s")
         if frame.empty:
             raise ConfigError(
                 f"no customer is in the {trained.churn.definition} population at {when.date()}"
             )
         say(f"scoring {len(frame):,} customers")
-        scores = _scores(frame, churn_model, dataset, trained, config, when)
+        scores = _scores(frame, churn_model, dataset, plan, trained, config, when)
         lap("score_s")
         drift_summary = _drift(metadata, frame, scores["churn_probability"].to_numpy())
         say("choosing interventions")
@@ -222,26 +225,25 @@ def score(
 
 def _features(
     dataset: Dataset,
+    plan: FeaturePlan,
     trained: PipelineConfig,
     model: ChurnModel,
     when: dt.datetime,
     precomputed: Path | None,
 ) -> pd.DataFrame:
-    """The model's features for the population at ``when``, ordered by customer_id."""
-    plan = plan_features(
-        dataset, config=trained.features, activity_events=trained.churn.activity_events
-    )
+    """The model's features for the population at ``when``, ordered by customer_id.
+
+    Built from the data, or read from ``precomputed`` (then the file must hold every feature).
+    """
     if precomputed is None:
         check_schema(model, list(plan.specs), where=str(dataset.tables["customers"].path))
-    who = population(dataset, as_of=when, churn=trained.churn)
-    if precomputed is not None:
-        table = dataset.backend.read_parquet(precomputed)
-        missing = [s.name for s in model.features if s.name not in table.columns]
-        if missing:
-            check_schema(model, [], where=str(precomputed))
-        table = table.filter(table.as_of == when)
-    else:
         table = build_features(dataset, as_of=[when], config=trained.features, plan=plan)
+    else:
+        table = dataset.backend.read_parquet(precomputed)
+        present = [s for s in model.features if s.name in table.columns]
+        check_schema(model, present, where=str(precomputed))
+        table = table.filter(table.as_of == when)
+    who = population(dataset, as_of=when, churn=trained.churn)
     names = ["customer_id", *[s.name for s in model.features]]
     frame = table.semi_join(who, "customer_id").select(names).order_by("customer_id").to_pandas()
     if precomputed is not None and frame.empty:
@@ -253,19 +255,21 @@ def _scores(
     frame: pd.DataFrame,
     model: ChurnModel,
     dataset: Dataset,
+    plan: FeaturePlan,
     trained: PipelineConfig,
     config: PipelineConfig,
     when: dt.datetime,
 ) -> pd.DataFrame:
     """Probability, tier, value and value at risk per customer (the ``scores.parquet`` rows)."""
     probability = model.predict_proba(frame)
-    months = expected_lifetime_months(float(probability.mean()), trained.churn.horizon_days)
-    needs_history = "mrr" not in frame or (frame["mrr"].fillna(0) <= 0).any()
-    history = None
-    if needs_history and dataset.has("events"):
-        plan = plan_features(dataset, config=trained.features)
-        history = purchase_history(dataset, when, plan)
-    value = customer_value(frame, months=months, as_of=when, history=history)
+    value = values_at(
+        dataset,
+        frame,
+        probability,
+        plan=plan,
+        as_of=when,
+        horizon_days=trained.churn.horizon_days,
+    )
     tiers = np.where(
         probability >= config.score.high_risk,
         "high",

@@ -36,7 +36,7 @@ from churnguard.model import TrainResult, Tuning, fit, tune
 from churnguard.registry import check_schema, load_baseline, load_model, save_model
 from churnguard.report import render_report, write_report
 from churnguard.synth import true_hazard
-from churnguard.value import customer_value, expected_lifetime_months, purchase_history
+from churnguard.value import values_at
 
 #: Called with a short message as each stage starts (the CLI shows it as a status line).
 Progress = Callable[[str], None]
@@ -235,12 +235,18 @@ def evaluate(
     baseline = load_baseline(model)
     names = [s.name for s in churn_model.features]
     probability = churn_model.predict_proba(frame)
-    months = expected_lifetime_months(float(probability.mean()), config.churn.horizon_days)
-    history = purchase_history(dataset, when[0], plan) if dataset.has("events") else None
+    value = values_at(
+        dataset,
+        frame,
+        probability,
+        plan=plan,
+        as_of=when[0],
+        horizon_days=config.churn.horizon_days,
+    )
     evaluation = Evaluation(
         y_true=frame["churned"].to_numpy(),
         probability=probability,
-        customer_value=customer_value(frame, months=months, as_of=when[0], history=history),
+        customer_value=value,
         baseline_probability=baseline.predict_proba(frame[names])[:, 1],
         true_hazard=true_hazard(_folder(dataset), frame),
         importance=churn_model.importance(frame),

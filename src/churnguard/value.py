@@ -88,3 +88,24 @@ def customer_value(
     per_year = (n + PRIOR_YEARS * population_rate) / (years + PRIOR_YEARS)
     clv = mean_value * per_year * months / 12
     return np.where(value > 0, value, clv)
+
+
+def values_at(
+    dataset: Dataset,
+    frame: pd.DataFrame,
+    probability: np.ndarray,
+    *,
+    plan: FeaturePlan,
+    as_of: dt.datetime,
+    horizon_days: int,
+) -> np.ndarray:
+    """:func:`customer_value` of each row of a feature frame scored with ``probability``.
+
+    The lifetime comes from the mean probability; the purchase history is read only when some
+    row has no MRR to go by.
+    """
+    months = expected_lifetime_months(float(probability.mean()), horizon_days)
+    history = None
+    if ("mrr" not in frame or (frame["mrr"].fillna(0) <= 0).any()) and dataset.has("events"):
+        history = purchase_history(dataset, as_of, plan)
+    return customer_value(frame, months=months, as_of=as_of, history=history)

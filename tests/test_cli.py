@@ -76,7 +76,7 @@ def test_demo_runs_end_to_end_into_its_out_folder(tmp_path):
         assert step in result.output
     (model,) = (out / "models" / "churn").glob("2*")
     assert (model / "report.html").exists() and (out / "evaluation" / "report.html").exists()
-    (scores,) = (out / "scores").iterdir()
+    (scores,) = (p for p in (out / "scores").iterdir() if not p.name.startswith("."))
     assert scores.name == "2025-12-31"  # the first day after the simulated two years
     listed = pd.read_csv(scores / "interventions.csv")
     assert 0 < len(listed) <= 500

@@ -233,8 +233,8 @@ def test_a_failed_write_leaves_no_file(nightly, tmp_path, monkeypatch):
 
 
 def test_a_second_run_on_the_same_folder_fails_clearly(nightly, tmp_path):
-    with FileLock(tmp_path / ".churnguard-score.lock"):
-        result = _score(nightly, "--out", str(tmp_path))
+    with FileLock(scoring.lock_path(tmp_path / "out")):
+        result = _score(nightly, "--out", str(tmp_path / "out"))
     assert result.exit_code == 1
     assert "another churnguard score run is writing here" in result.output
 
@@ -251,6 +251,8 @@ def test_a_tampered_model_exits_3_and_bad_input_exits_2(nightly, tmp_path):
         booster.write_bytes(original)
     assert tampered.exit_code == 3 and "sha256 differs" in tampered.output
     assert not (tmp_path / "interventions.csv").exists()
+    bad_input = _score(nightly, "--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "o"))
+    assert bad_input.exit_code == 2 and not (tmp_path / "o").exists()  # nothing half-written
 
 
 def test_a_model_is_refused_on_data_without_its_features(nightly, tmp_path):

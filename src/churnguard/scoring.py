@@ -93,6 +93,12 @@ class LockedError(ChurnguardError):
     """Another run holds the out folder."""
 
 
+def lock_path(out: Path) -> Path:
+    """The lock of an out folder: a hidden sibling, so a run that fails before writing leaves
+    no out folder behind."""
+    return out.parent / f".{out.name}.churnguard-score.lock"
+
+
 def default_interventions() -> tuple[InterventionConfig, ...]:
     """The packaged catalogue (the same entries as ``pipelines/nightly.toml``)."""
     text = package_files("churnguard").joinpath("interventions.toml").read_text("utf-8")
@@ -140,8 +146,9 @@ def score(
 
     (when,) = normalize_as_of([as_of])
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(out / ".churnguard-score.lock")
+    path = lock_path(out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(path)
     try:
         lock.acquire(timeout=config.score.lock_timeout)
     except Timeout:

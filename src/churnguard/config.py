@@ -122,6 +122,9 @@ class TrainConfig:
     holdout_fraction: float = 0.2
     #: Seed of LightGBM, the hold-out split and the search; same seed and data, same model.
     seed: int = 0
+    #: Share of the training rows (not the validation rows) brought to the driver to fit on;
+    #: a fixed hash of customer and date picks them, so the same data gives the same sample.
+    sample_fraction: float = 1.0
     #: ``--tune``: stop the hyperparameter search after this many trials ...
     tune_trials: int = 30
     #: ... or after this many seconds, whichever comes first.
@@ -139,6 +142,10 @@ class TrainConfig:
         if not 0 < self.holdout_fraction < 1:
             raise ConfigError(
                 f"train.holdout_fraction must be between 0 and 1, got {self.holdout_fraction}"
+            )
+        if not 0 < self.sample_fraction <= 1:
+            raise ConfigError(
+                f"train.sample_fraction must be in (0, 1], got {self.sample_fraction}"
             )
         if self.tune_trials < 1 or self.tune_seconds < 1:
             raise ConfigError("train.tune_trials and train.tune_seconds must be at least 1")
@@ -228,9 +235,27 @@ class ScoreConfig:
 
 
 @dataclass(frozen=True)
-class EngineConfig:
-    """Resources of the embedded DuckDB engine; it spills to disk beyond ``memory_limit``."""
+class SparkConfig:
+    """Where Spark runs when ``[engine] name = "spark"`` (see "Running on a cluster")."""
 
+    #: Master URL: ``local[4]``, ``spark://host:7077``, ``yarn``, ``k8s://...``. Empty: the
+    #: session already running (Databricks, ``spark-submit``), else a new ``local[*]`` one.
+    master: str = ""
+    #: Settings for a new session, e.g. ``{ "spark.executor.memory" = "8g" }``.
+    conf: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """Which engine runs the queries, and its resources.
+
+    ``duckdb`` (default) runs embedded and spills to disk beyond ``memory_limit``; ``spark``
+    runs features, labels and scoring on a Spark session (``[engine.spark]``), with the model
+    trained and the list cut on the driver.
+    """
+
+    name: Literal["duckdb", "spark"] = "duckdb"
+    spark: SparkConfig = field(default_factory=SparkConfig)
     memory_limit: str = "1500MB"
     #: Worker threads; 0 uses every core.
     threads: int = 0
@@ -351,6 +376,14 @@ def _coerce(hint: Any, value: Any, source: str, key: str) -> Any:
             choices = " | ".join(map(str, allowed))
             raise ConfigError(f"{source}: {key} must be one of {choices}, got {value!r}")
         return value
+    if origin is dict:
+        if not isinstance(value, dict) or not all(
+            isinstance(v, str | int | float | bool) for v in value.values()
+        ):
+            raise ConfigError(f"{source}: {key} must be a table of names to values, got {value!r}")
+        return {
+            str(k): str(v).lower() if isinstance(v, bool) else str(v) for k, v in value.items()
+        }
     if origin is tuple:
         item = get_args(hint)[0]
         if not isinstance(value, list | tuple):

@@ -28,6 +28,7 @@ from typing import Literal
 
 import duckdb
 import ibis
+import pandas as pd
 
 from churnguard.config import DataConfig, EngineConfig
 from churnguard.errors import DataContractError
@@ -92,16 +93,18 @@ class TableInfo:
 
 @dataclass
 class Dataset:
-    """A validated dataset: typed DuckDB views over the files, plus what was found in them.
+    """A validated dataset: typed views over the files, plus what was found in them.
 
-    ``con`` is the DuckDB connection holding the views; :meth:`table` hands them to Ibis, where
-    the feature and label definitions run.
+    :meth:`table` hands the views to Ibis, where the feature and label definitions run. With
+    the DuckDB engine ``con`` is the DuckDB connection holding the views; with Spark it is None,
+    the views live in the Spark session behind ``backend`` and ``views`` gives their names there.
     """
 
-    con: duckdb.DuckDBPyConnection
+    con: duckdb.DuckDBPyConnection | None
     tables: dict[str, TableInfo]
     attributes: dict[str, Literal["numeric", "categorical"]] = field(default_factory=dict)
     _backend: ibis.BaseBackend | None = field(default=None, repr=False)
+    views: dict[str, str] = field(default_factory=dict)
 
     def has(self, name: str) -> bool:
         return name in self.tables
@@ -110,7 +113,7 @@ class Dataset:
         """The typed view ``name`` as an Ibis table bound to this dataset's connection."""
         if name not in self.tables:
             raise DataContractError(f"the dataset has no {name} table")
-        return self.backend.table(name)
+        return self.backend.table(self.views.get(name, name))
 
     @property
     def backend(self) -> ibis.BaseBackend:
@@ -119,29 +122,45 @@ class Dataset:
             self._backend = ibis.duckdb.from_connection(self.con)
         return self._backend
 
+    @property
+    def engine(self) -> str:
+        return "duckdb" if self.con is not None else "spark"
+
     def fingerprint(self) -> str:
-        """SHA-256 over each file's name, size and modification time: cheap, change-sensitive."""
+        """SHA-256 over each file's name, size and modification time: cheap, change-sensitive.
+
+        A table that is a folder of part files counts each part.
+        """
         digest = hashlib.sha256()
         for name in sorted(self.tables):
-            info = self.tables[name]
-            stat = info.path.stat()
-            digest.update(f"{name}:{info.path.name}:{stat.st_size}:{stat.st_mtime_ns};".encode())
+            for part in _files(self.tables[name].path):
+                stat = part.stat()
+                digest.update(f"{name}:{part.name}:{stat.st_size}:{stat.st_mtime_ns};".encode())
         return digest.hexdigest()
 
     def summary(self) -> dict[str, object]:
         """Rows per table, customers, the event date range and the event types."""
         out: dict[str, object] = {n: t.rows for n, t in self.tables.items()}
         if self.has("events"):
-            first, last = self.con.execute(
-                "SELECT min(timestamp), max(timestamp) FROM events"
-            ).fetchall()[0]
-            out["first_event"], out["last_event"] = first, last
+            ev = self.table("events")
+            span = ev.aggregate(first=ev.timestamp.min(), last=ev.timestamp.max()).to_pandas()
+            out["first_event"], out["last_event"] = (
+                pd.Timestamp(span[c].iloc[0]).tz_localize(None).to_pydatetime()
+                for c in ("first", "last")
+            )
+            counts = ev.group_by("event_type").aggregate(n=ev.count())
+            counts = counts.order_by([ibis.desc("n"), "event_type"]).to_pandas()
             out["event_types"] = dict(
-                self.con.sql(
-                    "SELECT event_type, count(*) FROM events GROUP BY 1 ORDER BY 2 DESC, 1"
-                ).fetchall()
+                zip(counts["event_type"], counts["n"].astype(int), strict=True)
             )
         return out
+
+
+def _files(path: Path) -> list[Path]:
+    """``path`` itself, or the data files of a folder (Spark writes tables as folders)."""
+    if not path.is_dir():
+        return [path]
+    return sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith((".", "_")))
 
 
 def table_paths(cfg: DataConfig) -> dict[str, Path]:
@@ -192,18 +211,11 @@ def load_dataset(
         On the first problem found, naming file, line or row, column and what was expected.
     """
     cfg = data if isinstance(data, DataConfig) else DataConfig(path=Path(data))
-    paths = table_paths(cfg)
-    needed = ["customers"]
-    needed += {"subscription": ["subscriptions"], "labels": ["labels"]}.get(definition or "", [])
-    if definition != "labels":
-        needed.append("events")
-    for name in needed:
-        if name not in paths:
-            where = cfg.path / f"{name}.csv" if getattr(cfg, name) is None else getattr(cfg, name)
-            raise DataContractError(
-                f"{where}: file not found (expected {name}.csv or {name}.parquet"
-                f" with columns {', '.join(SPECS[name].required)})"
-            )
+    if engine.name == "spark":
+        from churnguard.engine import spark
+
+        return spark.load_dataset(cfg, definition=definition, engine=engine)
+    paths = required_paths(cfg, definition)
     if con is None:
         con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
@@ -228,15 +240,59 @@ def load_dataset(
     return dataset
 
 
+def required_paths(cfg: DataConfig, definition: str | None) -> dict[str, Path]:
+    """:func:`table_paths`, refusing a dataset without a table ``definition`` needs."""
+    paths = table_paths(cfg)
+    needed = ["customers"]
+    needed += {"subscription": ["subscriptions"], "labels": ["labels"]}.get(definition or "", [])
+    if definition != "labels":
+        needed.append("events")
+    for name in needed:
+        if name not in paths:
+            where = cfg.path / f"{name}.csv" if getattr(cfg, name) is None else getattr(cfg, name)
+            raise DataContractError(
+                f"{where}: file not found (expected {name}.csv or {name}.parquet"
+                f" with columns {', '.join(SPECS[name].required)})"
+            )
+    return paths
+
+
+def file_format(path: Path) -> Literal["csv", "parquet"]:
+    """``csv`` or ``parquet`` by the name's suffix; a folder of parts counts as its suffix."""
+    suffix = path.suffix.lower()
+    if suffix not in FORMATS:
+        raise DataContractError(f"{path}: expected a .csv or .parquet file")
+    return "csv" if suffix == ".csv" else "parquet"
+
+
+def cell_error(path: Path | str, where: str, column: str, expected: str, got: object) -> str:
+    """The one-line message for a bad cell: file, line or row, column, expected, got."""
+    shown = "an empty cell" if got is None or str(got).strip() == "" else repr(_short(got))
+    return f"{path}, {where}, column '{column}': expected {expected}, got {shown}"
+
+
+def missing_columns(path: Path, spec: TableSpec, columns: list[str]) -> None:
+    """Refuse a header without a required column."""
+    missing = [c for c in spec.required if c not in columns]
+    if missing:
+        raise DataContractError(
+            f"{path}, line 1 (header), column '{missing[0]}': missing; expected columns "
+            f"{', '.join(spec.required)}, found {', '.join(columns) or 'none'}"
+        )
+
+
+def no_rows(path: Path, spec: TableSpec) -> DataContractError:
+    return DataContractError(
+        f"{path}: has a header but no data rows; expected at least one {spec.name} row"
+    )
+
+
 class _Reader:
     """Reads one file into a raw all-text (CSV) or native (Parquet) DuckDB view."""
 
     def __init__(self, con: duckdb.DuckDBPyConnection, path: Path, raw_view: str):
         self.con, self.path, self.raw_view = con, path, raw_view
-        suffix = path.suffix.lower()
-        if suffix not in FORMATS:
-            raise DataContractError(f"{path}: expected a .csv or .parquet file")
-        self.format: Literal["csv", "parquet"] = "csv" if suffix == ".csv" else "parquet"
+        self.format = file_format(path)
         if not path.exists():
             raise DataContractError(f"{path}: file not found")
         if path.stat().st_size == 0:
@@ -293,26 +349,16 @@ class _Reader:
         return rows[0]
 
     def fail(self, row: int, column: str, expected: str, got: object) -> DataContractError:
-        shown = "an empty cell" if got is None or str(got).strip() == "" else repr(_short(got))
-        return DataContractError(
-            f"{self.path}, {self.where(row)}, column '{column}': expected {expected}, got {shown}"
-        )
+        return DataContractError(cell_error(self.path, self.where(row), column, expected, got))
 
 
 def _load_table(reader: _Reader, spec: TableSpec, dataset: Dataset) -> TableInfo:
     """Validate one raw table against its spec and register its typed view."""
     raw, path = reader.raw_view, reader.path
-    missing = [c for c in spec.required if c not in reader.columns]
-    if missing:
-        raise DataContractError(
-            f"{path}, line 1 (header), column '{missing[0]}': missing; expected columns "
-            f"{', '.join(spec.required)}, found {', '.join(reader.columns) or 'none'}"
-        )
+    missing_columns(path, spec, reader.columns)
     rows = reader.query(f"SELECT count(*) FROM {raw}")[0][0]
     if rows == 0:
-        raise DataContractError(
-            f"{path}: has a header but no data rows; expected at least one {spec.name} row"
-        )
+        raise no_rows(path, spec)
     select: dict[str, str] = {}
 
     for column in spec.required:

@@ -105,12 +105,12 @@ def plan_features(
     value_events: tuple[str, ...] = ()
     valued: set[str] = set()
     if dataset.has("events"):
-        rows = dataset.con.sql(
-            "SELECT event_type, count(value) > 0 FROM events GROUP BY 1 ORDER BY 1"
-        ).fetchall()
-        event_types = tuple(r[0] for r in rows)
+        ev = dataset.table("events")
+        kinds = ev.group_by("event_type").aggregate(values=ev.value.count())
+        rows = kinds.order_by("event_type").to_pandas()
+        event_types = tuple(rows["event_type"])
         _check_names(event_types)
-        valued = {r[0] for r in rows if r[1]}
+        valued = set(rows.loc[rows["values"] > 0, "event_type"])
         value_events = tuple(
             t for t in event_types if t in valued and t not in config.survey_events
         )

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 
 import ibis
 import ibis.expr.types as ir
+import pandas as pd
 
 from churnguard.config import ChurnConfig
 from churnguard.contract import Dataset
@@ -80,11 +81,22 @@ def label_window_end(dataset: Dataset, *, churn: ChurnConfig) -> dt.datetime | N
     if churn.definition == "labels":
         return None
     if churn.definition == "subscription":
-        sql = "SELECT greatest(max(start_date), max(end_date)) FROM subscriptions"
+        last = latest(dataset, {"subscriptions": ["start_date", "end_date"]})
     else:
-        sql = "SELECT max(timestamp) FROM events"
-    last = dataset.con.execute(sql).fetchall()[0][0]
+        last = latest(dataset, {"events": ["timestamp"]})
     return None if last is None else last - dt.timedelta(days=churn.horizon_days)
+
+
+def latest(dataset: Dataset, columns: dict[str, list[str]]) -> dt.datetime | None:
+    """The latest time in the given date columns of the given tables (None when all are empty)."""
+    found = []
+    for table, names in columns.items():
+        if not dataset.has(table):
+            continue
+        t = dataset.table(table)
+        row = t.aggregate(**{n: t[n].max() for n in names}).to_pandas().iloc[0]
+        found += [pd.Timestamp(v).tz_localize(None) for v in row if not pd.isna(v)]
+    return max(found).to_pydatetime() if found else None
 
 
 def population(

@@ -31,7 +31,7 @@ from churnguard.errors import ConfigError
 from churnguard.evaluation import Evaluation
 from churnguard.features import FeaturePlan, normalize_as_of, plan_features
 from churnguard.io import atomic_path
-from churnguard.labels import label_window_end
+from churnguard.labels import label_window_end, latest
 from churnguard.model import TrainResult, Tuning, fit, tune
 from churnguard.registry import check_schema, load_baseline, load_model, save_model
 from churnguard.report import render_report, write_report
@@ -295,22 +295,13 @@ def labels_as_of(dataset: Dataset, config: PipelineConfig) -> dt.datetime:
                 "labels mode trains on one snapshot: give one date in train.as_of, or none"
             )
         return normalize_as_of(config.train.as_of)[0]
-    columns = {
-        "customers": ["signup_date"],
-        "events": ["timestamp"],
-        "subscriptions": ["start_date", "end_date"],
-    }
-    latest = [
-        f"(SELECT max({column}) FROM {table})"
-        for table, names in columns.items()
-        if dataset.has(table)
-        for column in names
-        if column in dataset.tables[table].columns
-    ]
-    last = (
-        dataset.con.execute(f"SELECT greatest({', '.join(latest)})").fetchall()[0][0]
-        if latest
-        else None
+    last = latest(
+        dataset,
+        {
+            "customers": ["signup_date"],
+            "events": ["timestamp"],
+            "subscriptions": ["start_date", "end_date"],
+        },
     )
     if last is None:
         return dt.datetime(2000, 1, 1)

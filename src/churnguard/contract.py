@@ -32,6 +32,7 @@ import pandas as pd
 
 from churnguard.config import DataConfig, EngineConfig
 from churnguard.errors import DataContractError
+from churnguard.io import data_files
 
 TABLES: tuple[str, ...] = ("customers", "events", "subscriptions", "labels")
 FORMATS: tuple[str, ...] = (".parquet", ".csv")
@@ -133,7 +134,7 @@ class Dataset:
         """
         digest = hashlib.sha256()
         for name in sorted(self.tables):
-            for part in _files(self.tables[name].path):
+            for part in data_files(self.tables[name].path):
                 stat = part.stat()
                 digest.update(f"{name}:{part.name}:{stat.st_size}:{stat.st_mtime_ns};".encode())
         return digest.hexdigest()
@@ -154,13 +155,6 @@ class Dataset:
                 zip(counts["event_type"], counts["n"].astype(int), strict=True)
             )
         return out
-
-
-def _files(path: Path) -> list[Path]:
-    """``path`` itself, or the data files of a folder (Spark writes tables as folders)."""
-    if not path.is_dir():
-        return [path]
-    return sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith((".", "_")))
 
 
 def table_paths(cfg: DataConfig) -> dict[str, Path]:

@@ -31,3 +31,9 @@ class ModelRegistryError(ChurnguardError):
     """A saved model is missing, tampered with, or does not fit the data."""
 
     exit_code = 3
+
+
+class EngineError(ChurnguardError):
+    """The query engine cannot start: PySpark or Java is missing or too old."""
+
+    exit_code = 1

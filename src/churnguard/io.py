@@ -1,9 +1,11 @@
-"""Atomic file output: a file appears complete under its name, or not at all."""
+"""Atomic output: a file or folder appears complete under its name, or not at all."""
 
 from __future__ import annotations
 
 import hashlib
 import os
+import shutil
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -28,4 +30,49 @@ def sha256_file(path: Path) -> str:
     with Path(path).open("rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
+    return digest.hexdigest()
+
+
+@contextmanager
+def atomic_folder(path: Path) -> Iterator[Path]:
+    """Like :func:`atomic_path` for a folder of part files (what Spark writes).
+
+    The new folder is renamed into place; a previous file or folder of that name is moved aside
+    first and removed after, so ``path`` is only ever absent between two renames.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
+    old = tmp.with_name(tmp.name + ".old")
+    try:
+        yield tmp
+        if path.exists():
+            os.replace(path, old)
+        os.replace(tmp, path)
+    finally:
+        for leftover in (tmp, old):
+            if leftover.is_dir():
+                shutil.rmtree(leftover, ignore_errors=True)
+            else:
+                leftover.unlink(missing_ok=True)
+
+
+def data_files(path: Path) -> list[Path]:
+    """``path`` itself, or the data files of a folder (hidden and ``_`` files left out)."""
+    if not path.is_dir():
+        return [path]
+    hidden = (".", "_")
+    return sorted(
+        p
+        for p in path.rglob("*")
+        if p.is_file() and not any(n.startswith(hidden) for n in p.relative_to(path).parts)
+    )
+
+
+def sha256_path(path: Path) -> str:
+    """SHA-256 of a file; of a folder, SHA-256 over its data files' names and hashes."""
+    if not path.is_dir():
+        return sha256_file(path)
+    digest = hashlib.sha256()
+    for part in data_files(path):
+        digest.update(f"{part.relative_to(path)}:{sha256_file(part)};".encode())
     return digest.hexdigest()

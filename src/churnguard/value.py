@@ -15,7 +15,10 @@ then probability × value, without counting a customer's own risk twice.
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 
+import ibis
+import ibis.expr.types as ir
 import numpy as np
 import pandas as pd
 
@@ -37,57 +40,77 @@ def expected_lifetime_months(mean_probability: float, horizon_days: int) -> floa
     return float(min(MAX_MONTHS, 1 / monthly))
 
 
-def purchase_history(dataset: Dataset, as_of: dt.datetime, plan: FeaturePlan) -> pd.DataFrame:
-    """Per customer, before ``as_of``: ``purchases``, ``spend`` and ``first`` purchase time.
+@dataclass(frozen=True)
+class Prior:
+    """The population's purchase figures that short histories are shrunk toward."""
+
+    #: Average value of a purchase.
+    mean_value: float
+    #: Purchases per customer-year.
+    per_year: float
+
+
+def purchase_history(dataset: Dataset, as_of: dt.datetime, plan: FeaturePlan) -> ir.Table | None:
+    """Per customer, before ``as_of``: ``purchases``, ``spend`` and ``days`` since the first one.
 
     Purchases are ``purchase`` events when the data has them, else every non-survey event type
-    that carries a value. Empty when there is no such event type.
+    that carries a value. None when there is no such event type.
     """
     kinds = ("purchase",) if "purchase" in plan.value_events else plan.value_events
-    if not kinds:
-        return pd.DataFrame(columns=["customer_id", "purchases", "spend", "first"])
+    if not kinds or not dataset.has("events"):
+        return None
     ev = dataset.table("events")
     ev = ev.filter(ev.event_type.isin(kinds), ev.timestamp < as_of, ev.value.notnull())
-    return (
-        ev.group_by("customer_id")
-        .aggregate(purchases=ev.count(), spend=ev.value.sum(), first=ev.timestamp.min())
-        .to_pandas()
+    history = ev.group_by("customer_id").aggregate(
+        purchases=ev.count(), spend=ev.value.sum(), first=ev.timestamp.min()
+    )
+    # Whole days elapsed, from epoch seconds: the same number on every engine.
+    elapsed = ibis.literal(as_of).epoch_seconds() - history.first.epoch_seconds()
+    return history.select(
+        "customer_id", "purchases", "spend", days=(elapsed // 86400).cast("int64")
     )
 
 
-def customer_value(
-    customers: pd.DataFrame,
-    *,
-    months: float,
-    as_of: dt.datetime,
-    history: pd.DataFrame | None = None,
-) -> np.ndarray:
-    """Value of each row of ``customers`` (``customer_id``, optional ``mrr``), see module doc.
+def purchase_prior(history: ir.Table) -> Prior | None:
+    """The population's figures from a :func:`purchase_history` table (None when it is empty)."""
+    row = history.aggregate(
+        purchases=history.purchases.sum(),
+        spend=history.spend.sum(),
+        days=(history.days + 1).sum(),
+    ).to_pandas()
+    purchases, spend, days = (float(row[c].iloc[0] or 0) for c in ("purchases", "spend", "days"))
+    if not purchases:
+        return None
+    return Prior(mean_value=spend / purchases, per_year=purchases / (days / 365.25))
 
-    A positive ``mrr`` wins; the rest get the shrunk CLV from ``history``
-    (:func:`purchase_history`), or 0 without any purchase history in the data.
+
+def customer_value(
+    customers: pd.DataFrame, *, months: float, prior: Prior | None = None
+) -> np.ndarray:
+    """Value of each row of ``customers``, see the module doc.
+
+    ``customers`` has ``customer_id``, optionally ``mrr``, and the :func:`purchase_history`
+    columns (``purchases``, ``spend``, ``days``; missing where a customer has none). A positive
+    ``mrr`` wins; the rest get the shrunk CLV, or 0 without a ``prior``.
     """
     value = np.zeros(len(customers))
     if "mrr" in customers:
         mrr = pd.to_numeric(customers["mrr"], errors="coerce").fillna(0).to_numpy(float)
         value = mrr * months
-    if history is None or history.empty:
+    if prior is None:
         return value
-    own = customers[["customer_id"]].merge(history, on="customer_id", how="left")
-    n = own["purchases"].fillna(0).to_numpy(float)
-    spend = own["spend"].fillna(0).to_numpy(float)
-    first = pd.to_datetime(own["first"]).dt.tz_localize(None)
-    years = ((pd.Timestamp(as_of) - first).dt.days.fillna(0).to_numpy(float) + 1) / 365.25
-    known = history["purchases"].to_numpy(float)
-    population_mean = history["spend"].sum() / known.sum()
-    history_years = (
-        (pd.Timestamp(as_of) - pd.to_datetime(history["first"]).dt.tz_localize(None)).dt.days + 1
-    ) / 365.25
-    population_rate = known.sum() / history_years.sum()
-    mean_value = (spend + PRIOR_PURCHASES * population_mean) / (n + PRIOR_PURCHASES)
-    per_year = (n + PRIOR_YEARS * population_rate) / (years + PRIOR_YEARS)
+    n = customers["purchases"].fillna(0).to_numpy(float)
+    spend = customers["spend"].fillna(0).to_numpy(float)
+    years = (customers["days"].fillna(0).to_numpy(float) + 1) / 365.25
+    mean_value = (spend + PRIOR_PURCHASES * prior.mean_value) / (n + PRIOR_PURCHASES)
+    per_year = (n + PRIOR_YEARS * prior.per_year) / (years + PRIOR_YEARS)
     clv = mean_value * per_year * months / 12
     return np.where(value > 0, value, clv)
+
+
+def needs_history(frame: pd.DataFrame) -> bool:
+    """Whether some row has no MRR to go by (only then is the purchase history read)."""
+    return "mrr" not in frame or bool((frame["mrr"].fillna(0) <= 0).any())
 
 
 def values_at(
@@ -101,11 +124,12 @@ def values_at(
 ) -> np.ndarray:
     """:func:`customer_value` of each row of a feature frame scored with ``probability``.
 
-    The lifetime comes from the mean probability; the purchase history is read only when some
-    row has no MRR to go by.
+    The lifetime comes from the mean probability.
     """
     months = expected_lifetime_months(float(probability.mean()), horizon_days)
-    history = None
-    if ("mrr" not in frame or (frame["mrr"].fillna(0) <= 0).any()) and dataset.has("events"):
-        history = purchase_history(dataset, as_of, plan)
-    return customer_value(frame, months=months, as_of=as_of, history=history)
+    history = purchase_history(dataset, as_of, plan) if needs_history(frame) else None
+    if history is None:
+        return customer_value(frame, months=months)
+    rows = frame[["customer_id", *(["mrr"] if "mrr" in frame else [])]]
+    rows = rows.merge(history.to_pandas(), on="customer_id", how="left")
+    return customer_value(rows, months=months, prior=purchase_prior(history))

@@ -1,0 +1,435 @@
+"""The Spark engine: the data contract, the feature definitions and scoring on a Spark session.
+
+What runs where:
+
+* the tables are read, typed and checked against the data contract by Spark SQL, in the
+  cluster: one pass per table for the cell checks, joins for unique and known customer ids;
+* features and labels are the Ibis definitions of :mod:`churnguard.features` and
+  :mod:`churnguard.labels`, compiled to Spark SQL by Ibis's PySpark backend;
+* scoring broadcasts the booster text and applies it per partition (``mapInPandas``), then
+  values and prices each customer per partition; only the head of the list comes to the
+  driver, for its reasons (TreeSHAP) and the cut (:mod:`churnguard.scoring`);
+* training brings the training rows, or a sample (``[train] sample_fraction``), to the driver.
+
+PySpark is imported here only, so the core install does not need it.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+import shutil
+import subprocess
+import uuid
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote, urlparse
+
+import ibis
+import ibis.expr.types as ir
+import pandas as pd
+import pyarrow.parquet as pq
+
+from churnguard.config import DataConfig, EngineConfig, SparkConfig
+from churnguard.contract import (
+    _FALSE,
+    _TRUE,
+    _TZ_SUFFIX,
+    SPECS,
+    TABLES,
+    Dataset,
+    TableInfo,
+    TableSpec,
+    _check_utf8,
+    cell_error,
+    file_format,
+    missing_columns,
+    no_rows,
+    required_paths,
+)
+from churnguard.errors import DataContractError, EngineError
+from churnguard.io import atomic_folder, data_files
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+#: Settings of a session churnguard starts; ``[engine.spark] conf`` overrides them.
+DEFAULT_CONF = {
+    "spark.sql.session.timeZone": "UTC",
+    "spark.sql.execution.arrow.pyspark.enabled": "true",
+    "spark.ui.showConsoleProgress": "false",
+}
+#: The Java releases PySpark 4 runs on.
+MIN_JAVA = 17
+_NUMERIC = re.compile(r"(tiny|small|big)?int|integer|long|short|byte|float|double|decimal.*")
+
+
+def session(config: SparkConfig = SparkConfig()) -> SparkSession:
+    """The Spark session to run on: the active one when no master is set, else a new one.
+
+    Raises
+    ------
+    EngineError
+        PySpark is not installed, or a new session needs Java and none (or too old a one) is
+        found.
+    """
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError:
+        raise EngineError(
+            "the spark engine needs PySpark: pip install 'churnguard[spark]'"
+        ) from None
+    # PySpark warns on every pandas 3 import; the paths used here are covered by the parity tests.
+    warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas")
+    active = SparkSession.getActiveSession()
+    if active is not None and not config.master:
+        spark = active
+    else:
+        check_java()
+        builder = SparkSession.builder.appName("churnguard").master(config.master or "local[*]")
+        for key, value in {**DEFAULT_CONF, **config.conf}.items():
+            builder = builder.config(key, value)
+        spark = builder.getOrCreate()
+        spark.sparkContext.setLogLevel("ERROR")
+    spark.conf.set("spark.sql.session.timeZone", "UTC")  # the contract's times are UTC
+    return spark
+
+
+def check_java() -> None:
+    """Refuse to start Spark without Java :data:`MIN_JAVA` or later, in one line."""
+    home = os.environ.get("JAVA_HOME")
+    java = str(Path(home) / "bin" / "java") if home else shutil.which("java")
+    if not java or not Path(java).exists():
+        raise EngineError(
+            f"the spark engine needs Java {MIN_JAVA} or later and none was found: install a JDK "
+            f"(e.g. apt install openjdk-{MIN_JAVA}-jre-headless) or set JAVA_HOME"
+        )
+    shown = subprocess.run(
+        [java, "-version"], capture_output=True, text=True, check=False
+    ).stderr.strip()
+    match = re.search(r'version "(\d+)(?:\.(\d+))?', shown)
+    major = int(match.group(1)) if match else 0
+    if match and major == 1:  # "1.8.0" is Java 8
+        major = int(match.group(2) or 0)
+    if major < MIN_JAVA:
+        first = shown.splitlines()[0] if shown else "no version"
+        raise EngineError(
+            f"the spark engine needs Java {MIN_JAVA} or later, {java} is {first!r}: install a "
+            f"newer JDK or point JAVA_HOME at one"
+        )
+
+
+def load_dataset(
+    cfg: DataConfig, *, definition: str | None, engine: EngineConfig = EngineConfig()
+) -> Dataset:
+    """Read, type and check the tables in Spark; the Spark twin of
+    :func:`churnguard.contract.load_dataset`, with the same checks and messages.
+
+    A table may be a file or a folder of part files (``events.parquet/``).
+    """
+    paths = required_paths(cfg, definition)
+    spark = session(engine.spark)
+    dataset = Dataset(con=None, tables={}, _backend=ibis.pyspark.connect(spark))
+    token = uuid.uuid4().hex[:8]
+    raws: dict[str, _Raw] = {}
+    for name in TABLES:
+        if name in paths:
+            raws[name] = _Raw(spark, paths[name])
+            view = f"churnguard_{token}_{name}"
+            dataset.tables[name] = _load_table(raws[name], SPECS[name], dataset, view)
+            dataset.views[name] = view
+    known = spark.table(dataset.views["customers"]).select("customer_id")
+    for name in ("events", "subscriptions", "labels"):
+        if name in raws:
+            raws[name].check_known(known)
+    return dataset
+
+
+class _Raw:
+    """One table as read: all text (CSV) or native types (Parquet), with where each row came
+    from (``_cg_file``, and ``_cg_row`` for Parquet)."""
+
+    def __init__(self, spark: SparkSession, path: Path):
+        self.path, self.format = path, file_format(path)
+        if not path.exists():
+            raise DataContractError(f"{path}: file not found")
+        if path.is_file() and path.stat().st_size == 0:
+            raise DataContractError(f"{path}: file is empty (0 bytes); expected a header and rows")
+        if self.format == "csv":
+            for part in data_files(path):
+                _check_utf8(part)
+            frame = spark.read.options(header=True, inferSchema=False, mode="FAILFAST").csv(
+                str(path)
+            )
+            where = ["_metadata.file_path AS _cg_file"]
+        else:
+            frame = spark.read.parquet(str(path))
+            where = ["_metadata.file_path AS _cg_file", "_metadata.row_index AS _cg_row"]
+        self.columns = list(frame.columns)
+        self.types = dict(frame.dtypes)
+        self.frame = frame.selectExpr("*", *where)
+
+    def run(self, action: Callable[[], Any]) -> Any:
+        """Run a Spark action, turning a read failure (malformed CSV, bad file) into one line."""
+        try:
+            return action()
+        except Exception as exc:
+            if not type(exc).__module__.startswith(("pyspark", "py4j")):
+                raise
+            message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise DataContractError(
+                f"{self.path}: cannot be read as {self.format.upper()}: {message}"
+            ) from None
+
+    def counts(self, conditions: dict[str, str]) -> dict[str, int]:
+        """How many rows meet each condition, in one pass."""
+        if not conditions:
+            return {}
+        exprs = [f"count_if({cond}) AS `{key}`" for key, cond in conditions.items()]
+        row = self.run(lambda: self.frame.selectExpr(*exprs).first())
+        return {key: int(row[key]) for key in conditions}
+
+    def fail(
+        self,
+        condition: str | DataFrame,
+        column: str,
+        expected: str,
+        match: Sequence[str] = (),
+    ) -> DataContractError:
+        """The message for the first row meeting ``condition`` (or of a frame of bad rows):
+        file, line or row, column.
+
+        Parquet rows are numbered by Spark. A CSV line is found by reading the file for the
+        first row whose ``column`` (and ``match`` columns) hold the offending values.
+        """
+        bad = self.frame.where(condition) if isinstance(condition, str) else condition
+        columns = list(dict.fromkeys([column, *match]))
+        if self.format == "parquet":
+            first = self.run(
+                lambda: (
+                    bad.orderBy("_cg_file", "_cg_row")
+                    .select("_cg_file", "_cg_row", *columns)
+                    .first()
+                )
+            )
+            where = f"row {first['_cg_row'] + 1}"
+        else:
+            first = self.run(lambda: bad.orderBy("_cg_file").select("_cg_file", *columns).first())
+            line = _csv_line(_local(first["_cg_file"]), {c: first[c] for c in columns})
+            where = f"line {line}" if line else "line unknown"
+        shown = self.path if self.path.is_file() else _local(first["_cg_file"])
+        return DataContractError(cell_error(shown, where, column, expected, first[column]))
+
+    def _ids(self) -> DataFrame:
+        return self.frame.selectExpr("*", f"{_value('customer_id')} AS _cg_id")
+
+    def check_unique(self) -> None:
+        ids = self._ids()
+        repeated = ids.groupBy("_cg_id").count().where("count > 1").select("_cg_id")
+        bad = ids.join(repeated, "_cg_id", "left_semi")
+        if self.run(lambda: bad.limit(1).count()):
+            raise self.fail(bad, "customer_id", "each customer_id once (it repeats)")
+
+    def check_known(self, customers: DataFrame) -> None:
+        ids = self._ids()
+        bad = ids.join(customers, ids._cg_id == customers.customer_id, "left_anti")
+        if self.run(lambda: bad.limit(1).count()):
+            raise self.fail(bad, "customer_id", "a customer_id listed in customers")
+
+
+def _load_table(raw: _Raw, spec: TableSpec, dataset: Dataset, view: str) -> TableInfo:
+    """Check one table against its spec and register its typed view as ``view``."""
+    missing_columns(raw.path, spec, raw.columns)
+    present = set(raw.columns)
+    select: dict[str, str] = {"customer_id": _value("customer_id")}
+    first: dict[str, str] = {"rows": "true"}
+    for column in spec.required:
+        if column not in spec.timestamps and column != "churned":
+            first[f"empty:{column}"] = f"{_value(column)} IS NULL"
+    texts = [c for c in spec.timestamps if c in present and not _is_time(raw.types[c])]
+    for column in texts:
+        tz = f"{_value(column)} rlike '{_TZ_SUFFIX}'"
+        first[f"tz:{column}"] = tz
+        first[f"naive:{column}"] = f"{_value(column)} IS NOT NULL AND NOT ({tz})"
+    attributes = []
+    if spec.name == "customers":
+        attributes = [c for c in raw.columns if c not in spec.required + spec.timestamps]
+        for column in attributes:
+            first[f"values:{column}"] = f"{_value(column)} IS NOT NULL"
+            first[f"text:{column}"] = (
+                f"{_value(column)} IS NOT NULL AND try_cast({_value(column)} AS DOUBLE) IS NULL"
+            )
+    counts = raw.counts(first)
+    if not counts["rows"]:
+        raise no_rows(raw.path, spec)
+    for column in spec.required:
+        if counts.get(f"empty:{column}"):
+            raise raw.fail(f"{_value(column)} IS NULL", column, "a value (the column is required)")
+    for column in texts:
+        if counts[f"tz:{column}"] and counts[f"naive:{column}"]:
+            raise raw.fail(
+                f"{_value(column)} rlike '{_TZ_SUFFIX}'",
+                column,
+                "one time zone convention (some rows have a UTC offset, others not)",
+            )
+    checks: list[tuple[str, str, str, tuple[str, ...]]] = []  # condition, column, expected
+    for column in spec.timestamps:
+        select[column] = (
+            _timestamp(raw, column) if column in present else "CAST(NULL AS TIMESTAMP)"
+        )
+        if column in texts:
+            checks.append(
+                (
+                    f"{_value(column)} IS NOT NULL AND ({select[column]}) IS NULL",
+                    column,
+                    "a date or date-time like 2025-01-31 or 2025-01-31T08:00:00",
+                    (),
+                )
+            )
+        if column not in spec.nullable_timestamps:
+            checks.append(
+                (
+                    f"`{column}` IS NULL",
+                    column,
+                    "a date or date-time (the column is required)",
+                    (),
+                )
+            )
+    for column in spec.numbers:
+        if column not in present:
+            select[column] = "CAST(NULL AS DOUBLE)"
+            continue
+        select[column] = _number(raw, column)
+        number = select[column]
+        checks.append(
+            (
+                f"{_value(column)} IS NOT NULL AND (({number}) IS NULL OR isnan({number}) "
+                f"OR abs({number}) = double('infinity'))",
+                column,
+                "a number like 12.5",
+                (),
+            )
+        )
+    for column in spec.texts:
+        select[column] = _value(column) if column in present else "CAST(NULL AS STRING)"
+    for column in attributes:
+        numeric = _NUMERIC.fullmatch(raw.types[column]) or (
+            counts[f"values:{column}"] and not counts[f"text:{column}"]
+        )
+        dataset.attributes[column] = "numeric" if numeric else "categorical"
+        select[column] = f"try_cast({_value(column)} AS DOUBLE)" if numeric else _value(column)
+    if spec.name == "subscriptions" and "end_date" in present:
+        checks.append(
+            (
+                f"({select['end_date']}) < ({select['start_date']})",
+                "end_date",
+                "an end_date on or after start_date",
+                ("customer_id", "start_date"),
+            )
+        )
+    if spec.name == "labels":
+        flag = "lower(trim(CAST(`churned` AS STRING)))"
+        allowed = ", ".join(f"'{v}'" for v in _TRUE + _FALSE)
+        checks.append(
+            (
+                f"{flag} IS NULL OR {flag} NOT IN ({allowed})",
+                "churned",
+                "a churn flag: 1/0, true/false or yes/no",
+                (),
+            )
+        )
+        select["churned"] = f"CAST({flag} IN ({', '.join(repr(v) for v in _TRUE)}) AS INT)"
+    found = raw.counts({str(i): check[0] for i, check in enumerate(checks)})
+    for i, (condition, column, expected, match) in enumerate(checks):
+        if found[str(i)]:
+            raise raw.fail(condition, column, expected, match)
+    if spec.name in ("customers", "labels"):
+        raw.check_unique()
+    raw.frame.selectExpr(
+        *(f"{expr} AS `{name}`" for name, expr in select.items())
+    ).createOrReplaceTempView(view)
+    return TableInfo(spec.name, raw.path, raw.format, counts["rows"], tuple(select))
+
+
+def _value(column: str) -> str:
+    """A cell as trimmed text, NULL when empty."""
+    return f"nullif(trim(CAST(`{column}` AS STRING)), '')"
+
+
+def _is_time(kind: str) -> bool:
+    return kind.startswith(("timestamp", "date"))
+
+
+def _timestamp(raw: _Raw, column: str) -> str:
+    """A date/time column as TIMESTAMP in UTC (the session time zone)."""
+    if _is_time(raw.types[column]):
+        return f"CAST(`{column}` AS TIMESTAMP)"
+    value = _value(column)
+    # Spark reads '+02:00' but not '+0200' or ' +02:00': write the offset the way it reads.
+    offset = f"regexp_replace({value}, ' ?([+-][0-9]{{2}}):?([0-9]{{2}})$', '$1:$2')"
+    written = f"CASE WHEN {value} rlike '{_TZ_SUFFIX}' THEN {offset} ELSE {value} END"
+    return f"try_cast({written} AS TIMESTAMP)"
+
+
+def _number(raw: _Raw, column: str) -> str:
+    if _NUMERIC.fullmatch(raw.types[column]):
+        return f"CAST(`{column}` AS DOUBLE)"
+    return f"try_cast({_value(column)} AS DOUBLE)"
+
+
+def _local(uri: str) -> Path:
+    parsed = urlparse(uri)
+    return Path(unquote(parsed.path)) if parsed.scheme in ("", "file") else Path(uri)
+
+
+def _csv_line(path: Path, values: dict[str, object]) -> int | None:
+    """The line (header = 1) of the first row of a CSV whose cells hold ``values``."""
+    if not path.is_file():
+        return None
+    wanted = {k: "" if v is None else str(v).strip() for k, v in values.items()}
+    with path.open(newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        for row in reader:
+            if all((row.get(k) or "").strip() == v for k, v in wanted.items()):
+                return reader.line_num
+    return None
+
+
+def to_spark(dataset: Dataset, expr: ir.Table) -> DataFrame:
+    """An Ibis expression over a Spark dataset as a Spark DataFrame (lazy, nothing runs)."""
+    backend = dataset.backend
+    backend._run_pre_execute_hooks(expr)  # registers in-memory tables such as the as-of dates
+    return backend._session.sql(backend.compile(expr))
+
+
+def write_parquet(frame: DataFrame, path: Path, *, sidecar: dict[str, str] | None = None) -> int:
+    """Write ``frame`` as a folder of Parquet parts at ``path``, atomically; return its rows.
+
+    ``sidecar`` files (name to text) go inside the folder; readers skip names starting ``_``.
+    """
+    with atomic_folder(path) as tmp:
+        frame.write.parquet(str(tmp), compression="zstd")
+        for name, text in (sidecar or {}).items():
+            (tmp / name).write_text(text, encoding="utf-8")
+        rows = sum(pq.read_metadata(part).num_rows for part in data_files(tmp))
+    return rows
+
+
+def map_partitions(
+    frame: DataFrame, function: Callable[[pd.DataFrame], pd.DataFrame], schema: str
+) -> DataFrame:
+    """Apply a pandas function to each batch of each partition (``mapInPandas``)."""
+
+    def run(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        for batch in batches:
+            yield function(batch)
+
+    return frame.mapInPandas(run, schema)
+
+
+def describe_sidecar(features: list[dict[str, str]]) -> dict[str, str]:
+    return {"_churnguard_features.json": json.dumps(features)}

@@ -32,7 +32,7 @@ AS_OF = "2025-12-01"
 
 def child(mode: str, data: Path, model: Path, work: Path) -> dict[str, float]:
     import churnguard as cg
-    from churnguard.engine.duckdb import write_features
+    from churnguard.engine import write_features
     from churnguard.scoring import score
 
     cfg = cg.load_config(ROOT / "pipelines" / "nightly.toml", {"data.path": data})

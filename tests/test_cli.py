@@ -6,7 +6,7 @@ import pandas as pd
 from typer.testing import CliRunner
 
 from churnguard.cli import app
-from churnguard.engine.duckdb import feature_metadata
+from churnguard.engine import feature_metadata
 
 runner = CliRunner()
 

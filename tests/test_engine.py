@@ -9,7 +9,8 @@ import pytest
 
 import churnguard as cg
 from churnguard.config import EngineConfig
-from churnguard.engine.duckdb import feature_metadata, partitions_needed, write_features
+from churnguard.engine import feature_metadata, write_features
+from churnguard.engine.duckdb import partitions_needed
 from churnguard.errors import ConfigError
 from conftest import write_dataset
 

@@ -7,6 +7,7 @@ import datetime as dt
 import json
 import logging
 import time
+from enum import Enum, StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -18,7 +19,7 @@ from rich.table import Table
 from churnguard import scoring, training
 from churnguard.config import PipelineConfig, load_config
 from churnguard.contract import Dataset, load_dataset
-from churnguard.engine.duckdb import write_features
+from churnguard.engine import write_features
 from churnguard.errors import ChurnguardError
 from churnguard.evaluation import Evaluation
 from churnguard.features import normalize_as_of, plan_features
@@ -49,7 +50,22 @@ DataOption = Annotated[
 ]
 
 
+class Engine(StrEnum):
+    duckdb = "duckdb"
+    spark = "spark"
+
+
+EngineOption = Annotated[
+    Engine | None,
+    typer.Option(
+        "--engine",
+        help="Query engine, overriding \\[engine] name; spark needs churnguard[spark], Java 17+.",
+    ),
+]
+
+
 def _config(config: Path | None, **overrides: object) -> PipelineConfig:
+    overrides = {k: v.value if isinstance(v, Enum) else v for k, v in overrides.items()}
     return load_config(config, overrides)
 
 
@@ -126,13 +142,17 @@ def features(
         list[str],
         typer.Option("--as-of", help="As-of date (repeatable): features use rows before it."),
     ],
-    out_file: Annotated[Path, typer.Option("--out", "-o", help="Parquet file to write.")],
+    out_file: Annotated[
+        Path,
+        typer.Option("--out", "-o", help="Parquet file to write (a folder of parts with Spark)."),
+    ],
     config: ConfigOption = None,
     data: DataOption = None,
+    engine: EngineOption = None,
 ) -> None:
     """Build point-in-time features for one or more as-of dates in one pass."""
     try:
-        cfg = _config(config, **{"data.path": data})
+        cfg = _config(config, **{"data.path": data, "engine.name": engine})
         dates = normalize_as_of(as_of)
         dataset = _load(cfg)
         plan = plan_features(
@@ -164,6 +184,7 @@ def train(
             "split of the training rows.",
         ),
     ] = False,
+    engine: EngineOption = None,
 ) -> None:
     """Train on the \\[train] snapshots, validate out of time, save model and report.
 
@@ -171,7 +192,7 @@ def train(
     <registry>/<name>/<version>/ and <name>/latest points at it.
     """
     try:
-        cfg = _config(config, **{"data.path": data})
+        cfg = _config(config, **{"data.path": data, "engine.name": engine})
         with err.status("starting") as status:
             run = training.train(cfg, tune_params=tune, progress=status.update)
     except ChurnguardError as exc:
@@ -338,6 +359,7 @@ def score(
         typer.Option("--features", help="Precomputed features (churnguard features) to use."),
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress or summary.")] = False,
+    engine: EngineOption = None,
 ) -> None:
     """Score every customer in the population and write the ranked intervention list.
 
@@ -345,7 +367,7 @@ def score(
     0 done, 2 bad input, 3 model problem (hashes, schema), 1 anything else.
     """
     try:
-        cfg = _config(config, **{"data.path": data})
+        cfg = _config(config, **{"data.path": data, "engine.name": engine})
         day = normalize_as_of([as_of])[0].date().isoformat()
         folder = Path((out_dir or cfg.score.out).replace("{as_of}", day))
         bundle = _model_folder(model, cfg)

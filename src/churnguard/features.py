@@ -25,6 +25,7 @@ The population at ``T`` is every customer who signed up before ``T`` (or, withou
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -84,6 +85,15 @@ class FeaturePlan:
 
     def descriptions(self) -> dict[str, str]:
         return {s.name: s.description for s in self.specs}
+
+    def to_json(self) -> str:
+        """Name, description, statistic and kind of each feature: what a feature file carries."""
+        return json.dumps(
+            [
+                {"name": s.name, "description": s.description, "stat": s.stat, "kind": s.kind}
+                for s in self.specs
+            ]
+        )
 
 
 def plan_features(

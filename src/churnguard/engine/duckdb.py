@@ -9,7 +9,6 @@ one file, still ordered by customer and as-of date.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import math
 import os
 from collections.abc import Sequence
@@ -21,6 +20,7 @@ import pyarrow.parquet as pq
 
 from churnguard.config import EngineConfig
 from churnguard.contract import Dataset
+from churnguard.engine import FEATURES_KEY
 from churnguard.features import FeaturePlan, build_features, normalize_as_of
 from churnguard.io import atomic_path
 
@@ -81,11 +81,11 @@ def write_parquet(
     """Write ``expr`` to ``path`` as Parquet, streamed by DuckDB; the file appears when complete.
 
     The feature descriptions of ``plan`` travel in the file's key-value metadata under
-    ``churnguard.features``, so a feature file explains itself. Returns the number of rows.
+    :data:`FEATURES_KEY`, so a feature file explains itself. Returns the number of rows.
     """
     options: dict[str, object] = {"compression": "zstd"}
     if plan is not None:
-        options["kv_metadata"] = {"churnguard.features": _describe(plan)}
+        options["kv_metadata"] = {FEATURES_KEY: plan.to_json()}
     with atomic_path(path) as tmp:
         backend.to_parquet(expr, tmp, **options)
     return pq.read_metadata(path).num_rows
@@ -93,7 +93,7 @@ def write_parquet(
 
 def _concatenate(parts: list[Path], path: Path, plan: FeaturePlan) -> int:
     """Stream the row groups of ``parts`` into one file at ``path``, atomically."""
-    schema = pq.read_schema(parts[0]).with_metadata({"churnguard.features": _describe(plan)})
+    schema = pq.read_schema(parts[0]).with_metadata({FEATURES_KEY: plan.to_json()})
     rows = 0
     with atomic_path(path) as tmp, pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
         for part in parts:
@@ -103,19 +103,3 @@ def _concatenate(parts: list[Path], path: Path, plan: FeaturePlan) -> int:
                 writer.write_table(table)
                 rows += table.num_rows
     return rows
-
-
-def _describe(plan: FeaturePlan) -> str:
-    return json.dumps(
-        [
-            {"name": s.name, "description": s.description, "stat": s.stat, "kind": s.kind}
-            for s in plan.specs
-        ]
-    )
-
-
-def feature_metadata(path: Path) -> list[dict[str, str]]:
-    """The feature descriptions stored in a feature file written by this module."""
-    metadata = pq.read_schema(path).metadata or {}
-    raw = metadata.get(b"churnguard.features")
-    return json.loads(raw) if raw else []

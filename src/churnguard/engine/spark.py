@@ -17,7 +17,7 @@ PySpark is imported here only, so the core install does not need it.
 from __future__ import annotations
 
 import csv
-import json
+import datetime as dt
 import os
 import re
 import shutil
@@ -51,7 +51,9 @@ from churnguard.contract import (
     no_rows,
     required_paths,
 )
+from churnguard.engine import FEATURES_SIDECAR
 from churnguard.errors import DataContractError, EngineError
+from churnguard.features import FeaturePlan, build_features, normalize_as_of
 from churnguard.io import atomic_folder, data_files
 
 if TYPE_CHECKING:
@@ -431,5 +433,15 @@ def map_partitions(
     return frame.mapInPandas(run, schema)
 
 
-def describe_sidecar(features: list[dict[str, str]]) -> dict[str, str]:
-    return {"_churnguard_features.json": json.dumps(features)}
+def write_features(
+    dataset: Dataset,
+    path: Path,
+    *,
+    as_of: Sequence[dt.date | dt.datetime | str],
+    plan: FeaturePlan,
+) -> int:
+    """Build the features in Spark and write them as a folder of Parquet parts at ``path``,
+    ordered by customer_id and as-of date, the descriptions beside them."""
+    expr = build_features(dataset, as_of=normalize_as_of(as_of), plan=plan)
+    frame = to_spark(dataset, expr).orderBy("customer_id", "as_of")
+    return write_parquet(frame, path, sidecar={FEATURES_SIDECAR: plan.to_json()})

@@ -9,8 +9,11 @@ so no training label sees the validation period.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 
+import ibis
+import ibis.expr.types as ir
 import pandas as pd
 
 from churnguard.config import ChurnConfig, FeaturesConfig, TrainConfig
@@ -114,11 +117,43 @@ def build_training_set(
 
     Only customers in the churn population at a date (those with a label) are kept.
     """
+    query, _ = training_set(dataset, as_of=as_of, churn=churn, features=features, plan=plan)
+    return query.to_pandas()
+
+
+def training_set(
+    dataset: Dataset,
+    *,
+    as_of: list[dt.datetime],
+    churn: ChurnConfig = ChurnConfig(),
+    features: FeaturesConfig = FeaturesConfig(),
+    plan: FeaturePlan | None = None,
+    sample: tuple[float, int] = (1.0, 0),
+    keep: Sequence[dt.datetime] = (),
+) -> tuple[ir.Table, FeaturePlan]:
+    """:func:`build_training_set` as an unexecuted query, with the plan it used.
+
+    ``sample = (fraction, seed)`` keeps that share of the customers (every row of a customer
+    kept), except at the ``keep`` dates, where all rows stay (the validation snapshots).
+    """
     plan = plan or plan_features(dataset, config=features, activity_events=churn.activity_events)
     labels = build_labels(dataset, as_of=as_of, churn=churn)
     frame = build_features(dataset, as_of=as_of, config=features, plan=plan)
-    joined = frame.join(labels, ["customer_id", "as_of"]).order_by(["as_of", "customer_id"])
-    return joined.to_pandas()
+    joined = frame.join(labels, ["customer_id", "as_of"])
+    fraction, seed = sample
+    if fraction < 1:
+        chosen = sampled(joined.customer_id, fraction, seed)
+        joined = joined.filter(chosen | joined.as_of.isin(list(keep)) if keep else chosen)
+    return joined.order_by(["as_of", "customer_id"]), plan
+
+
+def sampled(customer_id: ir.StringValue, fraction: float, seed: int) -> ir.BooleanValue:
+    """Whether a customer is in the ``fraction`` sample of ``seed``: the MD5 of seed and id,
+    read as a number in [0, 1), is below ``fraction``. The same on every engine and run."""
+    digits = 8
+    threshold = f"{min(int(fraction * 16**digits), 16**digits - 1):0{digits}x}"
+    digest = (ibis.literal(f"{seed}:") + customer_id).hexdigest("md5")
+    return digest.substr(0, digits) < threshold
 
 
 def training_frames(
@@ -128,7 +163,11 @@ def training_frames(
     churn: ChurnConfig,
     features: FeaturesConfig = FeaturesConfig(),
 ) -> tuple[pd.DataFrame, pd.DataFrame, SnapshotSplit]:
-    """The out-of-time training and validation frames of ``[train]``, with the split used."""
+    """The out-of-time training and validation frames of ``[train]``, with the split used.
+
+    Only ``[train] sample_fraction`` of the customers' training rows are read; validation rows
+    are all read.
+    """
     if churn.definition == "labels":
         raise ConfigError(
             "the labels definition has no dates to split by; use build_training_set and a "
@@ -138,9 +177,15 @@ def training_frames(
     split = split_snapshots(
         dates, train=train, churn=churn, data_end=label_window_end(dataset, churn=churn)
     )
-    frame = build_training_set(
-        dataset, as_of=[*split.train, *split.validation], churn=churn, features=features
+    query, _ = training_set(
+        dataset,
+        as_of=[*split.train, *split.validation],
+        churn=churn,
+        features=features,
+        sample=(train.sample_fraction, train.seed),
+        keep=split.validation,
     )
+    frame = query.to_pandas()
     is_validation = frame["as_of"].isin(pd.to_datetime(list(split.validation)))
     return (
         frame[~is_validation].reset_index(drop=True),

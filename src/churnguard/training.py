@@ -26,6 +26,7 @@ from churnguard.dataset import (
     build_training_set,
     check_label_windows,
     training_frames,
+    training_set,
 )
 from churnguard.errors import ConfigError
 from churnguard.evaluation import Evaluation
@@ -309,13 +310,16 @@ def labels_as_of(dataset: Dataset, config: PipelineConfig) -> dt.datetime:
 
 
 def _labelled(dataset: Dataset, config: PipelineConfig, plan: FeaturePlan) -> pd.DataFrame:
-    return build_training_set(
+    """Every labelled customer, or the ``[train] sample_fraction`` sample of them."""
+    query, _ = training_set(
         dataset,
         as_of=[labels_as_of(dataset, config)],
         churn=config.churn,
         features=config.features,
         plan=plan,
+        sample=(config.train.sample_fraction, config.train.seed),
     )
+    return query.to_pandas()
 
 
 def _holdout(frame: pd.DataFrame, config: PipelineConfig) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -128,7 +128,7 @@ def test_each_customer_gets_the_best_fitting_intervention_and_losers_are_not_lis
             "value_at_risk": [500.0, 400.0, 300.0, 600.0],
         }
     )
-    listed = scoring._interventions(
+    listed = scoring.choose(
         CUSTOMERS, scores, KnownDrivers(), CATALOGUE, load_config(None)
     ).set_index("customer_id")
     # unhappy: escalation 0.5*1000*0.4-30 = 170 beats e-mail 24; the value call does not apply
@@ -155,9 +155,9 @@ def test_top_n_and_budget_cut_the_ranked_list():
         }
     )
     cut = load_config(None, {"score.top_n": 2})
-    assert len(scoring._interventions(CUSTOMERS, scores, KnownDrivers(), CATALOGUE, cut)) == 2
+    assert len(scoring.choose(CUSTOMERS, scores, KnownDrivers(), CATALOGUE, cut)) == 2
     budget = load_config(None, {"score.budget": 40.0})  # 30 (escalation) fits, +20 does not
-    listed = scoring._interventions(CUSTOMERS, scores, KnownDrivers(), CATALOGUE, budget)
+    listed = scoring.choose(CUSTOMERS, scores, KnownDrivers(), CATALOGUE, budget)
     assert list(listed["customer_id"]) == ["unhappy"]
 
 

@@ -32,7 +32,7 @@ import pandas as pd
 
 from churnguard.config import DataConfig, EngineConfig
 from churnguard.errors import DataContractError
-from churnguard.io import data_files
+from churnguard.io import listing_sha256
 
 TABLES: tuple[str, ...] = ("customers", "events", "subscriptions", "labels")
 FORMATS: tuple[str, ...] = (".parquet", ".csv")
@@ -134,9 +134,7 @@ class Dataset:
         """
         digest = hashlib.sha256()
         for name in sorted(self.tables):
-            for part in data_files(self.tables[name].path):
-                stat = part.stat()
-                digest.update(f"{name}:{part.name}:{stat.st_size}:{stat.st_mtime_ns};".encode())
+            digest.update(f"{name}:{listing_sha256(self.tables[name].path)};".encode())
         return digest.hexdigest()
 
     def summary(self) -> dict[str, object]:

@@ -28,6 +28,7 @@ from importlib.resources import files as package_files
 from pathlib import Path
 from typing import Any
 
+import ibis.expr.types as ir
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -39,7 +40,7 @@ from churnguard.config import CONDITION, InterventionConfig, PipelineConfig, con
 from churnguard.contract import Dataset, load_dataset
 from churnguard.errors import ChurnguardError, ConfigError, DataContractError
 from churnguard.features import FeaturePlan, build_features, normalize_as_of, plan_features
-from churnguard.io import atomic_path, sha256_file
+from churnguard.io import atomic_path, listing_sha256, sha256_file, sha256_path
 from churnguard.labels import population
 from churnguard.model import ChurnModel
 from churnguard.reasons import TOP, describe, top_drivers
@@ -79,9 +80,13 @@ class ScoreRun:
     """What a scoring run wrote and found."""
 
     out: Path
-    scores: pd.DataFrame
     interventions: pd.DataFrame
     manifest: dict[str, Any]
+
+    @property
+    def scores(self) -> pd.DataFrame:
+        """Every scored customer, read from ``scores.parquet`` (a folder of parts with Spark)."""
+        return pd.read_parquet(self.files["scores.parquet"])
 
     @property
     def files(self) -> dict[str, Path]:
@@ -171,27 +176,25 @@ def score(
         plan = plan_features(
             dataset, config=trained.features, activity_events=trained.churn.activity_events
         )
-        frame = _features(dataset, plan, trained, churn_model, when, features)
-        lap("features_s")
-        if frame.empty:
-            raise ConfigError(
-                f"no customer is in the {trained.churn.definition} population at {when.date()}"
-            )
-        say(f"scoring {len(frame):,} customers")
-        scores = _scores(frame, churn_model, dataset, plan, trained, config, when)
-        lap("score_s")
-        drift_summary = _drift(metadata, frame, scores["churn_probability"].to_numpy())
-        say("choosing interventions")
+        table = _features(dataset, plan, trained, churn_model, when, features)
         catalogue = config.interventions or default_interventions()
-        listed = _interventions(frame, scores, churn_model, catalogue, config)
-        lap("interventions_s")
+        run = _Run(
+            churn_model, metadata, dataset, plan, trained, config, when, catalogue, features
+        )
+        if dataset.engine == "spark":
+            from churnguard.engine import spark
+
+            say("scoring in Spark")
+            result = spark.score(run, table, out / "scores.parquet")
+            lap("score_s")
+        else:
+            result = _score_local(run, table, out / "scores.parquet", say, lap)
         say("writing")
-        _write_scores(scores, out / "scores.parquet")
-        _write_list(listed, out / "interventions.csv")
+        _write_list(result.listed, out / "interventions.csv")
         warnings = [
             f"feature {name} drifted: PSI {psi:.3f} against the training data "
             f"(over {drift.PSI_ALERT})"
-            for name, psi in drift_summary["over_threshold"].items()
+            for name, psi in result.drift["over_threshold"].items()
         ]
         for warning in warnings:
             log.warning(warning)
@@ -205,20 +208,21 @@ def score(
                 "manifest_sha256": sha256_file(folder / "manifest.json"),
             },
             "inputs": {
-                name: {"path": str(info.path), "rows": info.rows, "sha256": sha256_file(info.path)}
+                name: {"path": str(info.path), "rows": info.rows, **_digest(info.path)}
                 for name, info in sorted(dataset.tables.items())
             },
             "features_file": None if features is None else str(features),
             "config_fingerprint": config.fingerprint(),
             "catalogue": "config" if config.interventions else "default",
-            "rows": {"scored": len(scores), "listed": len(listed)},
-            "risk_tiers": scores["risk_tier"].value_counts().sort_index().to_dict(),
-            "value_at_risk_total": round(float(scores["value_at_risk"].sum()), 2),
-            "expected_benefit_total": round(float(listed["expected_benefit"].sum()), 2),
+            "engine": dataset.engine,
+            "rows": {"scored": result.rows, "listed": len(result.listed)},
+            "risk_tiers": result.tiers,
+            "value_at_risk_total": round(result.value_at_risk, 2),
+            "expected_benefit_total": round(float(result.listed["expected_benefit"].sum()), 2),
             "outputs": {
-                name: sha256_file(out / name) for name in ("interventions.csv", "scores.parquet")
+                name: sha256_path(out / name) for name in ("interventions.csv", "scores.parquet")
             },
-            "drift": drift_summary,
+            "drift": result.drift,
             "warnings": warnings,
         }
         lap("write_s")
@@ -227,7 +231,7 @@ def score(
             tmp.write_text(json.dumps(manifest, indent=2, default=str) + "\n")
     finally:
         lock.release()
-    return ScoreRun(out=out, scores=scores, interventions=listed, manifest=manifest)
+    return ScoreRun(out=out, interventions=result.listed, manifest=manifest)
 
 
 def _features(
@@ -237,8 +241,8 @@ def _features(
     model: ChurnModel,
     when: dt.datetime,
     precomputed: Path | None,
-) -> pd.DataFrame:
-    """The model's features for the population at ``when``, ordered by customer_id.
+) -> ir.Table:
+    """The model's features for the population at ``when``, ordered by customer_id (a query).
 
     Built from the data, or read from ``precomputed`` (then the file must hold every feature).
     """
@@ -246,37 +250,90 @@ def _features(
         check_schema(model, list(plan.specs), where=str(dataset.tables["customers"].path))
         table = build_features(dataset, as_of=[when], config=trained.features, plan=plan)
     else:
-        table = dataset.backend.read_parquet(precomputed)
+        # A folder is a feature table written by Spark: its Parquet parts.
+        source = precomputed / "*.parquet" if precomputed.is_dir() else precomputed
+        table = dataset.backend.read_parquet(source)
         present = [s for s in model.features if s.name in table.columns]
         check_schema(model, present, where=str(precomputed))
         table = table.filter(table.as_of == when)
     who = population(dataset, as_of=when, churn=trained.churn)
     names = ["customer_id", *[s.name for s in model.features]]
-    frame = table.semi_join(who, "customer_id").select(names).order_by("customer_id").to_pandas()
-    if precomputed is not None and frame.empty:
-        raise DataContractError(f"{precomputed}: no rows for as_of {when.date()}")
-    return frame
+    return table.semi_join(who, "customer_id").select(names).order_by("customer_id")
 
 
-def _scores(
-    frame: pd.DataFrame,
-    model: ChurnModel,
-    dataset: Dataset,
-    plan: FeaturePlan,
-    trained: PipelineConfig,
-    config: PipelineConfig,
-    when: dt.datetime,
-) -> pd.DataFrame:
-    """Probability, tier, value and value at risk per customer (the ``scores.parquet`` rows)."""
-    probability = model.predict_proba(frame)
+@dataclass(frozen=True)
+class _Run:
+    """What every step of one scoring run needs."""
+
+    model: ChurnModel
+    metadata: dict[str, Any]
+    dataset: Dataset
+    plan: FeaturePlan
+    trained: PipelineConfig
+    config: PipelineConfig
+    when: dt.datetime
+    catalogue: tuple[InterventionConfig, ...]
+    features_file: Path | None = None
+
+    def empty(self) -> ChurnguardError:
+        """The error for a population without customers (or a feature file without the date)."""
+        if self.features_file is not None:
+            return DataContractError(f"{self.features_file}: no rows for as_of {self.when.date()}")
+        return ConfigError(
+            f"no customer is in the {self.trained.churn.definition} population at "
+            f"{self.when.date()}"
+        )
+
+
+@dataclass
+class Scored:
+    """A scored population, as the manifest reports it; the scores file is already written."""
+
+    listed: pd.DataFrame
+    drift: dict[str, Any]
+    rows: int
+    tiers: dict[str, int]
+    value_at_risk: float
+
+
+def _score_local(
+    run: _Run, table: ir.Table, path: Path, say: Progress, lap: Callable[[str], None]
+) -> Scored:
+    """Score on the driver: features into pandas, then probabilities, values and the list."""
+    frame = table.to_pandas()
+    lap("features_s")
+    if frame.empty:
+        raise run.empty()
+    say(f"scoring {len(frame):,} customers")
+    probability = run.model.predict_proba(frame)
     value = values_at(
-        dataset,
+        run.dataset,
         frame,
         probability,
-        plan=plan,
-        as_of=when,
-        horizon_days=trained.churn.horizon_days,
+        plan=run.plan,
+        as_of=run.when,
+        horizon_days=run.trained.churn.horizon_days,
     )
+    scores = score_rows(frame, probability, value, run.config)
+    lap("score_s")
+    say("choosing interventions")
+    listed = choose(frame, scores, run.model, run.catalogue, run.config)
+    assert listed is not None  # every candidate was given
+    lap("interventions_s")
+    _write_scores(scores, path)
+    return Scored(
+        listed=listed,
+        drift=drift_summary(run.metadata, frame, probability),
+        rows=len(scores),
+        tiers=scores["risk_tier"].value_counts().sort_index().to_dict(),
+        value_at_risk=float(scores["value_at_risk"].sum()),
+    )
+
+
+def score_rows(
+    frame: pd.DataFrame, probability: np.ndarray, value: np.ndarray, config: PipelineConfig
+) -> pd.DataFrame:
+    """Probability, tier, value and value at risk per customer (the ``scores.parquet`` rows)."""
     tiers = np.where(
         probability >= config.score.high_risk,
         "high",
@@ -293,7 +350,8 @@ def _scores(
     )
 
 
-def _drift(metadata: dict[str, Any], frame: pd.DataFrame, probability: np.ndarray) -> dict:
+def drift_summary(metadata: dict[str, Any], frame: pd.DataFrame, probability: np.ndarray) -> dict:
+    """PSI of each feature and of the score against the training data, worst first."""
     reference = metadata.get("drift_reference")
     if not reference:
         return {"score": None, "features": {}, "over_threshold": {}}
@@ -303,34 +361,50 @@ def _drift(metadata: dict[str, Any], frame: pd.DataFrame, probability: np.ndarra
     return {"score": score_psi, "features": psi, "over_threshold": over}
 
 
-def _interventions(
+def best_cases(
+    scores: pd.DataFrame, catalogue: tuple[InterventionConfig, ...]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Expected benefit of every intervention for every row, and each row's best case (the most
+    effective intervention, ignoring reasons): p × value × success − cost."""
+    p = scores["churn_probability"].to_numpy(float)
+    value = scores["customer_value"].to_numpy(float)
+    success = np.array([i.success_rate for i in catalogue])
+    cost = np.array([i.cost for i in catalogue])
+    benefit = p[:, None] * value[:, None] * success[None, :] - cost[None, :]
+    return benefit, benefit.max(axis=1)
+
+
+def choose(
     frame: pd.DataFrame,
     scores: pd.DataFrame,
     model: ChurnModel,
     catalogue: tuple[InterventionConfig, ...],
     config: PipelineConfig,
-) -> pd.DataFrame:
+    *,
+    beyond: float = -np.inf,
+) -> pd.DataFrame | None:
     """Choose, rank and cut: the ``interventions.csv`` rows.
 
     Per-customer contributions (TreeSHAP) are the expensive part, so customers are taken in
-    order of their best case (the most effective intervention, ignoring reasons), in growing
-    batches, until the list is settled: ``top_n`` or ``budget`` rows whose chosen benefit beats
-    every remaining best case. Without a limit every customer with a positive best case is
-    explained.
+    order of their best case, in growing batches, until the list is settled: ``top_n`` or
+    ``budget`` rows whose chosen benefit beats every remaining best case. Without a limit every
+    customer with a positive best case is explained.
+
+    ``frame`` and ``scores`` may hold only the head of the candidates (in best-case order, a
+    whole number of batches) when every other customer's best case is at most ``beyond``; then
+    None means the head cannot settle the list and a longer one is needed.
     """
     p = scores["churn_probability"].to_numpy()
     value = scores["customer_value"].to_numpy()
-    success = np.array([i.success_rate for i in catalogue])
     cost = np.array([i.cost for i in catalogue])
-    benefit = p[:, None] * value[:, None] * success[None, :] - cost[None, :]
-    best_case = benefit.max(axis=1)
+    benefit, best_case = best_cases(scores, catalogue)
     order = np.lexsort((scores["customer_id"].to_numpy(), -best_case))
     order = order[best_case[order] > 0]
     answers = np.array([[_answers(i, s.name) for s in model.features] for i in catalogue])
-    need = _rows_needed(config, cost)
+    need = rows_needed(config, cost)
     done: list[np.ndarray] = []
     chosen_parts, gain_parts, driver_parts = [], [], []
-    start, batch = 0, max(256, 4 * need) if need else order.size
+    start, batch = 0, first_batch(need) or order.size
     while start < order.size:
         rows = order[start : start + batch]
         start += rows.size
@@ -353,6 +427,9 @@ def _interventions(
             settled = (np.concatenate(gain_parts) > best_case[order[start]]).sum()
             if settled >= need:
                 break
+    gains = np.concatenate(gain_parts) if gain_parts else np.empty(0)
+    if beyond > 0 and (not need or (gains > beyond).sum() < need):
+        return None
     if not done:
         return pd.DataFrame(columns=list(LIST_COLUMNS))
     rows, pick = np.concatenate(done), np.concatenate(chosen_parts)
@@ -379,7 +456,12 @@ def _interventions(
     )[list(LIST_COLUMNS)]
 
 
-def _rows_needed(config: PipelineConfig, cost: np.ndarray) -> int:
+def first_batch(need: int) -> int:
+    """Rows explained in the first batch (0: all at once); each later batch doubles."""
+    return max(256, 4 * need) if need else 0
+
+
+def rows_needed(config: PipelineConfig, cost: np.ndarray) -> int:
     """The most rows the cut can keep (0: no limit)."""
     limits = []
     if config.score.top_n:
@@ -424,6 +506,13 @@ _OPS: dict[str, Callable[[np.ndarray, float], np.ndarray]] = {
     "==": np.equal,
     "!=": np.not_equal,
 }
+
+
+def _digest(path: Path) -> dict[str, str]:
+    """An input's SHA-256; for a folder of parts (a lake table), a digest of its listing."""
+    if path.is_dir():
+        return {"listing_sha256": listing_sha256(path)}
+    return {"sha256": sha256_file(path)}
 
 
 def _write_scores(scores: pd.DataFrame, path: Path) -> None:

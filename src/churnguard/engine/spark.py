@@ -22,6 +22,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import uuid
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -31,6 +32,7 @@ from urllib.parse import unquote, urlparse
 
 import ibis
 import ibis.expr.types as ir
+import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
@@ -55,9 +57,18 @@ from churnguard.engine import FEATURES_SIDECAR
 from churnguard.errors import DataContractError, EngineError
 from churnguard.features import FeaturePlan, build_features, normalize_as_of
 from churnguard.io import atomic_folder, data_files
+from churnguard.model import ChurnModel
+from churnguard.value import (
+    customer_value,
+    expected_lifetime_months,
+    purchase_history,
+    purchase_prior,
+)
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
+
+    from churnguard.scoring import Scored, _Run
 
 #: Settings of a session churnguard starts; ``[engine.spark] conf`` overrides them.
 DEFAULT_CONF = {
@@ -92,7 +103,10 @@ def session(config: SparkConfig = SparkConfig()) -> SparkSession:
         spark = active
     else:
         check_java()
-        builder = SparkSession.builder.appName("churnguard").master(config.master or "local[*]")
+        master = config.master or "local[*]"
+        if master.startswith("local"):  # workers on this machine: this Python, with churnguard
+            os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+        builder = SparkSession.builder.appName("churnguard").master(master)
         for key, value in {**DEFAULT_CONF, **config.conf}.items():
             builder = builder.config(key, value)
         spark = builder.getOrCreate()
@@ -445,3 +459,129 @@ def write_features(
     expr = build_features(dataset, as_of=normalize_as_of(as_of), plan=plan)
     frame = to_spark(dataset, expr).orderBy("customer_id", "as_of")
     return write_parquet(frame, path, sidecar={FEATURES_SIDECAR: plan.to_json()})
+
+
+#: Rows of the scored population brought to the driver to measure drift (PSI) on.
+DRIFT_SAMPLE_ROWS = 200_000
+_SCORE_TYPES = {"risk_tier": "string", "customer_value": "double", "value_at_risk": "double"}
+
+
+def score(run: _Run, table: ir.Table, path: Path) -> Scored:
+    """Score the population in Spark and write ``scores.parquet`` (a folder of parts).
+
+    The booster text, calibrator and feature schema are broadcast; each partition rebuilds the
+    model once and scores its batches. Values need the population's mean probability and
+    purchase figures, so they are a second pass. Only the head of the candidates (growing
+    until the list is settled) and a drift sample reach the driver.
+    """
+    from churnguard.scoring import (
+        Scored,
+        best_cases,
+        choose,
+        drift_summary,
+        first_batch,
+        rows_needed,
+    )
+    from churnguard.scoring import score_rows as rows_of
+
+    spark = run.dataset.backend._session
+    features = to_spark(run.dataset, table)
+    names = [s.name for s in run.model.features]
+    shipped = spark.sparkContext.broadcast(
+        (
+            run.model.booster.model_to_string(),
+            run.model.calibrator,
+            run.model.features,
+            run.model.categories,
+        )
+    )
+
+    def predict(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        model = _model(shipped.value)
+        for batch in batches:
+            yield batch.assign(_probability=model.predict_proba(batch))
+
+    # Checkpoints cut the (long) feature query from the plans of the actions that follow.
+    predicted = features.mapInPandas(
+        predict, _extended(features, {"_probability": "double"})
+    ).localCheckpoint()
+    try:
+        stats = predicted.selectExpr("count(*) AS n", "avg(_probability) AS mean").first()
+        if not stats["n"]:
+            raise run.empty()
+        months = expected_lifetime_months(stats["mean"], run.trained.churn.horizon_days)
+        prior, joined = None, predicted
+        history = purchase_history(run.dataset, run.when, run.plan)
+        if history is not None and _needs_history(predicted):
+            prior = purchase_prior(history)
+            joined = predicted.join(to_spark(run.dataset, history), "customer_id", "left")
+        config, catalogue = run.config, run.catalogue
+
+        def value(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+            for batch in batches:
+                probability = batch["_probability"].to_numpy(float)
+                worth = customer_value(batch, months=months, prior=prior)
+                scores = rows_of(batch, probability, worth, config)
+                _, best = best_cases(scores, catalogue)
+                yield batch[names].assign(
+                    **{c: scores[c].to_numpy() for c in scores.columns}, _best_case=best
+                )
+
+        added = {"churn_probability": "double", **_SCORE_TYPES, "_best_case": "double"}
+        scored = joined.mapInPandas(value, _extended(features, added)).localCheckpoint()
+        try:
+            score_columns = ["customer_id", "churn_probability", *_SCORE_TYPES]
+            rows = write_parquet(scored.select(*score_columns).orderBy("customer_id"), path)
+            totals = scored.groupBy("risk_tier").count().collect()
+            at_risk = scored.selectExpr("sum(value_at_risk) AS v").first()["v"]
+            sample = scored.sample(fraction=min(1.0, DRIFT_SAMPLE_ROWS / rows), seed=0)
+            sampled = sample.toPandas()
+            drift = drift_summary(run.metadata, sampled, sampled["churn_probability"])
+            drift["sample_rows"] = min(rows, DRIFT_SAMPLE_ROWS)
+            candidates = scored.where("_best_case > 0").orderBy(
+                scored._best_case.desc(), scored.customer_id.asc()
+            )
+            cost = np.array([i.cost for i in catalogue])
+            need = rows_needed(config, cost)
+            listed = None
+            size = first_batch(need)
+            while listed is None:
+                head = (candidates.limit(size + 1) if need else candidates).toPandas()
+                beyond = head["_best_case"].iloc[size] if need and len(head) > size else -np.inf
+                head = head.iloc[:size] if need else head
+                listed = choose(
+                    head, head[score_columns], run.model, catalogue, config, beyond=beyond
+                )
+                size = 2 * size + first_batch(need)
+        finally:
+            scored.unpersist()
+    finally:
+        predicted.unpersist()
+    return Scored(
+        listed=listed,
+        drift=drift,
+        rows=rows,
+        tiers={r["risk_tier"]: r["count"] for r in sorted(totals)},
+        value_at_risk=float(at_risk or 0.0),
+    )
+
+
+def _model(parts: tuple[str, Any, Any, Any]) -> ChurnModel:
+    """A scoring model from its broadcast parts: booster text, calibrator, features, levels."""
+    import lightgbm as lgb
+
+    text, calibrator, features, categories = parts
+    return ChurnModel(lgb.Booster(model_str=text), calibrator, features, categories)
+
+
+def _needs_history(frame: DataFrame) -> bool:
+    """Whether some customer has no MRR to value them by (the purchase history is then read)."""
+    if "mrr" not in frame.columns:
+        return True
+    return bool(frame.where("coalesce(mrr, 0) <= 0").limit(1).count())
+
+
+def _extended(frame: DataFrame, columns: dict[str, str]) -> str:
+    """DDL of ``frame``'s columns followed by ``columns`` (name to Spark type)."""
+    fields = [f"`{f.name}` {f.dataType.simpleString()}" for f in frame.schema.fields]
+    return ", ".join([*fields, *(f"`{name}` {kind}" for name, kind in columns.items())])

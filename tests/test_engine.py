@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import datetime as dt
+import sys
+from importlib import metadata
 
 import pandas as pd
 import pytest
 
 import churnguard as cg
-from churnguard.config import EngineConfig
+from churnguard.config import EngineConfig, SparkConfig, load_config
 from churnguard.engine import feature_metadata, write_features
 from churnguard.engine.duckdb import partitions_needed
-from churnguard.errors import ConfigError
+from churnguard.errors import ConfigError, EngineError
 from conftest import write_dataset
 
 
@@ -55,3 +57,39 @@ def test_memory_limits_are_read_in_bytes_and_nonsense_is_refused():
     assert EngineConfig(memory_limit="1.5GiB").memory_limit_bytes() == 1_610_612_736
     with pytest.raises(ConfigError, match="engine.memory_limit must be a size like 1500MB"):
         EngineConfig(memory_limit="lots")
+
+
+def test_the_spark_engine_without_pyspark_or_java_says_what_to_install(monkeypatch, tmp_path):
+    from churnguard.engine import spark
+
+    monkeypatch.setitem(sys.modules, "pyspark.sql", None)  # as if the extra were not installed
+    with pytest.raises(EngineError, match=r"needs PySpark: pip install 'churnguard\[spark\]'"):
+        spark.session(SparkConfig(master="local[1]"))
+    monkeypatch.delitem(sys.modules, "pyspark.sql")
+
+    monkeypatch.setenv("JAVA_HOME", str(tmp_path / "no-jdk"))
+    with pytest.raises(EngineError, match="needs Java 17 or later and none was found: install"):
+        spark.check_java()
+    old = tmp_path / "jdk8" / "bin"
+    old.mkdir(parents=True)
+    (old / "java").write_text("#!/bin/sh\necho 'openjdk version \"1.8.0_392\"' >&2\n")
+    (old / "java").chmod(0o755)
+    monkeypatch.setenv("JAVA_HOME", str(old.parent))
+    with pytest.raises(EngineError, match="needs Java 17 or later, .* is 'openjdk version"):
+        spark.check_java()
+
+
+def test_the_core_install_does_not_pull_pyspark():
+    needs = [r for r in metadata.requires("churnguard") if "spark" in r]
+    assert needs and all(r.replace('"', "'").endswith("extra == 'spark'") for r in needs)
+
+
+def test_the_engine_is_chosen_in_config_or_on_the_command_line(tmp_path):
+    config = tmp_path / "p.toml"
+    config.write_text('[engine]\nname = "spark"\n[engine.spark]\nconf = { "a.b" = 4 }\n')
+    loaded = load_config(config)
+    assert loaded.engine.name == "spark" and loaded.engine.spark.conf == {"a.b": "4"}
+    assert load_config(config, {"engine.name": "duckdb"}).engine.name == "duckdb"
+    config.write_text('[engine]\nname = "presto"\n')
+    with pytest.raises(ConfigError, match="engine.name must be one of duckdb | spark"):
+        load_config(config)

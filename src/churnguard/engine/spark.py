@@ -209,15 +209,11 @@ class _Raw:
         row = self.run(lambda: self.frame.selectExpr(*exprs).first())
         return {key: int(row[key]) for key in conditions}
 
-    def fail(
-        self,
-        condition: str | DataFrame,
-        column: str,
-        expected: str,
-        match: Sequence[str] = (),
-    ) -> DataContractError:
-        """The message for the first row meeting ``condition`` (or of a frame of bad rows):
-        file, line or row, column.
+    def locate(
+        self, condition: str | DataFrame, column: str, match: Sequence[str] = ()
+    ) -> tuple[Path, str, int, object]:
+        """The first row meeting ``condition`` (or of a frame of bad rows): its file, where it
+        is (``line N`` or ``row N``), that number, and its ``column`` value.
 
         Parquet rows are numbered by Spark. A CSV line is found by reading the file for the
         first row whose ``column`` (and ``match`` columns) hold the offending values.
@@ -226,19 +222,44 @@ class _Raw:
         columns = list(dict.fromkeys([column, *match]))
         if self.format == "parquet":
             first = self.run(
-                lambda: (
-                    bad.orderBy("_cg_file", "_cg_row")
-                    .select("_cg_file", "_cg_row", *columns)
-                    .first()
-                )
+                lambda: bad.orderBy("_cg_file", "_cg_row")
+                .select("_cg_file", "_cg_row", *columns)
+                .first()
             )
-            where = f"row {first['_cg_row'] + 1}"
+            number, where = first["_cg_row"] + 1, "row"
         else:
             first = self.run(lambda: bad.orderBy("_cg_file").select("_cg_file", *columns).first())
-            line = _csv_line(_local(first["_cg_file"]), {c: first[c] for c in columns})
-            where = f"line {line}" if line else "line unknown"
+            number = _csv_line(_local(first["_cg_file"]), {c: first[c] for c in columns}) or 0
+            where = "line"
         shown = self.path if self.path.is_file() else _local(first["_cg_file"])
-        return DataContractError(cell_error(shown, where, column, expected, first[column]))
+        return shown, f"{where} {number or 'unknown'}", number, first[column]
+
+    def fail(
+        self,
+        condition: str | DataFrame,
+        column: str,
+        expected: str,
+        match: Sequence[str] = (),
+    ) -> DataContractError:
+        """The one-line error for the first row meeting ``condition``."""
+        shown, where, _, value = self.locate(condition, column, match)
+        return DataContractError(cell_error(shown, where, column, expected, value))
+
+    def mixed_zones(self, column: str) -> DataContractError:
+        """Name the later of the first row with a UTC offset and the first without one."""
+        tz = f"{_value(column)} rlike '{_TZ_SUFFIX}'"
+        found = {
+            "with": self.locate(tz, column),
+            "without": self.locate(f"{_value(column)} IS NOT NULL AND NOT ({tz})", column),
+        }
+        form = max(found, key=lambda k: found[k][2])
+        other = "without" if form == "with" else "with"
+        shown, where, _, value = found[form]
+        expected = (
+            f"one time zone convention (row is {form} a UTC offset, "
+            f"{found[other][1]} is {other} one)"
+        )
+        return DataContractError(cell_error(shown, where, column, expected, value))
 
     def _ids(self) -> DataFrame:
         return self.frame.selectExpr("*", f"{_value('customer_id')} AS _cg_id")
@@ -287,11 +308,7 @@ def _load_table(raw: _Raw, spec: TableSpec, dataset: Dataset, view: str) -> Tabl
             raise raw.fail(f"{_value(column)} IS NULL", column, "a value (the column is required)")
     for column in texts:
         if counts[f"tz:{column}"] and counts[f"naive:{column}"]:
-            raise raw.fail(
-                f"{_value(column)} rlike '{_TZ_SUFFIX}'",
-                column,
-                "one time zone convention (some rows have a UTC offset, others not)",
-            )
+            raise raw.mixed_zones(column)
     checks: list[tuple[str, str, str, tuple[str, ...]]] = []  # condition, column, expected
     for column in spec.timestamps:
         select[column] = (

@@ -1,0 +1,171 @@
+"""The Spark engine in local mode gives what the DuckDB engine gives: same features, same
+training rows, same scores, the same intervention list byte for byte, the same error messages.
+
+Skipped, with the reason, without PySpark (``pip install -e '.[dev,spark]'``) or Java 17+;
+CI sets CHURNGUARD_REQUIRE_SPARK=1 so that there a missing Spark fails instead.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+import churnguard as cg
+from churnguard.cli import app
+from churnguard.config import EngineConfig, SparkConfig, load_config
+from churnguard.engine import feature_metadata
+from churnguard.errors import EngineError
+from conftest import write_dataset
+from test_contract import CASES
+
+try:
+    import pyspark  # noqa: F401
+
+    from churnguard.engine.spark import check_java
+
+    check_java()
+except (ImportError, EngineError) as exc:
+    reason = f"Spark engine unavailable: {exc}"
+    if os.environ.get("CHURNGUARD_REQUIRE_SPARK"):
+        raise RuntimeError(reason) from None
+    pytest.skip(reason, allow_module_level=True)
+
+runner = CliRunner()
+SPARK = EngineConfig(name="spark", spark=SparkConfig(master="local[2]"))
+AS_OF = "2025-01-20"
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    """Generated data and a model trained on it with DuckDB: (data folder, registry)."""
+    root = tmp_path_factory.mktemp("spark")
+    folder = root / "data"
+    cg.generate(folder, customers=1_500, days=420, seed=5)
+    registry = root / "models"
+    cg.train(_config(folder, registry, "duckdb"))
+    return folder, registry
+
+
+def _config(folder, registry, engine: str, **extra):
+    return load_config(
+        None,
+        {
+            "data.path": folder,
+            "model.registry": registry,
+            "churn.definition": "subscription",
+            "train.start": "2024-04-01",
+            "train.end": "2024-12-20",
+            "train.every_days": 28,
+            "engine.name": engine,
+            "engine.spark": {"master": "local[2]"},
+            **extra,
+        },
+    )
+
+
+def _sorted(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.sort_values(["customer_id", "as_of"]).reset_index(drop=True)
+
+
+def test_spark_features_equal_duckdb_features(data, tmp_path):
+    folder, _ = data
+    duck = cg.load_dataset(folder, definition="subscription")
+    spark = cg.load_dataset(folder, definition="subscription", engine=SPARK)
+    assert spark.attributes == duck.attributes
+    assert spark.summary() == duck.summary()
+    plan = cg.plan_features(spark)
+    assert plan == cg.plan_features(duck)
+
+    dates = ["2024-09-01", "2024-12-01"]
+    expected = _sorted(cg.build_features(duck, as_of=dates, plan=plan).to_pandas())
+    got = _sorted(cg.build_features(spark, as_of=dates, plan=plan).to_pandas())
+    assert len(got) > 1_000
+    pd.testing.assert_frame_equal(got, expected, check_dtype=False, rtol=1e-9)
+
+    out = tmp_path / "features.parquet"
+    args = ["features", "--data", str(folder), "--out", str(out), "--engine", "spark"]
+    result = runner.invoke(app, [*args, *(a for d in dates for a in ("--as-of", d))])
+    assert result.exit_code == 0, result.output
+    assert out.is_dir()  # Spark writes a folder of parts, read as one table
+    written = pd.read_parquet(out)
+    assert written["customer_id"].is_monotonic_increasing
+    pd.testing.assert_frame_equal(
+        _sorted(written), expected, check_dtype=False, check_categorical=False, rtol=1e-9
+    )
+    assert [f["name"] for f in feature_metadata(out)] == plan.names
+
+
+def test_spark_training_rows_and_their_sample_equal_duckdb(data):
+    folder, registry = data
+    frames = {}
+    for engine in ("duckdb", "spark"):
+        config = _config(folder, registry, engine, **{"train.sample_fraction": 0.5})
+        dataset = cg.load_dataset(config.data, definition="subscription", engine=config.engine)
+        frames[engine] = cg.training_frames(dataset, train=config.train, churn=config.churn)
+    (fit_d, valid_d, _), (fit_s, valid_s, _) = frames["duckdb"], frames["spark"]
+    pd.testing.assert_frame_equal(_sorted(fit_s), _sorted(fit_d), check_dtype=False, rtol=1e-9)
+    pd.testing.assert_frame_equal(_sorted(valid_s), _sorted(valid_d), check_dtype=False, rtol=1e-9)
+    # half the customers' training rows, every validation row
+    full = _config(folder, registry, "duckdb")
+    everyone, all_valid, _ = cg.training_frames(
+        cg.load_dataset(folder, definition="subscription"), train=full.train, churn=full.churn
+    )
+    share = fit_d["customer_id"].nunique() / everyone["customer_id"].nunique()
+    assert 0.4 < share < 0.6
+    assert set(fit_d["customer_id"]) < set(everyone["customer_id"])
+    pd.testing.assert_frame_equal(valid_d, all_valid)
+
+
+@pytest.mark.parametrize("limits", [{"score.top_n": 40}, {"score.budget": 800.0}, {}])
+def test_spark_scoring_writes_the_same_list_and_scores(data, tmp_path, limits):
+    folder, registry = data
+    runs = {}
+    for engine in ("duckdb", "spark"):
+        config = _config(folder, registry, engine, **limits)
+        runs[engine] = cg.score(config, as_of=AS_OF, out=tmp_path / engine)
+    duck, spark = runs["duckdb"], runs["spark"]
+    assert (tmp_path / "spark" / "interventions.csv").read_bytes() == (
+        tmp_path / "duckdb" / "interventions.csv"
+    ).read_bytes()
+    assert len(spark.interventions) > 0
+    pd.testing.assert_frame_equal(spark.scores, duck.scores)
+    for key in ("rows", "risk_tiers", "value_at_risk_total", "expected_benefit_total"):
+        assert spark.manifest[key] == duck.manifest[key]
+    assert spark.manifest["engine"] == "spark"
+    assert spark.manifest["drift"]["score"] == pytest.approx(duck.manifest["drift"]["score"])
+
+
+def test_spark_scoring_through_the_cli(data, tmp_path):
+    folder, registry = data
+    config = tmp_path / "nightly.toml"
+    config.write_text(
+        f'[data]\npath = "{folder}"\n[model]\nregistry = "{registry}"\n'
+        f'[score]\nout = "{tmp_path}/out/{{as_of}}"\ntop_n = 25\n'
+        '[engine]\nname = "spark"\n[engine.spark]\nmaster = "local[2]"\n'
+    )
+    result = runner.invoke(app, ["score", "--config", str(config), "--as-of", AS_OF, "-q"])
+    assert result.exit_code == 0, result.output
+    listed = pd.read_csv(tmp_path / "out" / AS_OF / "interventions.csv")
+    assert list(listed["rank"]) == list(range(1, 26))
+
+
+@pytest.mark.parametrize("case", CASES, ids=list(CASES))
+def test_spark_refuses_bad_input_with_the_duckdb_message(tmp_path, shop, case):
+    edit_tables, edit_files, fmt, message = CASES[case]
+    if edit_tables:
+        edit_tables(shop)
+    folder = write_dataset(tmp_path / "d", fmt=fmt, **shop)
+    if edit_files:
+        edit_files(folder)
+    out = tmp_path / "features.parquet"
+    result = runner.invoke(
+        app,
+        ["features", "--data", str(folder), "--as-of", "2025-03-01", "--out", str(out)]
+        + ["--engine", "spark"],
+    )
+    assert result.exit_code == 2, result.output
+    assert result.output.strip() == f"error: {message.format(d=folder)}"
+    assert not out.exists()

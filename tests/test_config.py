@@ -45,3 +45,11 @@ def test_bad_configs_are_refused_with_the_key_named(tmp_path, text, message):
     path.write_text(text)
     with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("|", r"\|")):
         load_config(path)
+
+
+def test_the_spark_pipeline_switches_only_the_engine():
+    spark, nightly = load_config("pipelines/spark.toml"), load_config("pipelines/nightly.toml")
+    assert spark.engine.name == "spark" and spark.engine.spark.master == "local[2]"
+    assert spark.engine.spark.conf["spark.driver.memory"] == "4g"
+    assert (spark.data, spark.model) == (nightly.data, nightly.model)
+    assert (spark.score.top_n, spark.score.budget) == (nightly.score.top_n, nightly.score.budget)

@@ -15,16 +15,19 @@ from conftest import write_dataset
 runner = CliRunner()
 
 
-def _features_cli(folder: Path, tmp_path: Path) -> tuple[int, str, Path]:
+def _features_cli(folder: Path, tmp_path: Path, *extra: str) -> tuple[int, str, Path]:
     out = tmp_path / "features.parquet"
     result = runner.invoke(
-        app, ["features", "--data", str(folder), "--as-of", "2025-03-01", "--out", str(out)]
+        app,
+        ["features", "--data", str(folder), "--as-of", "2025-03-01", "--out", str(out), *extra],
     )
     return result.exit_code, result.output.strip(), out
 
 
-def _expect_error(folder: Path, tmp_path: Path, message: str) -> None:
-    code, output, out = _features_cli(folder, tmp_path)
+def expect_error(folder: Path, tmp_path: Path, message: str, *extra: str) -> None:
+    """``churnguard features`` (with ``extra`` options) fails with exit 2, ``message`` and no
+    output."""
+    code, output, out = _features_cli(folder, tmp_path, *extra)
     assert code == 2, output
     assert output == f"error: {message}"
     assert not out.exists()
@@ -159,15 +162,21 @@ CASES = {
 }
 
 
-@pytest.mark.parametrize("case", CASES, ids=list(CASES))
-def test_bad_input_gets_one_line_exit_2_and_no_output(tmp_path, shop, case):
+def broken_dataset(tmp_path: Path, shop: dict[str, pd.DataFrame], case: str) -> tuple[Path, str]:
+    """The shop dataset with the fault of ``CASES[case]``, and the message it must get."""
     edit_tables, edit_files, fmt, message = CASES[case]
     if edit_tables:
         edit_tables(shop)
     folder = write_dataset(tmp_path / "d", fmt=fmt, **shop)
     if edit_files:
         edit_files(folder)
-    _expect_error(folder, tmp_path, message.format(d=folder))
+    return folder, message.format(d=folder)
+
+
+@pytest.mark.parametrize("case", CASES, ids=list(CASES))
+def test_bad_input_gets_one_line_exit_2_and_no_output(tmp_path, shop, case):
+    folder, message = broken_dataset(tmp_path, shop, case)
+    expect_error(folder, tmp_path, message)
 
 
 def test_offsets_are_converted_to_utc(tmp_path, shop):
@@ -183,7 +192,7 @@ def test_non_utf8_file(tmp_path, shop):
     folder = write_dataset(tmp_path / "d", **shop)
     raw = (folder / "customers.csv").read_bytes().replace(b"smb", b"caf\xe9", 1)
     (folder / "customers.csv").write_bytes(raw)
-    _expect_error(
+    expect_error(
         folder,
         tmp_path,
         f"{folder}/customers.csv, line 2: expected UTF-8 text, got "

@@ -18,8 +18,7 @@ from churnguard.cli import app
 from churnguard.config import EngineConfig, SparkConfig, load_config
 from churnguard.engine import feature_metadata
 from churnguard.errors import EngineError
-from conftest import write_dataset
-from test_contract import CASES
+from test_contract import CASES, broken_dataset, expect_error
 
 try:
     import pyspark  # noqa: F401
@@ -154,18 +153,5 @@ def test_spark_scoring_through_the_cli(data, tmp_path):
 
 @pytest.mark.parametrize("case", CASES, ids=list(CASES))
 def test_spark_refuses_bad_input_with_the_duckdb_message(tmp_path, shop, case):
-    edit_tables, edit_files, fmt, message = CASES[case]
-    if edit_tables:
-        edit_tables(shop)
-    folder = write_dataset(tmp_path / "d", fmt=fmt, **shop)
-    if edit_files:
-        edit_files(folder)
-    out = tmp_path / "features.parquet"
-    result = runner.invoke(
-        app,
-        ["features", "--data", str(folder), "--as-of", "2025-03-01", "--out", str(out)]
-        + ["--engine", "spark"],
-    )
-    assert result.exit_code == 2, result.output
-    assert result.output.strip() == f"error: {message.format(d=folder)}"
-    assert not out.exists()
+    folder, message = broken_dataset(tmp_path, shop, case)
+    expect_error(folder, tmp_path, message, "--engine", "spark")

@@ -4,7 +4,8 @@
 the as-of date (or reads precomputed ones), and writes to the out folder:
 
 * ``scores.parquet``: every scored customer, ``customer_id, churn_probability, risk_tier,
-  customer_value, value_at_risk``, ordered by customer_id;
+  customer_value, value_at_risk``, ordered by customer_id (with the Spark engine a folder of
+  Parquet parts, written in the cluster; see :func:`churnguard.engine.spark.score`);
 * ``interventions.csv``: customers worth an intervention, ranked by expected benefit, with
   three reasons and the intervention chosen (columns: :data:`LIST_COLUMNS`);
 * ``manifest.json``: as-of date, model version and hashes, input hashes, row counts, drift,

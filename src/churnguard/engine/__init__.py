@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 
 from churnguard.config import EngineConfig
 from churnguard.contract import Dataset
-from churnguard.features import FeaturePlan
+from churnguard.features import FeaturePlan, normalize_as_of
 
 #: Key of the feature descriptions in a feature file's Parquet metadata ...
 FEATURES_KEY = "churnguard.features"
@@ -37,13 +37,14 @@ def write_features(
     pandas, pyarrow, DuckDB and Spark). Rows are ordered by customer_id, then as-of date.
     Returns the number of rows.
     """
+    dates = normalize_as_of(as_of)
     if dataset.engine == "spark":
         from churnguard.engine import spark
 
-        return spark.write_features(dataset, path, as_of=as_of, plan=plan)
+        return spark.write_features(dataset, path, dates, plan)
     from churnguard.engine import duckdb
 
-    return duckdb.write_features(dataset, path, as_of=as_of, plan=plan, engine=engine)
+    return duckdb.write_features(dataset, path, dates, plan, engine)
 
 
 def feature_metadata(path: Path) -> list[dict[str, str]]:

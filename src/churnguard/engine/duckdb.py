@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime as dt
 import math
 import os
-from collections.abc import Sequence
 from pathlib import Path
 
 import ibis
@@ -21,7 +20,7 @@ import pyarrow.parquet as pq
 from churnguard.config import EngineConfig
 from churnguard.contract import Dataset
 from churnguard.engine import FEATURES_KEY
-from churnguard.features import FeaturePlan, build_features, normalize_as_of
+from churnguard.features import FeaturePlan, build_features
 from churnguard.io import atomic_path
 
 #: Bytes of DuckDB memory budgeted per output cell. Measured on 1M customers x 6 dates with a
@@ -35,18 +34,10 @@ def partitions_needed(rows: int, columns: int, engine: EngineConfig) -> int:
 
 
 def write_features(
-    dataset: Dataset,
-    path: Path,
-    *,
-    as_of: Sequence[dt.date | dt.datetime | str],
-    plan: FeaturePlan,
-    engine: EngineConfig = EngineConfig(),
+    dataset: Dataset, path: Path, dates: list[dt.datetime], plan: FeaturePlan, engine: EngineConfig
 ) -> int:
-    """Build the features of ``plan`` at each as-of date and write them to ``path`` (Parquet).
-
-    Rows are ordered by customer_id, then as-of date. Returns the number of rows.
-    """
-    dates = normalize_as_of(as_of)
+    """:func:`churnguard.engine.write_features` on DuckDB: one Parquet file, built in customer
+    ranges when it would not fit ``engine.memory_limit`` in one piece."""
     count = partitions_needed(
         dataset.tables["customers"].rows * len(dates), len(plan.specs) + 2, engine
     )

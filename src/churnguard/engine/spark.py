@@ -55,7 +55,7 @@ from churnguard.contract import (
 )
 from churnguard.engine import FEATURES_SIDECAR
 from churnguard.errors import DataContractError, EngineError
-from churnguard.features import FeaturePlan, build_features, normalize_as_of
+from churnguard.features import FeaturePlan, build_features
 from churnguard.io import atomic_folder, data_files
 from churnguard.model import ChurnModel
 from churnguard.value import (
@@ -222,9 +222,11 @@ class _Raw:
         columns = list(dict.fromkeys([column, *match]))
         if self.format == "parquet":
             first = self.run(
-                lambda: bad.orderBy("_cg_file", "_cg_row")
-                .select("_cg_file", "_cg_row", *columns)
-                .first()
+                lambda: (
+                    bad.orderBy("_cg_file", "_cg_row")
+                    .select("_cg_file", "_cg_row", *columns)
+                    .first()
+                )
             )
             number, where = first["_cg_row"] + 1, "row"
         else:
@@ -465,15 +467,11 @@ def map_partitions(
 
 
 def write_features(
-    dataset: Dataset,
-    path: Path,
-    *,
-    as_of: Sequence[dt.date | dt.datetime | str],
-    plan: FeaturePlan,
+    dataset: Dataset, path: Path, dates: list[dt.datetime], plan: FeaturePlan
 ) -> int:
     """Build the features in Spark and write them as a folder of Parquet parts at ``path``,
     ordered by customer_id and as-of date, the descriptions beside them."""
-    expr = build_features(dataset, as_of=normalize_as_of(as_of), plan=plan)
+    expr = build_features(dataset, as_of=dates, plan=plan)
     frame = to_spark(dataset, expr).orderBy("customer_id", "as_of")
     return write_parquet(frame, path, sidecar={FEATURES_SIDECAR: plan.to_json()})
 

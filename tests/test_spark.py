@@ -137,6 +137,17 @@ def test_spark_scoring_writes_the_same_list_and_scores(data, tmp_path, limits):
     assert spark.manifest["drift"]["score"] == pytest.approx(duck.manifest["drift"]["score"])
 
 
+def test_a_feature_folder_written_by_spark_scores_on_duckdb(data, tmp_path):
+    folder, registry = data
+    features = tmp_path / "features.parquet"
+    args = ["features", "--data", str(folder), "--as-of", AS_OF, "--out", str(features)]
+    assert runner.invoke(app, [*args, "--engine", "spark"]).exit_code == 0
+    config = _config(folder, registry, "duckdb", **{"score.top_n": 40})
+    from_folder = cg.score(config, as_of=AS_OF, out=tmp_path / "a", features=features)
+    from_events = cg.score(config, as_of=AS_OF, out=tmp_path / "b")
+    pd.testing.assert_frame_equal(from_folder.interventions, from_events.interventions)
+
+
 def test_spark_scoring_through_the_cli(data, tmp_path):
     folder, registry = data
     config = tmp_path / "nightly.toml"

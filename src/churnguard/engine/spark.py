@@ -454,18 +454,6 @@ def write_parquet(frame: DataFrame, path: Path, *, sidecar: dict[str, str] | Non
     return rows
 
 
-def map_partitions(
-    frame: DataFrame, function: Callable[[pd.DataFrame], pd.DataFrame], schema: str
-) -> DataFrame:
-    """Apply a pandas function to each batch of each partition (``mapInPandas``)."""
-
-    def run(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-        for batch in batches:
-            yield function(batch)
-
-    return frame.mapInPandas(run, schema)
-
-
 def write_features(
     dataset: Dataset, path: Path, dates: list[dt.datetime], plan: FeaturePlan
 ) -> int:

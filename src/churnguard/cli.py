@@ -59,7 +59,8 @@ EngineOption = Annotated[
     Engine | None,
     typer.Option(
         "--engine",
-        help="Query engine, overriding \\[engine] name; spark needs churnguard[spark], Java 17+.",
+        help="Query engine, overriding \\[engine] name; spark needs "
+        "churnguard\\[spark] and Java 17+.",
     ),
 ]
 

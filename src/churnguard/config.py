@@ -122,8 +122,8 @@ class TrainConfig:
     holdout_fraction: float = 0.2
     #: Seed of LightGBM, the hold-out split and the search; same seed and data, same model.
     seed: int = 0
-    #: Share of the training rows (not the validation rows) brought to the driver to fit on;
-    #: a fixed hash of customer and date picks them, so the same data gives the same sample.
+    #: Share of the customers whose training rows (not the validation rows) are read to fit on;
+    #: a fixed hash of seed and customer picks them, so the same data gives the same sample.
     sample_fraction: float = 1.0
     #: ``--tune``: stop the hyperparameter search after this many trials ...
     tune_trials: int = 30

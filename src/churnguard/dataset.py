@@ -117,8 +117,9 @@ def build_training_set(
 
     Only customers in the churn population at a date (those with a label) are kept.
     """
-    query, _ = training_set(dataset, as_of=as_of, churn=churn, features=features, plan=plan)
-    return query.to_pandas()
+    return training_set(
+        dataset, as_of=as_of, churn=churn, features=features, plan=plan
+    ).to_pandas()
 
 
 def training_set(
@@ -130,8 +131,8 @@ def training_set(
     plan: FeaturePlan | None = None,
     sample: tuple[float, int] = (1.0, 0),
     keep: Sequence[dt.datetime] = (),
-) -> tuple[ir.Table, FeaturePlan]:
-    """:func:`build_training_set` as an unexecuted query, with the plan it used.
+) -> ir.Table:
+    """:func:`build_training_set` as an unexecuted query.
 
     ``sample = (fraction, seed)`` keeps that share of the customers (every row of a customer
     kept), except at the ``keep`` dates, where all rows stay (the validation snapshots).
@@ -144,7 +145,7 @@ def training_set(
     if fraction < 1:
         chosen = sampled(joined.customer_id, fraction, seed)
         joined = joined.filter(chosen | joined.as_of.isin(list(keep)) if keep else chosen)
-    return joined.order_by(["as_of", "customer_id"]), plan
+    return joined.order_by(["as_of", "customer_id"])
 
 
 def sampled(customer_id: ir.StringValue, fraction: float, seed: int) -> ir.BooleanValue:
@@ -177,15 +178,14 @@ def training_frames(
     split = split_snapshots(
         dates, train=train, churn=churn, data_end=label_window_end(dataset, churn=churn)
     )
-    query, _ = training_set(
+    frame = training_set(
         dataset,
         as_of=[*split.train, *split.validation],
         churn=churn,
         features=features,
         sample=(train.sample_fraction, train.seed),
         keep=split.validation,
-    )
-    frame = query.to_pandas()
+    ).to_pandas()
     is_validation = frame["as_of"].isin(pd.to_datetime(list(split.validation)))
     return (
         frame[~is_validation].reset_index(drop=True),

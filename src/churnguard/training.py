@@ -311,15 +311,14 @@ def labels_as_of(dataset: Dataset, config: PipelineConfig) -> dt.datetime:
 
 def _labelled(dataset: Dataset, config: PipelineConfig, plan: FeaturePlan) -> pd.DataFrame:
     """Every labelled customer, or the ``[train] sample_fraction`` sample of them."""
-    query, _ = training_set(
+    return training_set(
         dataset,
         as_of=[labels_as_of(dataset, config)],
         churn=config.churn,
         features=config.features,
         plan=plan,
         sample=(config.train.sample_fraction, config.train.seed),
-    )
-    return query.to_pandas()
+    ).to_pandas()
 
 
 def _holdout(frame: pd.DataFrame, config: PipelineConfig) -> tuple[pd.DataFrame, pd.DataFrame]:

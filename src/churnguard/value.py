@@ -71,14 +71,24 @@ def purchase_history(dataset: Dataset, as_of: dt.datetime, plan: FeaturePlan) ->
     )
 
 
-def purchase_prior(history: ir.Table) -> Prior | None:
-    """The population's figures from a :func:`purchase_history` table (None when it is empty)."""
-    row = history.aggregate(
-        purchases=history.purchases.sum(),
-        spend=history.spend.sum(),
-        days=(history.days + 1).sum(),
-    ).to_pandas()
-    purchases, spend, days = (float(row[c].iloc[0] or 0) for c in ("purchases", "spend", "days"))
+def purchase_prior(history: ir.Table | pd.DataFrame) -> Prior | None:
+    """The population's figures from a :func:`purchase_history` table, as a query (summed by
+    its engine) or already read (None when it is empty)."""
+    if isinstance(history, pd.DataFrame):
+        sums = history[["purchases", "spend"]].sum().to_dict()
+        sums["days"] = (history["days"] + 1).sum()
+    else:
+        sums = (
+            history.aggregate(
+                purchases=history.purchases.sum(),
+                spend=history.spend.sum(),
+                days=(history.days + 1).sum(),
+            )
+            .to_pandas()
+            .iloc[0]
+            .to_dict()
+        )
+    purchases, spend, days = (float(sums[c] or 0) for c in ("purchases", "spend", "days"))
     if not purchases:
         return None
     return Prior(mean_value=spend / purchases, per_year=purchases / (days / 365.25))
@@ -130,6 +140,7 @@ def values_at(
     history = purchase_history(dataset, as_of, plan) if needs_history(frame) else None
     if history is None:
         return customer_value(frame, months=months)
+    read = history.to_pandas()
     rows = frame[["customer_id", *(["mrr"] if "mrr" in frame else [])]]
-    rows = rows.merge(history.to_pandas(), on="customer_id", how="left")
-    return customer_value(rows, months=months, prior=purchase_prior(history))
+    rows = rows.merge(read, on="customer_id", how="left")
+    return customer_value(rows, months=months, prior=purchase_prior(read))

@@ -249,11 +249,7 @@ class _Raw:
 
     def mixed_zones(self, column: str) -> DataContractError:
         """Name the later of the first row with a UTC offset and the first without one."""
-        tz = f"{_value(column)} rlike '{_TZ_SUFFIX}'"
-        found = {
-            "with": self.locate(tz, column),
-            "without": self.locate(f"{_value(column)} IS NOT NULL AND NOT ({tz})", column),
-        }
+        found = {form: self.locate(where, column) for form, where in _zones(column).items()}
         form = max(found, key=lambda k: found[k][2])
         other = "without" if form == "with" else "with"
         shown, where, _, value = found[form]
@@ -291,9 +287,7 @@ def _load_table(raw: _Raw, spec: TableSpec, dataset: Dataset, view: str) -> Tabl
             first[f"empty:{column}"] = f"{_value(column)} IS NULL"
     texts = [c for c in spec.timestamps if c in present and not _is_time(raw.types[c])]
     for column in texts:
-        tz = f"{_value(column)} rlike '{_TZ_SUFFIX}'"
-        first[f"tz:{column}"] = tz
-        first[f"naive:{column}"] = f"{_value(column)} IS NOT NULL AND NOT ({tz})"
+        first.update({f"{form}:{column}": where for form, where in _zones(column).items()})
     attributes = []
     if spec.name == "customers":
         attributes = [c for c in raw.columns if c not in spec.required + spec.timestamps]
@@ -309,9 +303,10 @@ def _load_table(raw: _Raw, spec: TableSpec, dataset: Dataset, view: str) -> Tabl
         if counts.get(f"empty:{column}"):
             raise raw.fail(f"{_value(column)} IS NULL", column, "a value (the column is required)")
     for column in texts:
-        if counts[f"tz:{column}"] and counts[f"naive:{column}"]:
+        if counts[f"with:{column}"] and counts[f"without:{column}"]:
             raise raw.mixed_zones(column)
-    checks: list[tuple[str, str, str, tuple[str, ...]]] = []  # condition, column, expected
+    # condition, column, what was expected, other columns that find the CSV line
+    checks: list[tuple[str, str, str, tuple[str, ...]]] = []
     for column in spec.timestamps:
         select[column] = (
             _timestamp(raw, column) if column in present else "CAST(NULL AS TIMESTAMP)"
@@ -395,6 +390,12 @@ def _value(column: str) -> str:
     return f"nullif(trim(CAST(`{column}` AS STRING)), '')"
 
 
+def _zones(column: str) -> dict[str, str]:
+    """Conditions for a text time with a UTC offset, and for one without."""
+    offset = f"{_value(column)} rlike '{_TZ_SUFFIX}'"
+    return {"with": offset, "without": f"{_value(column)} IS NOT NULL AND NOT ({offset})"}
+
+
 def _is_time(kind: str) -> bool:
     return kind.startswith(("timestamp", "date"))
 
@@ -466,7 +467,6 @@ def write_features(
 
 #: Rows of the scored population brought to the driver to measure drift (PSI) on.
 DRIFT_SAMPLE_ROWS = 200_000
-_SCORE_TYPES = {"risk_tier": "string", "customer_value": "double", "value_at_risk": "double"}
 
 
 def score(run: _Run, table: ir.Table, path: Path) -> Scored:
@@ -478,6 +478,7 @@ def score(run: _Run, table: ir.Table, path: Path) -> Scored:
     until the list is settled) and a drift sample reach the driver.
     """
     from churnguard.scoring import (
+        SCORE_COLUMNS,
         Scored,
         best_cases,
         choose,
@@ -530,10 +531,11 @@ def score(run: _Run, table: ir.Table, path: Path) -> Scored:
                     **{c: scores[c].to_numpy() for c in scores.columns}, _best_case=best
                 )
 
-        added = {"churn_probability": "double", **_SCORE_TYPES, "_best_case": "double"}
+        added = {c: "string" if c == "risk_tier" else "double" for c in SCORE_COLUMNS[1:]}
+        added["_best_case"] = "double"
         scored = joined.mapInPandas(value, _extended(features, added)).localCheckpoint()
         try:
-            score_columns = ["customer_id", "churn_probability", *_SCORE_TYPES]
+            score_columns = list(SCORE_COLUMNS)
             rows = write_parquet(scored.select(*score_columns).orderBy("customer_id"), path)
             totals = scored.groupBy("risk_tier").count().collect()
             at_risk = scored.selectExpr("sum(value_at_risk) AS v").first()["v"]

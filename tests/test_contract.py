@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 import churnguard as cg
@@ -72,6 +74,11 @@ def _write(name: str, content: bytes | str):
     return edit
 
 
+#: A header that ran SQL when names were pasted into queries: it wrote ``chosen.csv``.
+_INJECTION = (
+    "customer_id\") FROM raw_customers LIMIT 1; COPY (SELECT 'x' AS m) TO 'chosen.csv'; "
+    'SELECT typeof("customer_id'
+)
 _TS = "expected a date or date-time like 2025-01-31 or 2025-01-31T08:00:00"
 CASES = {
     "missing file": (
@@ -152,6 +159,20 @@ CASES = {
         "{d}/customers.csv, line 2: expected UTF-8 text, got byte 0xe9; re-export the file "
         "as UTF-8",
     ),
+    "SQL in a column name": (
+        lambda t: t["customers"].insert(1, _INJECTION, "x"),
+        None,
+        "parquet",
+        "{d}/customers.parquet, schema, column 'customer_id\") FROM raw_customers LIMIT …': "
+        "expected a name without quotes, backticks or control characters",
+    ),
+    "a backtick in a header": (
+        lambda t: t.update(events=t["events"].rename(columns={"value": "val`ue"})),
+        None,
+        "csv",
+        "{d}/events.csv, line 1 (header), column 'val`ue': expected a name without quotes, "
+        "backticks or control characters",
+    ),
     "end before start": (
         _set("subscriptions", 2, "end_date", "2024-01-01"),
         None,
@@ -230,3 +251,57 @@ def test_definitions_name_the_table_they_need(tmp_path, shop, definition, table)
     folder = write_dataset(tmp_path / "d", customers=shop["customers"], events=shop["events"])
     with pytest.raises(cg.DataContractError, match=f"{table}.csv: file not found"):
         cg.load_dataset(folder, definition=definition)
+
+
+def _tree(root: Path) -> dict[str, int]:
+    """Every file under ``root`` with its size: what a run must leave as it was."""
+    return {str(p.relative_to(root)): p.stat().st_size for p in root.rglob("*") if p.is_file()}
+
+
+def test_sql_in_a_csv_header_is_refused_and_never_run(tmp_path, shop, monkeypatch):
+    shop["customers"].insert(1, _INJECTION, "x")
+    folder = write_dataset(tmp_path / "d", **shop)
+    monkeypatch.chdir(tmp_path)
+    before = _tree(tmp_path)
+    result = runner.invoke(app, ["validate", "--data", str(folder)])
+    assert result.exit_code == 2
+    assert result.output.strip() == (
+        f"error: {folder}/customers.csv, line 1 (header), column 'customer_id\") FROM "
+        "raw_customers LIMIT …': expected a name without quotes, backticks or control characters"
+    )
+    assert _tree(tmp_path) == before
+
+
+_HOSTILE = st.text(
+    st.sampled_from(list("ab_;'`\"\\ -=+@()[]\n\r\t\x00\x1bé∞＝")), min_size=1, max_size=12
+)
+
+
+@settings(
+    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(attribute=_HOSTILE, event_type=st.one_of(_HOSTILE, st.just("login")))
+def test_names_from_the_data_are_refused_in_one_line_or_used_as_data(
+    tmp_path_factory, shop, attribute, event_type
+):
+    """Any column name or event type: validate and features either refuse it in one line
+    (exit 2) or succeed, and no file appears outside the out file."""
+    root = tmp_path_factory.mktemp("hostile")
+    tables = {name: frame.copy() for name, frame in shop.items()}
+    if attribute not in tables["customers"].columns:
+        tables["customers"][attribute] = ["x", "y", "z"]
+    tables["events"].loc[3, "event_type"] = event_type
+    folder = write_dataset(root / "d", **tables)
+    before = _tree(root)
+    for args in (["validate"], ["features", "--as-of", "2025-03-01", "--out", str(root / "f.pq")]):
+        result = runner.invoke(app, [*args, "--data", str(folder)])
+        lines = result.output.strip().splitlines()
+        assert result.exit_code in (0, 2), result.output
+        if result.exit_code == 2:
+            assert len(lines) == 1 and lines[0].startswith("error: "), result.output
+        assert "\x1b" not in result.output
+        if args[0] == "features" and result.exit_code == 0:
+            written = pd.read_parquet(root / "f.pq")
+            assert attribute in written.columns or attribute in shop["customers"].columns
+            assert sorted(written[attribute].dropna()) == ["x", "y"][: len(written)]
+    assert set(_tree(root)) - set(before) <= {"f.pq"}

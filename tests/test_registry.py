@@ -4,12 +4,31 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import pickle
+import subprocess
+import sys
+from pathlib import Path
 
+import lightgbm as lgb
 import numpy as np
+import pandas as pd
 import pytest
+from typer.testing import CliRunner
 
+from churnguard.cli import app
 from churnguard.errors import ModelRegistryError
-from churnguard.registry import list_versions, load_model, resolve, save_model
+from churnguard.io import sha256_file
+from churnguard.registry import (
+    SIGNATURE,
+    SIGNING_KEY,
+    list_versions,
+    load_baseline,
+    load_model,
+    resolve,
+    save_model,
+)
+
+runner = CliRunner()
 
 
 def test_a_saved_model_loads_and_scores_the_same_rows_identically(tmp_path, trained):
@@ -29,9 +48,9 @@ def test_a_saved_model_loads_and_scores_the_same_rows_identically(tmp_path, trai
     assert {f["name"] for f in metadata["features"]} >= {"login_count_30d", "plan"}
     manifest = json.loads((folder / "manifest.json").read_text())["files"]
     assert sorted(manifest) == [
-        "baseline.joblib",
+        "baseline.json",
         "booster.txt",
-        "calibrator.joblib",
+        "calibrator.json",
         "metadata.json",
     ]
 
@@ -67,3 +86,185 @@ def test_a_tampered_or_missing_model_is_refused(tmp_path, trained):
         resolve(tmp_path, "other")
     with pytest.raises(ModelRegistryError, match="no such model version"):
         resolve(tmp_path, "churn", "20200101T000000Z")
+
+
+def _rehash(folder: Path) -> None:
+    """Rewrite the manifest to match the files: what a tamperer without the key can do."""
+    files = sorted(p.name for p in folder.iterdir() if p.name not in ("manifest.json", SIGNATURE))
+    manifest = {"files": {f: sha256_file(folder / f) for f in files}}
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+
+
+def _models_show(registry: Path, tmp_path: Path, env: dict[str, str]) -> tuple[int, str]:
+    config = tmp_path / "registry.toml"
+    config.write_text(f'[model]\nregistry = "{registry}"\nname = "churn"\n')
+    result = runner.invoke(app, ["models", "show", "--config", str(config)], env=env)
+    return result.exit_code, result.output.strip()
+
+
+def test_loading_a_bundle_never_unpickles(tmp_path, trained, monkeypatch):
+    folder = save_model(trained[0], registry=tmp_path, name="churn", metadata={})
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a bundle was unpickled")
+
+    for name in ("load", "loads", "Unpickler"):
+        monkeypatch.setattr(pickle, name, refuse)
+    model, _ = load_model(folder)
+    baseline = load_baseline(folder)
+    valid = trained[1]
+    assert 0.0 < model.predict_proba(valid).mean() < 1.0
+    np.testing.assert_allclose(
+        baseline.predict_proba(valid), trained[0].baseline.predict_proba(valid)
+    )
+    for path in folder.iterdir():  # every file is text a person can read
+        path.read_text("utf-8")
+
+
+def test_a_bundle_with_pickled_files_is_refused_even_when_rehashed(tmp_path, trained):
+    folder = save_model(trained[0], registry=tmp_path, name="churn", metadata={})
+    (folder / "calibrator.joblib").write_bytes(pickle.dumps({"x": 1}))
+    _rehash(folder)
+    with pytest.raises(ModelRegistryError, match="pickled files .*calibrator.joblib.* never"):
+        load_model(folder)
+
+
+def test_a_signed_bundle_loads_and_a_rehashed_tampered_one_is_refused(
+    tmp_path, trained, monkeypatch
+):
+    monkeypatch.setenv(SIGNING_KEY, "s3cret")
+    folder = save_model(trained[0], registry=tmp_path, name="churn", metadata={})
+    assert (folder / SIGNATURE).is_file()
+    model, _ = load_model(folder)
+    env = {SIGNING_KEY: "s3cret"}
+    assert _models_show(tmp_path, tmp_path, env)[0] == 0
+
+    calibrator = json.loads((folder / "calibrator.json").read_text())
+    first = next(iter(calibrator["parameters"]))
+    calibrator["parameters"][first][0] += 3.0
+    (folder / "calibrator.json").write_text(json.dumps(calibrator))
+    _rehash(folder)
+    code, output = _models_show(tmp_path, tmp_path, env)
+    assert code == 3
+    assert output.endswith(
+        "manifest.sig: does not match manifest.json under CHURNGUARD_SIGNING_KEY: the bundle "
+        "was changed or signed with another key; refusing to load it"
+    )
+    assert _models_show(tmp_path, tmp_path, {SIGNING_KEY: "another"})[0] == 3
+
+    # Without a key the hashes only catch accidents: a rewritten manifest is believed.
+    monkeypatch.delenv(SIGNING_KEY)
+    tampered, _ = load_model(folder)
+    assert tampered.calibrator.parameters != model.calibrator.parameters
+    booster = folder / "booster.txt"
+    booster.write_text(booster.read_text().replace("shrinkage=", "shrinkage=1", 1))
+    with pytest.raises(ModelRegistryError, match="sha256 differs"):
+        load_model(folder)
+
+
+def test_an_unsigned_bundle_is_refused_when_a_key_is_set(tmp_path, trained):
+    save_model(trained[0], registry=tmp_path, name="churn", metadata={})
+    code, output = _models_show(tmp_path, tmp_path, {SIGNING_KEY: "s3cret"})
+    assert code == 3
+    assert "no manifest.sig, and CHURNGUARD_SIGNING_KEY is set" in output
+
+
+def _edit_booster(text: str, case: str) -> str:
+    lines = text.splitlines(keepends=True)
+    first_tree = next(i for i, line in enumerate(lines) if line.startswith("Tree=0"))
+    leaf = next(i for i, line in enumerate(lines) if line.startswith("leaf_value="))
+    split = next(i for i, line in enumerate(lines) if line.startswith("split_feature="))
+    child = next(i for i, line in enumerate(lines) if line.startswith("left_child="))
+    edits = {
+        "garbage": lambda: ["hello\n"],
+        "a leaf value too many": lambda: _with(lines, leaf, lines[leaf].rstrip() + " 1.5\n"),
+        "a split on a feature the model lacks": lambda: _with(
+            lines, split, "split_feature=" + " ".join(["999"] * len(lines[split].split())) + "\n"
+        ),
+        "a child outside the tree": lambda: _with(
+            lines, child, "left_child=" + " ".join(["9999"] * len(lines[child].split())) + "\n"
+        ),
+        "a tree cut off": lambda: lines[: first_tree + 3],
+        "a tree size changed": lambda: [
+            line.replace("tree_sizes=", "tree_sizes=1", 1) for line in lines
+        ],
+    }
+    return "".join(edits[case]())
+
+
+def _with(lines: list[str], index: int, line: str) -> list[str]:
+    return [*lines[:index], line, *lines[index + 1 :]]
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        "garbage",
+        "a leaf value too many",
+        "a split on a feature the model lacks",
+        "a child outside the tree",
+        "a tree cut off",
+        "a tree size changed",
+    ],
+)
+def test_a_damaged_booster_is_one_line_and_exit_3_never_an_abort(tmp_path, trained, case):
+    folder = save_model(trained[0], registry=tmp_path, name="churn", metadata={})
+    booster = folder / "booster.txt"
+    booster.write_text(_edit_booster(booster.read_text(), case))
+    _rehash(folder)
+    with pytest.raises(ModelRegistryError, match="booster.txt: damaged, cannot be read"):
+        load_model(folder)
+
+
+_FUZZ = """
+import random, sys
+import numpy as np
+from churnguard.registry import read_booster
+text, names = open(sys.argv[1]).read(), sys.argv[2].split(",")
+rng = random.Random(5)
+rows = np.random.default_rng(0).normal(size=(50, len(names)))
+rows[:, 1] = np.arange(50) % 5  # category codes, one never seen in training
+loaded = refused = 0
+for _ in range(400):
+    lines = text.splitlines(keepends=True)
+    i = rng.randrange(len(lines))
+    tokens = lines[i].split(" ")
+    j = rng.randrange(len(tokens))
+    tokens[j] = rng.choice(["-1", "0", "7", "99999", "1e308", "nan", "x", "", "=", tokens[j] * 2])
+    lines[i] = " ".join(tokens)
+    if rng.random() < 0.2:
+        del lines[rng.randrange(len(lines))]
+    try:
+        booster = read_booster("".join(lines), names)
+    except Exception:
+        refused += 1
+        continue
+    booster.predict(rows)
+    booster.predict(rows, pred_contrib=True)
+    loaded += 1
+print(loaded, refused)
+"""
+
+
+def test_random_damage_to_a_booster_never_crashes_the_process(tmp_path):
+    rng = np.random.default_rng(2)
+    names = ["a", "b", "c"]
+    frame = pd.DataFrame(rng.normal(size=(3000, 3)), columns=names)
+    frame["b"] = pd.Categorical(rng.choice(list("wxyz"), 3000))
+    label = ((frame["a"] > 0) ^ (frame["b"] == "x")).astype(int)
+    params = {"objective": "binary", "verbose": -1, "max_cat_to_onehot": 2, "num_leaves": 7}
+    booster = lgb.train(params, lgb.Dataset(frame, label), 10)
+    source = tmp_path / "booster.txt"
+    booster.save_model(source)
+    script = tmp_path / "fuzz.py"
+    script.write_text(_FUZZ)
+    done = subprocess.run(
+        [sys.executable, str(script), str(source), ",".join(names)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    loaded, refused = map(int, done.stdout.split())
+    assert loaded + refused == 400 and refused > 100

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import json
 import logging
 import time
 from enum import Enum, StrEnum
@@ -23,9 +22,10 @@ from churnguard.engine import write_features
 from churnguard.errors import ChurnguardError
 from churnguard.evaluation import Evaluation
 from churnguard.features import normalize_as_of, plan_features
+from churnguard.io import printable
 from churnguard.kpis import KPI_NAMES, KpiReport, cohort_retention, compute_kpis, write_kpis
 from churnguard.labels import label_window_end
-from churnguard.registry import list_versions, resolve, verify
+from churnguard.registry import find_model, list_versions, read_metadata, resolve
 from churnguard.synth import generate as generate_data
 
 app = typer.Typer(
@@ -70,8 +70,14 @@ def _config(config: Path | None, **overrides: object) -> PipelineConfig:
     return load_config(config, overrides)
 
 
+def _shown(value: object) -> str:
+    """Text from data, paths or errors made safe to print: control characters escaped (no
+    terminal escapes, one line) and rich markup escaped (``[red]`` in a name stays text)."""
+    return escape(printable(value))
+
+
 def _fail(exc: ChurnguardError) -> None:
-    err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+    err.print(f"[bold red]error:[/] {_shown(exc)}", highlight=False, soft_wrap=True)
     raise typer.Exit(exc.exit_code)
 
 
@@ -85,10 +91,16 @@ def main(
 ) -> None:
     """churnguard: point-in-time churn features, models and intervention lists."""
     # Warnings reach the terminal through the commands' own output; --verbose adds the log.
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.ERROR,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    handler = logging.StreamHandler()
+    handler.setFormatter(_PrintableFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.INFO if verbose else logging.ERROR, handlers=[handler])
+
+
+class _PrintableFormatter(logging.Formatter):
+    """Log lines with control characters escaped: a logged name from the data stays text."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return printable(super().format(record))
 
 
 @app.command()
@@ -102,13 +114,13 @@ def validate(config: ConfigOption = None, data: DataOption = None) -> None:
         summary = _load(cfg).summary()
     except ChurnguardError as exc:
         _fail(exc)
-    table = Table(title=f"{cfg.data.path}: valid", show_header=False)
+    table = Table(title=f"{_shown(cfg.data.path)}: valid", show_header=False)
     for key, value in summary.items():
         if isinstance(value, dict):
             value = ", ".join(f"{k} {v:,}" for k, v in value.items())
         elif isinstance(value, int):
             value = f"{value:,}"
-        table.add_row(key.replace("_", " "), str(value))
+        table.add_row(key.replace("_", " "), _shown(value))
     out.print(table)
 
 
@@ -133,7 +145,7 @@ def generate(
     out.print(
         f"wrote {summary.customers:,} customers, {summary.events:,} events "
         f"({summary.churned:,} churned) from {summary.start} to {summary.end} "
-        f"to {summary.out} in {time.perf_counter() - began:.1f}s"
+        f"to {_shown(summary.out)} in {time.perf_counter() - began:.1f}s"
     )
 
 
@@ -165,7 +177,7 @@ def features(
         _fail(exc)
     out.print(
         f"wrote {rows:,} rows x {len(plan.specs)} features for {len(dates)} as-of date(s) "
-        f"to {out_file} in {time.perf_counter() - began:.1f}s"
+        f"to {_shown(out_file)} in {time.perf_counter() - began:.1f}s"
     )
 
 
@@ -223,9 +235,9 @@ def train(
             f"-> {run.tuning.best_log_loss:.4f}",
         )
     for warning in run.warnings:
-        table.add_row("[yellow]warning[/]", escape(warning))
-    table.add_row("model", str(run.folder))
-    table.add_row("report", str(run.report))
+        table.add_row("[yellow]warning[/]", _shown(warning))
+    table.add_row("model", _shown(run.folder))
+    table.add_row("report", _shown(run.report))
     out.print(table)
 
 
@@ -285,15 +297,13 @@ def evaluate(
     table.add_row("churn rate", f"{backtest.evaluation.metrics['model']['churn_rate']:.1%}")
     _metric_rows(table, backtest.evaluation)
     if backtest.report:
-        table.add_row("report", str(backtest.report))
+        table.add_row("report", _shown(backtest.report))
     out.print(table)
 
 
 def _model_folder(model: str, cfg: PipelineConfig) -> Path:
-    """``--model``: an existing bundle folder, else a version name in the config's registry."""
-    if Path(model).is_dir():
-        return Path(model)
-    return resolve(cfg.model.registry, cfg.model.name, model)
+    """``--model``: a bundle folder (a path, with a ``/``), or a version of the config's model."""
+    return find_model(model, registry=cfg.model.registry, name=cfg.model.name)
 
 
 @models_app.command("list")
@@ -303,22 +313,25 @@ def models_list(config: ConfigOption = None) -> None:
         cfg = _config(config)
         versions = list_versions(cfg.model.registry, cfg.model.name)
         if not versions:
-            out.print(f"no saved versions of {cfg.model.name} in {cfg.model.registry}")
+            out.print(f"no saved versions of {cfg.model.name} in {_shown(cfg.model.registry)}")
             return
         latest = resolve(cfg.model.registry, cfg.model.name).name
     except ChurnguardError as exc:
         _fail(exc)
     table = Table("version", "ROC-AUC", "validation", "latest")
     for version in versions:
-        meta = json.loads(
-            (cfg.model.registry / cfg.model.name / version / "metadata.json").read_text()
-        )
+        mark = "*" if version == latest else ""
+        try:
+            meta = read_metadata(cfg.model.registry / cfg.model.name / version)
+        except ChurnguardError as exc:  # list the others; this one says why it cannot load
+            table.add_row(version, "[red]damaged[/]", _shown(exc), mark)
+            continue
         auc = meta.get("metrics", {}).get("model", {}).get("roc_auc_score")
         table.add_row(
             version,
-            "" if auc is None else f"{auc:.4f}",
-            ", ".join(meta.get("validation_snapshots", [])),
-            "*" if version == latest else "",
+            "" if not isinstance(auc, float) else f"{auc:.4f}",
+            _shown(", ".join(map(str, meta.get("validation_snapshots", [])))),
+            mark,
         )
     out.print(table)
 
@@ -331,11 +344,9 @@ def models_show(
     """Verify a saved model's files and print its metadata."""
     try:
         cfg = _config(config)
-        folder = resolve(cfg.model.registry, cfg.model.name, version)
-        verify(folder)
+        meta = read_metadata(resolve(cfg.model.registry, cfg.model.name, version))
     except ChurnguardError as exc:
         _fail(exc)
-    meta = json.loads((folder / "metadata.json").read_text())
     meta["features"] = [f["name"] for f in meta["features"]]
     out.print_json(data=meta)
 
@@ -388,14 +399,14 @@ def score(
         _fail(exc)
     except Exception as exc:  # an unattended run needs one line and exit 1, not a traceback
         err.print(
-            f"[bold red]error:[/] {escape(type(exc).__name__)}: {escape(str(exc))}",
+            f"[bold red]error:[/] {escape(type(exc).__name__)}: {_shown(exc)}",
             highlight=False,
             soft_wrap=True,
         )
         raise typer.Exit(1) from None
     if quiet:  # cron: nothing on stdout, warnings (drift) one line each on stderr
         for warning in run.manifest["warnings"]:
-            err.print(f"warning: {escape(warning)}", highlight=False, soft_wrap=True)
+            err.print(f"warning: {_shown(warning)}", highlight=False, soft_wrap=True)
     else:
         _print_score(run)
 
@@ -413,21 +424,21 @@ def _print_score(run: scoring.ScoreRun) -> None:
     if m["drift"]["score"] is not None:
         table.add_row("score drift (PSI)", f"{m['drift']['score']:.3f}")
     for warning in m["warnings"]:
-        table.add_row("[yellow]warning[/]", escape(warning))
-    table.add_row("model", f"{m['model']['name']} {m['model']['version']}")
+        table.add_row("[yellow]warning[/]", _shown(warning))
+    table.add_row("model", _shown(f"{m['model']['name']} {m['model']['version']}"))
     for name, path in run.files.items():
-        table.add_row(name, str(path))
+        table.add_row(name, _shown(path))
     out.print(table)
     if not run.interventions.empty:
         top = Table("rank", "customer", "churn", "value at risk", "intervention", "first reason")
         for row in run.interventions.head(5).itertuples():
             top.add_row(
                 str(row.rank),
-                escape(str(row.customer_id)),
+                _shown(row.customer_id),
                 f"{row.churn_probability:.0%}",
                 f"{row.value_at_risk:,.0f}",
-                escape(row.intervention),
-                escape(row.reason_1),
+                _shown(row.intervention),
+                _shown(row.reason_1),
             )
         out.print(top)
 
@@ -459,7 +470,7 @@ def kpis(
         _fail(exc)
     _print_kpis(report)
     for name, path in files.items():
-        out.print(f"wrote {name}: {path}", highlight=False)
+        out.print(f"wrote {name}: {_shown(path)}", highlight=False)
 
 
 _KPI_HEADERS = ("churn %", "retention %", "repeat %", "CLV", "NPS", "CSAT %", "MRR")
@@ -478,7 +489,7 @@ def _print_kpis(report: KpiReport) -> None:
         table.add_row(label, *cells)
     out.print(table)
     for name, reason in report.total.unavailable.items():
-        out.print(f"{name.replace('_', ' ')} unavailable: {reason}", highlight=False)
+        out.print(f"{name.replace('_', ' ')} unavailable: {_shown(reason)}", highlight=False)
 
 
 @app.command()
@@ -585,7 +596,7 @@ def demo(
     _print_score(scored)
     out.print(
         f"done in {time.perf_counter() - began:.0f}s; files: {len(files)} KPI files, the model "
-        f"in {run.folder}. Next: churnguard score --config pipelines/nightly.toml "
+        f"in {_shown(run.folder)}. Next: churnguard score --config pipelines/nightly.toml "
         f"--as-of {tonight.date()}",
         highlight=False,
     )
@@ -593,4 +604,4 @@ def demo(
 
 def _step(number: int, name: str, text: str, where: Path | None = None) -> None:
     arrow = f" -> {where}" if where else ""
-    out.print(f"[bold]{number}. {name}[/] {escape(text)}{escape(arrow)}", highlight=False)
+    out.print(f"[bold]{number}. {name}[/] {_shown(text)}{_shown(arrow)}", highlight=False)

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
 from churnguard.errors import ConfigError
+from churnguard.io import is_safe_name
 
 ChurnDefinition = Literal["inactivity", "subscription", "labels"]
 
@@ -101,6 +102,13 @@ class ModelConfig:
     name: str = "churn"
     #: Registry folder, relative to the working directory.
     registry: Path = Path("models")
+
+    def __post_init__(self) -> None:
+        if not is_safe_name(self.name):
+            raise ConfigError(
+                f"model.name {self.name!r}: expected one folder name of letters, digits, "
+                "'.', '_' or '-', not starting with '.'"
+            )
 
 
 @dataclass(frozen=True)

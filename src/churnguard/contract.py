@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import codecs
 import hashlib
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -40,6 +41,8 @@ FORMATS: tuple[str, ...] = (".parquet", ".csv")
 # A UTC offset or Z after a time of day: '2025-01-01T08:00:00+02:00', '08:00Z', '08:00 +0200'.
 _TZ_SUFFIX = r"[0-9]{2}:[0-9]{2}(:[0-9]{2}([.][0-9]+)?)? ?(Z|[+-][0-9]{2}(:?[0-9]{2})?)$"
 _TRUE = ("1", "true", "t", "yes", "y")
+#: Characters a column name from the data may not hold: quotes, backticks, control characters.
+UNSAFE_NAME = re.compile(r'["`\x00-\x1f\x7f-\x9f]')
 _FALSE = ("0", "false", "f", "no", "n")
 
 
@@ -273,6 +276,44 @@ def missing_columns(path: Path, spec: TableSpec, columns: list[str]) -> None:
         )
 
 
+def check_column_names(path: Path, columns: list[str], *, header: bool) -> None:
+    """Refuse a column name holding a quote, a backtick or a control character.
+
+    Names from the data become SQL identifiers and feature names; quoting makes any name safe
+    in SQL, and refusing these characters keeps them out of quoting's corner cases, file
+    headers and the terminal.
+    """
+    for column in columns:
+        if UNSAFE_NAME.search(column):
+            where = "line 1 (header)" if header else "schema"
+            raise DataContractError(
+                f"{path}, {where}, column {_short(column)!r}: expected a name "
+                "without quotes, backticks or control characters"
+            )
+
+
+def ident(name: str, quote: str = '"') -> str:
+    """``name`` as a quoted SQL identifier, its quote characters doubled: safe whatever it holds.
+
+    DuckDB quotes with ``"``; pass ``quote="`"`` for Spark SQL.
+    """
+    return quote + name.replace(quote, quote * 2) + quote
+
+
+def execute_one(
+    con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None
+) -> duckdb.DuckDBPyConnection:
+    """Run exactly one SQL statement: DuckDB runs every statement of a string it is given, so a
+    string that parses as more than one is refused rather than run."""
+    statements = con.extract_statements(sql)
+    if len(statements) != 1:
+        raise DataContractError(
+            f"refusing to run {len(statements)} SQL statements where one was built; "
+            "a name in the data may hold SQL"
+        )
+    return con.execute(statements[0], params or [])
+
+
 def no_rows(path: Path, spec: TableSpec) -> DataContractError:
     return DataContractError(
         f"{path}: has a header but no data rows; expected at least one {spec.name} row"
@@ -296,16 +337,14 @@ class _Reader:
             source = f"read_parquet({_literal(path)}, file_row_number = true)"
         try:
             # DDL cannot take bound parameters: the path goes in as an escaped string literal.
-            con.execute(f"CREATE OR REPLACE TEMP VIEW {raw_view} AS SELECT * FROM {source}")
-            self.columns = [
-                c
-                for c in con.sql(f"SELECT * FROM {raw_view} LIMIT 0").columns
-                if c != "file_row_number"
-            ]
+            execute_one(con, f"CREATE OR REPLACE TEMP VIEW {raw_view} AS SELECT * FROM {source}")
+            described = execute_one(con, f"SELECT * FROM {raw_view} LIMIT 0").description
+            self.columns = [d[0] for d in described if d[0] != "file_row_number"]
         except duckdb.Error as exc:
             raise DataContractError(
                 f"{path}: cannot be read as {self.format.upper()}: {_first_line(exc)}"
             ) from None
+        check_column_names(path, self.columns, header=self.format == "csv")
 
     def where(self, row: int) -> str:
         """Where a user finds data row ``row`` (1-based): a line for CSV, a row for Parquet."""
@@ -313,7 +352,7 @@ class _Reader:
 
     def query(self, sql: str, params: list | None = None) -> list[tuple]:
         try:
-            return self.con.execute(sql, params or []).fetchall()
+            return execute_one(self.con, sql, params).fetchall()
         except duckdb.Error as exc:
             raise DataContractError(f"{self.path}: cannot be read: {_first_line(exc)}") from None
 
@@ -324,20 +363,21 @@ class _Reader:
             return None
         if self.format == "parquet":
             rows = self.query(
-                f'SELECT file_row_number + 1, "{column}" FROM {self.raw_view} WHERE {condition} '
+                f"SELECT file_row_number + 1, {ident(column)} FROM {self.raw_view} "
+                f"WHERE {condition} "
                 "ORDER BY file_row_number LIMIT 1"
             )
             return rows[0]
         # CSV has no row-number column: number the rows single-threaded, which keeps file order.
         threads = self.query("SELECT current_setting('threads')")[0][0]
-        self.con.execute("SET threads = 1")
+        execute_one(self.con, "SET threads = 1")
         try:
             rows = self.query(
-                f'SELECT n, "{column}" FROM (SELECT row_number() OVER () AS n, * '
+                f"SELECT n, {ident(column)} FROM (SELECT row_number() OVER () AS n, * "
                 f"FROM {self.raw_view}) WHERE {condition} ORDER BY n LIMIT 1"
             )
         finally:
-            self.con.execute(f"SET threads = {int(threads)}")
+            execute_one(self.con, "SET threads = ?", [int(threads)])
         return rows[0]
 
     def fail(self, row: int, column: str, expected: str, got: object) -> DataContractError:
@@ -395,13 +435,13 @@ def _load_table(reader: _Reader, spec: TableSpec, dataset: Dataset) -> TableInfo
         select["churned"] = _flag_column(reader, "churned")
         _check_unique_ids(reader)
 
-    body = ", ".join(f'{expr} AS "{name}"' for name, expr in select.items())
-    reader.con.execute(f"CREATE OR REPLACE TEMP VIEW {spec.name} AS SELECT {body} FROM {raw}")
+    body = ", ".join(f"{expr} AS {ident(name)}" for name, expr in select.items())
+    execute_one(reader.con, f"CREATE OR REPLACE TEMP VIEW {spec.name} AS SELECT {body} FROM {raw}")
     return TableInfo(spec.name, path, reader.format, int(rows), tuple(select))
 
 
 def _text(column: str) -> str:
-    return f'CAST("{column}" AS VARCHAR)'
+    return f"CAST({ident(column)} AS VARCHAR)"
 
 
 def _clean_text(reader: _Reader, column: str) -> str:
@@ -413,11 +453,11 @@ def _clean_text(reader: _Reader, column: str) -> str:
     if (
         _column_type(reader, column) == "VARCHAR"
         and not reader.query(
-            f'SELECT count(*) FROM {reader.raw_view} WHERE "{column}" <> trim("{column}") '
-            f"OR \"{column}\" = ''"
+            f"SELECT count(*) FROM {reader.raw_view} WHERE {ident(column)} <> "
+            f"trim({ident(column)}) OR {ident(column)} = ''"
         )[0][0]
     ):
-        return f'"{column}"'
+        return ident(column)
     return trimmed
 
 
@@ -425,11 +465,11 @@ def _timestamp_column(reader: _Reader, column: str, *, nullable: bool) -> str:
     """Validate a date/time column and return the SQL that yields it as naive UTC TIMESTAMP."""
     kind = _column_type(reader, column)
     if kind.startswith("TIMESTAMP WITH TIME ZONE"):
-        expr = f'CAST("{column}" AS TIMESTAMP)'  # the session time zone is UTC
+        expr = f"CAST({ident(column)} AS TIMESTAMP)"  # the session time zone is UTC
     elif kind.startswith(("TIMESTAMP", "DATE")):
-        expr = f'CAST("{column}" AS TIMESTAMP)'
+        expr = f"CAST({ident(column)} AS TIMESTAMP)"
     else:
-        value = f"""nullif(trim(CAST("{column}" AS VARCHAR)), '')"""
+        value = f"nullif(trim({_text(column)}), '')"
         with_tz = reader.first_bad_row(f"regexp_matches({value}, '{_TZ_SUFFIX}')", column)
         without_tz = reader.first_bad_row(
             f"{value} IS NOT NULL AND NOT regexp_matches({value}, '{_TZ_SUFFIX}')", column
@@ -455,7 +495,7 @@ def _timestamp_column(reader: _Reader, column: str, *, nullable: bool) -> str:
                 bad[1],
             )
     if not nullable:
-        bad = reader.first_bad_row(f'"{column}" IS NULL', column)
+        bad = reader.first_bad_row(f"{ident(column)} IS NULL", column)
         if bad:
             raise reader.fail(bad[0], column, "a date or date-time (the column is required)", None)
     return expr
@@ -464,12 +504,11 @@ def _timestamp_column(reader: _Reader, column: str, *, nullable: bool) -> str:
 def _number_column(reader: _Reader, column: str) -> str:
     kind = _column_type(reader, column)
     if kind in _NUMERIC_TYPES:
-        expr = f'CAST("{column}" AS DOUBLE)'
+        expr = f"CAST({ident(column)} AS DOUBLE)"
     else:
-        value = f"""nullif(trim(CAST("{column}" AS VARCHAR)), '')"""
-        expr = f"TRY_CAST({value} AS DOUBLE)"
+        expr = f"TRY_CAST(nullif(trim({_text(column)}), '') AS DOUBLE)"
     bad = reader.first_bad_row(
-        f'"{column}" IS NOT NULL AND nullif(trim(CAST("{column}" AS VARCHAR)), \'\') IS NOT NULL '
+        f"{ident(column)} IS NOT NULL AND nullif(trim({_text(column)}), '') IS NOT NULL "
         f"AND (({expr}) IS NULL OR NOT isfinite({expr}))",
         column,
     )
@@ -483,9 +522,9 @@ def _attribute_column(
 ) -> tuple[Literal["numeric", "categorical"], str]:
     """Numbers stay numbers; anything else is a category (text)."""
     kind = _column_type(reader, column)
-    value = f"""nullif(trim(CAST("{column}" AS VARCHAR)), '')"""
+    value = f"nullif(trim({_text(column)}), '')"
     if kind in _NUMERIC_TYPES:
-        return "numeric", f'CAST("{column}" AS DOUBLE)'
+        return "numeric", f"CAST({ident(column)} AS DOUBLE)"
     if kind == "VARCHAR":
         non_numeric = reader.query(
             f"SELECT count(*) FROM {reader.raw_view} WHERE {value} IS NOT NULL "
@@ -498,7 +537,7 @@ def _attribute_column(
 
 
 def _flag_column(reader: _Reader, column: str) -> str:
-    value = f"""lower(trim(CAST("{column}" AS VARCHAR)))"""
+    value = f"lower(trim({_text(column)}))"
     allowed = ", ".join(f"'{v}'" for v in _TRUE + _FALSE)
     bad = reader.first_bad_row(f"{value} IS NULL OR {value} NOT IN ({allowed})", column)
     if bad:
@@ -508,9 +547,9 @@ def _flag_column(reader: _Reader, column: str) -> str:
 
 
 def _check_unique_ids(reader: _Reader) -> None:
-    ident = "trim(CAST(customer_id AS VARCHAR))"
+    key = "trim(CAST(customer_id AS VARCHAR))"
     dup = reader.first_bad_row(
-        f"{ident} IN (SELECT {ident} FROM {reader.raw_view} GROUP BY 1 HAVING count(*) > 1)",
+        f"{key} IN (SELECT {key} FROM {reader.raw_view} GROUP BY 1 HAVING count(*) > 1)",
         "customer_id",
     )
     if dup:
@@ -541,7 +580,7 @@ _NUMERIC_TYPES = {
 
 
 def _column_type(reader: _Reader, column: str) -> str:
-    rows = reader.query(f'SELECT typeof("{column}") FROM {reader.raw_view} LIMIT 1')
+    rows = reader.query(f"SELECT typeof({ident(column)}) FROM {reader.raw_view} LIMIT 1")
     kind = rows[0][0] if rows else "VARCHAR"
     return "DOUBLE" if kind.startswith("DECIMAL") else kind
 

@@ -1,9 +1,10 @@
-"""Atomic output: a file or folder appears complete under its name, or not at all."""
+"""Output: files and folders that appear complete or not at all, and text safe for a terminal."""
 
 from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import uuid
 from collections.abc import Iterator
@@ -87,3 +88,28 @@ def listing_sha256(path: Path) -> str:
         name = part.name if part == path else part.relative_to(path)
         digest.update(f"{name}:{stat.st_size}:{stat.st_mtime_ns};".encode())
     return digest.hexdigest()
+
+
+#: Characters that move the cursor, recolour or rewrite a terminal, or reorder its text:
+#: C0 and C1 controls, DEL, line and paragraph separators and the bidirectional overrides.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(text: object) -> str:
+    """``text`` with every control character written as an escape (``\\x1b``, ``\\u202e``), so
+    a name or value from the data can neither drive a terminal nor break a line of output."""
+    return _CONTROL.sub(_escaped, str(text))
+
+
+def _escaped(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+#: One folder or file name: letters, digits, '.', '_', '-', not starting with '.'.
+_SAFE_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}")
+
+
+def is_safe_name(text: str) -> bool:
+    """Whether ``text`` is one path component that cannot climb out of its folder or hide."""
+    return bool(_SAFE_NAME.fullmatch(text))

@@ -12,21 +12,18 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Literal
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
 
 import lightgbm as lgb
 import numpy as np
 import optuna
 import pandas as pd
-from sklearn.compose import ColumnTransformer
-from sklearn.impute import SimpleImputer
+from scipy.special import expit, ndtri
 from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import log_loss
 from sklearn.model_selection import StratifiedKFold
-from sklearn.pipeline import Pipeline, make_pipeline
-from sklearn.preprocessing import OneHotEncoder, QuantileTransformer
 
 from churnguard.errors import ConfigError
 from churnguard.features import FeatureSpec
@@ -52,23 +49,57 @@ BASELINE_ROWS = 200_000
 
 @dataclass
 class Calibrator:
-    """Maps raw booster scores to probabilities, by Platt scaling or isotonic regression."""
+    """Maps raw booster scores to probabilities, by Platt scaling or isotonic regression.
+
+    Fitted with scikit-learn, kept as plain numbers (``to_dict``/``from_dict``) so a saved model
+    is JSON and never a pickle: ``sigmoid`` holds the slope and intercept on the raw score's
+    log-odds, ``isotonic`` the knots of the piecewise-linear curve.
+    """
 
     method: Method
-    model: LogisticRegression | IsotonicRegression = field(repr=False)
+    parameters: dict[str, list[float]] = field(repr=False)
 
     @classmethod
     def fit(cls, method: Method, raw: np.ndarray, y: np.ndarray) -> Calibrator:
         if method == "sigmoid":
-            model = LogisticRegression(C=1e6).fit(_logit(raw)[:, None], y)
+            platt = LogisticRegression(C=1e6).fit(_logit(raw)[:, None], y)
+            parameters = {"coef": [float(platt.coef_[0, 0])], "intercept": [platt.intercept_[0]]}
         else:
-            model = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(raw, y)
-        return cls(method, model)
+            iso = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(raw, y)
+            parameters = {"x": iso.X_thresholds_, "y": iso.y_thresholds_}
+        return cls(method, {k: [float(v) for v in vs] for k, vs in parameters.items()})
 
     def predict(self, raw: np.ndarray) -> np.ndarray:
         if self.method == "sigmoid":
-            return self.model.predict_proba(_logit(raw)[:, None])[:, 1]
-        return np.clip(self.model.predict(raw), 1e-6, 1 - 1e-6)
+            (coef,), (intercept,) = self.parameters["coef"], self.parameters["intercept"]
+            return expit(coef * _logit(raw) + intercept)
+        knots_x, knots_y = self.parameters["x"], self.parameters["y"]
+        return np.clip(np.interp(raw, knots_x, knots_y), 1e-6, 1 - 1e-6)
+
+    def to_dict(self) -> dict[str, object]:
+        return {"method": self.method, "parameters": self.parameters}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Calibrator:
+        """Rebuild a saved calibrator, refusing anything but its own numbers.
+
+        Raises
+        ------
+        ValueError
+            An unknown method, missing or extra parameters, or values that are not finite
+            numbers.
+        """
+        method, parameters = data["method"], data["parameters"]
+        expected = {"sigmoid": {"coef": 1, "intercept": 1}, "isotonic": {"x": 0, "y": 0}}
+        if method not in expected or set(parameters) != set(expected[method]):
+            raise ValueError(f"unknown calibration {method!r} with {sorted(parameters)}")
+        numbers = {k: _finite_list(v, k) for k, v in parameters.items()}
+        sizes = {len(v) for v in numbers.values()}
+        if len(sizes) != 1 or 0 in sizes or (method == "sigmoid" and sizes != {1}):
+            raise ValueError(f"{method} calibration parameters of sizes {sorted(sizes)}")
+        if method == "isotonic" and np.any(np.diff(numbers["x"]) < 0):
+            raise ValueError("isotonic calibration knots out of order")
+        return cls(method, numbers)
 
 
 @dataclass
@@ -126,7 +157,7 @@ class TrainResult:
     """What :func:`fit` produced: the model, the baseline and honest validation predictions."""
 
     model: ChurnModel
-    baseline: Pipeline
+    baseline: Baseline
     validation_probability: np.ndarray
     baseline_probability: np.ndarray
     calibration_log_loss: dict[str, float]
@@ -171,14 +202,12 @@ def fit(
     sample = (
         train if len(train) <= BASELINE_ROWS else train.sample(BASELINE_ROWS, random_state=seed)
     )
-    baseline = _baseline(features, seed).fit(
-        sample[[s.name for s in features]], sample["churned"].to_numpy()
-    )
+    baseline = Baseline.fit(sample, sample["churned"].to_numpy(), features=features)
     return TrainResult(
         model=model,
         baseline=baseline,
         validation_probability=out_of_fold[chosen],
-        baseline_probability=baseline.predict_proba(valid[[s.name for s in features]])[:, 1],
+        baseline_probability=baseline.predict_proba(valid),
         calibration_log_loss=losses,
         best_iteration=int(booster.best_iteration),
     )
@@ -307,32 +336,118 @@ def _typed(
     return pd.DataFrame(columns, index=frame.index)
 
 
-def _baseline(features: list[FeatureSpec], seed: int) -> Pipeline:
-    numeric = [s.name for s in features if s.kind == "numeric"]
-    categorical = [s.name for s in features if s.kind == "categorical"]
-    prepare = ColumnTransformer(
-        [
-            (
-                "numeric",
-                make_pipeline(
-                    SimpleImputer(strategy="median", keep_empty_features=True),
-                    QuantileTransformer(
-                        n_quantiles=200, output_distribution="normal", random_state=seed
-                    ),
-                ),
-                numeric,
-            ),
-            (
-                "categorical",
-                make_pipeline(
-                    SimpleImputer(strategy="constant", fill_value="(missing)"),
-                    OneHotEncoder(handle_unknown="ignore"),
-                ),
-                categorical,
-            ),
-        ]
+@dataclass
+class Baseline:
+    """The logistic-regression baseline: median-imputed numeric features mapped to normal scores
+    by their training quantiles, one-hot categories, and a logistic regression on top.
+
+    Every fitted value is a plain number, so the baseline saves as JSON (``to_dict``) and loads
+    without unpickling anything.
+    """
+
+    medians: dict[str, float]
+    quantiles: dict[str, list[float]]
+    categories: dict[str, list[str]]
+    coef: list[float]
+    intercept: float
+
+    @classmethod
+    def fit(cls, frame: pd.DataFrame, y: np.ndarray, *, features: list[FeatureSpec]) -> Baseline:
+        numeric = [s.name for s in features if s.kind == "numeric"]
+        medians, quantiles = {}, {}
+        for name in numeric:
+            column = pd.to_numeric(frame[name], errors="coerce").to_numpy(dtype=float)
+            finite = column[np.isfinite(column)]
+            medians[name] = float(np.median(finite)) if finite.size else 0.0
+            filled = np.where(np.isfinite(column), column, medians[name])
+            levels = np.linspace(0, 100, min(_QUANTILES, max(len(filled), 2)))
+            quantiles[name] = [float(q) for q in np.percentile(filled, levels)]
+        categories = {
+            s.name: sorted(frame[s.name].dropna().astype(str).unique()) + [_MISSING]
+            for s in features
+            if s.kind == "categorical"
+        }
+        blank = cls(medians, quantiles, categories, [], 0.0)
+        regression = LogisticRegression(max_iter=1000, C=1.0).fit(blank._design(frame), y)
+        return cls(
+            medians,
+            quantiles,
+            categories,
+            [float(c) for c in regression.coef_[0]],
+            float(regression.intercept_[0]),
+        )
+
+    def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
+        """Churn probability for each row of ``frame``."""
+        return expit(self._design(frame) @ np.asarray(self.coef) + self.intercept)
+
+    def _design(self, frame: pd.DataFrame) -> np.ndarray:
+        """The regression's inputs: a normal score per numeric feature, then the one-hot
+        columns of each categorical one (an unseen category sets none), each in name order,
+        which is also the order a saved baseline's keys come back in."""
+        columns = []
+        for name in sorted(self.medians):
+            column = pd.to_numeric(frame[name], errors="coerce").to_numpy(dtype=float)
+            filled = np.where(np.isfinite(column), column, self.medians[name])
+            columns.append(_normal_scores(filled, np.asarray(self.quantiles[name]))[:, None])
+        for name in sorted(self.categories):
+            known = self.categories[name]
+            text = frame[name].astype(str).where(frame[name].notna(), _MISSING)
+            columns.append((text.to_numpy()[:, None] == np.asarray(known)[None, :]).astype(float))
+        return np.hstack(columns) if columns else np.zeros((len(frame), 0))
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Baseline:
+        """Rebuild a saved baseline, checking every value is a finite number or a category.
+
+        Raises
+        ------
+        ValueError
+            Missing fields, values that are not finite numbers, or sizes that do not agree.
+        """
+        medians = {str(k): _finite_list([v], k)[0] for k, v in data["medians"].items()}
+        quantiles = {str(k): _finite_list(v, k) for k, v in data["quantiles"].items()}
+        categories = {str(k): [str(c) for c in v] for k, v in data["categories"].items()}
+        coef = _finite_list(data["coef"], "coef")
+        width = len(medians) + sum(len(v) for v in categories.values())
+        if set(quantiles) != set(medians) or len(coef) != width:
+            raise ValueError(f"baseline with {len(coef)} coefficients for {width} inputs")
+        if any(len(q) < 2 or np.any(np.diff(q) < 0) for q in quantiles.values()):
+            raise ValueError("baseline quantiles too few or out of order")
+        return cls(medians, quantiles, categories, coef, _finite_list([data["intercept"]], "")[0])
+
+
+#: Quantiles kept per numeric feature of the baseline, and the category of missing values.
+_QUANTILES = 200
+_MISSING = "(missing)"
+
+
+def _normal_scores(values: np.ndarray, quantiles: np.ndarray) -> np.ndarray:
+    """Map values to standard normal scores through the training quantiles.
+
+    The rank is interpolated from below and from above and averaged, so a value repeated over
+    several quantiles lands in their middle; ranks are kept off 0 and 1 to stay finite.
+    """
+    levels = np.linspace(0.0, 1.0, len(quantiles))
+    rank = 0.5 * (
+        np.interp(values, quantiles, levels) - np.interp(-values, -quantiles[::-1], -levels[::-1])
     )
-    return make_pipeline(prepare, LogisticRegression(max_iter=1000, C=1.0))
+    return ndtri(np.clip(rank, 1e-7, 1 - 1e-7))
+
+
+def _finite_list(values: object, name: object) -> list[float]:
+    """``values`` as a list of finite floats, else ValueError naming ``name``."""
+    if not isinstance(values, list) or not all(
+        isinstance(v, int | float) and not isinstance(v, bool) for v in values
+    ):
+        raise ValueError(f"{name}: expected a list of numbers")
+    numbers = [float(v) for v in values]
+    if not np.all(np.isfinite(numbers)):
+        raise ValueError(f"{name}: expected finite numbers")
+    return numbers
 
 
 def _logit(p: np.ndarray) -> np.ndarray:

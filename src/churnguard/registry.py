@@ -1,17 +1,27 @@
 """The model registry: ``<registry>/<name>/<version>/`` bundles that check themselves on load.
 
-A bundle holds the booster in LightGBM's text format, the calibrator and the baseline (joblib),
-``metadata.json`` (feature schema with categories, config, snapshot dates, data fingerprint,
-metrics, library versions, created-at) and ``manifest.json`` with the SHA-256 of every file.
-Loading verifies every hash before anything pickled is read. ``<name>/latest`` holds the newest
-version's name. Bundles are written to a temporary folder and renamed into place.
+A bundle holds the booster in LightGBM's text format, the calibrator and the baseline as JSON
+numbers, ``metadata.json`` (feature schema with categories, config, snapshot dates, data
+fingerprint, metrics, library versions, created-at) and ``manifest.json`` with the SHA-256 of
+every file. Nothing in a bundle is ever unpickled. ``<name>/latest`` holds the newest version's
+name. Bundles are written to a temporary folder and renamed into place.
+
+The hashes catch accidents (a file changed, cut short or swapped); they do not stop someone
+who rewrites ``manifest.json`` too. With :data:`SIGNING_KEY` set in the environment, training
+writes an HMAC-SHA256 of the manifest (``manifest.sig``) and loading refuses a bundle whose
+signature is missing or wrong, so only a holder of the key can produce a bundle that loads.
+Names and versions are single path components of safe characters; a version named by
+``latest`` or by the user always resolves inside the registry.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import hmac
 import json
 import os
+import re
 import shutil
 from dataclasses import asdict
 from importlib.metadata import PackageNotFoundError
@@ -19,20 +29,23 @@ from importlib.metadata import version as package_version
 from pathlib import Path
 from typing import Any
 
-import joblib
 import lightgbm as lgb
-from sklearn.pipeline import Pipeline
 
 from churnguard.errors import ModelRegistryError
 from churnguard.features import FeatureSpec
-from churnguard.io import atomic_path, sha256_file
-from churnguard.model import ChurnModel, TrainResult
+from churnguard.io import atomic_path, is_safe_name, printable, sha256_file
+from churnguard.model import Baseline, Calibrator, ChurnModel, TrainResult
 
 BOOSTER = "booster.txt"
-CALIBRATOR = "calibrator.joblib"
-BASELINE = "baseline.joblib"
+CALIBRATOR = "calibrator.json"
+BASELINE = "baseline.json"
 METADATA = "metadata.json"
 MANIFEST = "manifest.json"
+SIGNATURE = "manifest.sig"
+#: Environment variable holding the key bundles are signed and checked with.
+SIGNING_KEY = "CHURNGUARD_SIGNING_KEY"
+#: What bundles saved before JSON calibrators held; they are refused, never loaded.
+_PICKLED = ("calibrator.joblib", "baseline.joblib")
 LIBRARIES = (
     "churnguard",
     "lightgbm",
@@ -59,7 +72,7 @@ def save_model(
     covered by its manifest.
     """
     now = now or dt.datetime.now(dt.UTC)
-    home = Path(registry) / name
+    home = model_home(registry, name)
     home.mkdir(parents=True, exist_ok=True)
     version = now.strftime("%Y%m%dT%H%M%SZ")
     suffix = 1
@@ -71,8 +84,8 @@ def save_model(
     try:
         model = result.model
         model.booster.save_model(staging / BOOSTER, num_iteration=result.best_iteration)
-        joblib.dump(model.calibrator, staging / CALIBRATOR)
-        joblib.dump(result.baseline, staging / BASELINE)
+        _write_json(staging / CALIBRATOR, model.calibrator.to_dict())
+        _write_json(staging / BASELINE, result.baseline.to_dict())
         full = {
             **metadata,
             "name": name,
@@ -89,7 +102,10 @@ def save_model(
             (staging / file_name).write_text(text, encoding="utf-8")
         files = sorted(p.name for p in staging.iterdir())
         manifest = {"files": {f: sha256_file(staging / f) for f in files}}
-        (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
+        _write_json(staging / MANIFEST, manifest)
+        key = signing_key()
+        if key:
+            (staging / SIGNATURE).write_text(_signature(key, (staging / MANIFEST).read_bytes()))
         os.replace(staging, home / version)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -98,41 +114,227 @@ def save_model(
     return home / version
 
 
-def resolve(registry: Path, name: str, version: str = "latest") -> Path:
-    """The folder of ``name``'s ``version`` (``latest`` follows the pointer)."""
-    home = Path(registry) / name
+def model_home(registry: Path | str, name: str) -> Path:
+    """``<registry>/<name>``, refusing a name that is not one safe path component."""
+    if not is_safe_name(name):
+        raise ModelRegistryError(
+            f"model name {printable(repr(name))}: expected letters, digits, '.', '_' or '-' "
+            "(not starting with '.'), one folder name"
+        )
+    return Path(registry) / name
+
+
+def resolve(registry: Path | str, name: str, version: str = "latest") -> Path:
+    """The folder of ``name``'s ``version`` (``latest`` follows the pointer), always inside
+    the registry: a version, named or read from the pointer, is one safe folder name."""
+    home = model_home(registry, name)
     if version == "latest":
-        pointer = home / "latest"
-        if not pointer.exists():
-            raise ModelRegistryError(f"{home}: no model saved yet (no 'latest' pointer)")
-        version = pointer.read_text().strip()
+        return _follow(home / "latest")
+    if not is_safe_name(version):
+        raise ModelRegistryError(
+            f"model version {printable(repr(version))}: expected a version name such as "
+            "20260101T000000Z, or latest; give a bundle folder as a path (./models/churn/V)"
+        )
     folder = home / version
     if not folder.is_dir():
         raise ModelRegistryError(f"{folder}: no such model version")
     return folder
 
 
-def load_model(folder: Path) -> tuple[ChurnModel, dict[str, Any]]:
-    """Verify every file against the manifest, then load the model and its metadata.
+def find_model(model: str | Path | None, *, registry: Path | str, name: str) -> Path:
+    """The bundle folder a user means by ``model``.
+
+    A :class:`~pathlib.Path`, or text holding a path separator, is a folder the user names
+    (a ``latest`` pointer file is followed within its own folder); other text is a version of
+    ``name`` in ``registry``, or ``latest`` (also the default, ``None``).
+    """
+    if model is None:
+        return resolve(registry, name)
+    text = str(model)
+    if isinstance(model, Path) or "/" in text or os.sep in text:
+        return _bundle_folder(Path(model))
+    return resolve(registry, name, text)
+
+
+def _bundle_folder(path: Path) -> Path:
+    """A bundle folder named by the user, or the version a ``latest`` pointer file names."""
+    if path.is_file() and path.name == "latest":
+        return _follow(path)
+    if not path.is_dir():
+        raise ModelRegistryError(f"{path}: no such model folder")
+    return path
+
+
+def _follow(pointer: Path) -> Path:
+    """The version a ``latest`` pointer names, in the pointer's own folder."""
+    if not pointer.is_file():
+        raise ModelRegistryError(f"{pointer.parent}: no model saved yet (no 'latest' pointer)")
+    version = pointer.read_text("utf-8", errors="replace").strip()
+    if not is_safe_name(version):
+        raise ModelRegistryError(
+            f"{pointer}: expected one version name, got {printable(repr(version[:60]))}"
+        )
+    folder = pointer.parent / version
+    if not folder.is_dir():
+        raise ModelRegistryError(f"{folder}: no such model version (named by {pointer})")
+    return folder
+
+
+def load_model(folder: Path | str) -> tuple[ChurnModel, dict[str, Any]]:
+    """Verify the bundle (hashes, and the signature when a key is set), then build the model
+    from the bytes that were verified. Nothing is unpickled.
+
+    ``folder`` may also be a ``latest`` pointer file, or a version's folder.
 
     Raises
     ------
     ModelRegistryError
-        A file is missing, extra or changed since it was saved.
+        A file is missing, extra, changed since it was saved, or cannot be read as what it
+        should hold; the signature is missing or wrong.
     """
-    folder = Path(folder)
-    verify(folder)
-    metadata = json.loads((folder / METADATA).read_text())
-    booster = lgb.Booster(model_file=str(folder / BOOSTER))
-    calibrator = joblib.load(folder / CALIBRATOR)
-    features = [FeatureSpec(**spec) for spec in metadata["features"]]
-    return ChurnModel(booster, calibrator, features, metadata["categories"]), metadata
+    folder = _bundle_folder(Path(folder))
+    contents = verify(folder)
+    metadata = _metadata(folder, contents)
+    try:
+        features = [FeatureSpec(**spec) for spec in metadata["features"]]
+        categories = {str(k): [str(c) for c in v] for k, v in metadata["categories"].items()}
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise ModelRegistryError(
+            f"{folder / METADATA}: cannot be read as a model's metadata: {printable(exc)}"
+        ) from None
+    calibrator = _parsed(
+        folder, CALIBRATOR, contents, lambda b: Calibrator.from_dict(json.loads(b))
+    )
+    names = [s.name for s in features]
+    booster = _parsed(folder, BOOSTER, contents, lambda b: read_booster(b.decode(), names))
+    return ChurnModel(booster, calibrator, features, categories), metadata
 
 
-def load_baseline(folder: Path) -> Pipeline:
-    """The logistic baseline saved beside the model, loaded after the manifest check."""
-    verify(Path(folder))
-    return joblib.load(Path(folder) / BASELINE)
+def read_metadata(folder: Path) -> dict[str, Any]:
+    """A bundle's metadata, after the same checks as :func:`load_model`.
+
+    Raises
+    ------
+    ModelRegistryError
+        As :func:`load_model`.
+    """
+    return _metadata(Path(folder), verify(Path(folder)))
+
+
+def _metadata(folder: Path, contents: dict[str, bytes]) -> dict[str, Any]:
+    metadata = _parsed(folder, METADATA, contents, json.loads)
+    if not isinstance(metadata, dict):
+        raise ModelRegistryError(f"{folder / METADATA}: expected a JSON object")
+    return metadata
+
+
+def load_baseline(folder: Path) -> Baseline:
+    """The logistic baseline saved beside the model, built from the verified JSON."""
+    contents = verify(Path(folder))
+    return _parsed(folder, BASELINE, contents, lambda b: Baseline.from_dict(json.loads(b)))
+
+
+def _parsed(folder: Path, name: str, contents: dict[str, bytes], parse: Any) -> Any:
+    """``parse(contents[name])``, any failure one line naming the file."""
+    try:
+        return parse(contents[name])
+    except (ValueError, KeyError, TypeError, AttributeError, lgb.basic.LightGBMError) as exc:
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelRegistryError(
+            f"{folder / name}: damaged, cannot be read: {printable(detail)[:200]}"
+        ) from None
+
+
+#: A ``Tree=<i>`` line, and the header keys a booster text must carry.
+_TREE = re.compile(r"^Tree=(\d+)\n", re.MULTILINE)
+_TREE_SIZES = re.compile(r"^tree_sizes=.*\n", re.MULTILINE)
+_END = "\nend of trees\n"
+_PANDAS = "pandas_categorical:"
+
+
+def read_booster(text: str, features: list[str]) -> lgb.Booster:
+    """A LightGBM booster from its text, checked first so a damaged text is refused in Python.
+
+    LightGBM parses trees in parallel when the text lists their sizes, and a malformed tree
+    there aborts the process; without the sizes it parses them one by one and raises. So the
+    sizes are checked here, removed, and the structure of every tree (array lengths, child and
+    feature indices, category bitsets) is checked before LightGBM sees it. Only what prediction
+    reads is handed over: header, trees and the pandas categories.
+
+    Raises
+    ------
+    ValueError
+        The text is not a booster over ``features``, or a tree is malformed.
+    """
+    header = dict(
+        line.split("=", 1) for line in text[: text.find("\nTree=")].splitlines() if "=" in line
+    )
+    if header.get("max_feature_idx") != str(len(features) - 1):
+        raise ValueError(f"expected a booster over {len(features)} features")
+    starts = [m.start() for m in _TREE.finditer(text)]
+    end = text.find(_END)
+    if not starts or end < starts[-1]:
+        raise ValueError("no trees, or no 'end of trees' after them")
+    blocks = [text[a:b] for a, b in zip(starts, [*starts[1:], end + 1], strict=True)]
+    sizes = header.get("tree_sizes", "").split()
+    if sizes != [str(len(block.encode())) for block in blocks]:
+        raise ValueError("the tree sizes in the header do not match the trees")
+    for block in blocks:
+        _check_tree(block, len(features))
+    # Prediction needs the header, the trees and the pandas categories; LightGBM's parser of
+    # the training parameters after the trees crashes on some damage, so they are left out.
+    categories = [line for line in text[end:].splitlines() if line.startswith(_PANDAS)]
+    kept = text[: end + len(_END)] + "".join(line + "\n" for line in categories[-1:])
+    booster = lgb.Booster(model_str=_TREE_SIZES.sub("", kept, count=1))
+    if booster.num_trees() != len(blocks) or booster.feature_name() != features:
+        raise ValueError("the booster's trees or feature names differ from its metadata")
+    return booster
+
+
+def _check_tree(block: str, n_features: int) -> None:
+    """Refuse a tree whose arrays or indices would send LightGBM outside them."""
+    fields = dict(line.split("=", 1) for line in block.splitlines()[1:] if "=" in line)
+    leaves = int(fields["num_leaves"])
+    values = fields["leaf_value"].split()
+    if leaves < 1 or len(values) != leaves or fields.get("is_linear", "0") != "0":
+        raise ValueError(f"{block.splitlines()[0]}: malformed leaves")
+    [float(v) for v in values]
+    if leaves == 1:
+        return
+    splits = leaves - 1
+    arrays = {
+        k: fields[k].split()
+        for k in ("split_feature", "threshold", "decision_type", "left_child", "right_child")
+    }
+    if any(len(v) != splits for v in arrays.values()):
+        raise ValueError(f"{block.splitlines()[0]}: split arrays of the wrong length")
+    children = [int(c) for c in arrays["left_child"] + arrays["right_child"]]
+    features = [int(f) for f in arrays["split_feature"]]
+    thresholds = [float(t) for t in arrays["threshold"]]
+    kinds = [int(d) for d in arrays["decision_type"]]
+    if not all(0 <= f < n_features for f in features):
+        raise ValueError(f"{block.splitlines()[0]}: a split on a feature out of range")
+    # A tree: every node but the root and every leaf is a child exactly once, and a node's
+    # children come after it (as LightGBM numbers them), so there is no cycle to loop in.
+    parents = [*range(splits), *range(splits)]  # children = left ones, then right ones
+    if sorted(children) != [*range(-leaves, 0), *range(1, splits)] or any(
+        0 <= child <= parent for child, parent in zip(children, parents, strict=True)
+    ):
+        raise ValueError(f"{block.splitlines()[0]}: the nodes do not form a tree")
+    cats = int(fields.get("num_cat", "0"))
+    if cats:
+        bounds = [int(b) for b in fields["cat_boundaries"].split()]
+        words = [int(w) for w in fields["cat_threshold"].split()]
+        if (
+            len(bounds) != cats + 1
+            or bounds[0] != 0
+            or any(b > a for a, b in zip(bounds[1:], bounds, strict=False))
+            or bounds[-1] != len(words)
+        ):
+            raise ValueError(f"{block.splitlines()[0]}: malformed category sets")
+    for kind, threshold in zip(kinds, thresholds, strict=True):
+        if kind & 1 and not (0 <= threshold < cats and threshold == int(threshold)):
+            raise ValueError(f"{block.splitlines()[0]}: a category split outside its sets")
 
 
 def check_schema(model: ChurnModel, available: list[FeatureSpec], *, where: str) -> None:
@@ -159,31 +361,77 @@ def check_schema(model: ChurnModel, available: list[FeatureSpec], *, where: str)
         )
 
 
-def verify(folder: Path) -> None:
-    """Check the files of a bundle against the SHA-256 recorded in its manifest."""
+def signing_key() -> bytes | None:
+    """The signing key from :data:`SIGNING_KEY`, or None when it is unset or empty."""
+    key = os.environ.get(SIGNING_KEY, "")
+    return key.encode() if key else None
+
+
+def _signature(key: bytes, manifest: bytes) -> str:
+    return hmac.new(key, manifest, hashlib.sha256).hexdigest() + "\n"
+
+
+def verify(folder: Path) -> dict[str, bytes]:
+    """Check a bundle's files against its manifest, and the manifest against its signature
+    when a signing key is set; return the verified bytes of every file.
+
+    The bytes returned are the bytes hashed, so a file swapped after the check is never used.
+    """
+    folder = Path(folder)
     try:
-        manifest = json.loads((folder / MANIFEST).read_text())["files"]
-    except (OSError, ValueError, KeyError):
+        raw_manifest = (folder / MANIFEST).read_bytes()
+        manifest = json.loads(raw_manifest)["files"]
+        names = sorted(manifest)
+    except (OSError, ValueError, KeyError, TypeError):
         raise ModelRegistryError(f"{folder}: missing or unreadable {MANIFEST}") from None
-    present = sorted(p.name for p in folder.iterdir() if p.name != MANIFEST)
-    if present != sorted(manifest):
+    present = sorted(p.name for p in folder.iterdir() if p.name not in (MANIFEST, SIGNATURE))
+    pickled = sorted(set(present) & set(_PICKLED))
+    if pickled:
         raise ModelRegistryError(
-            f"{folder}: files {present} do not match the manifest {sorted(manifest)}"
+            f"{folder}: holds pickled files ({', '.join(pickled)}) from an older churnguard, "
+            "which are never loaded; retrain the model"
         )
-    for name, digest in manifest.items():
-        if sha256_file(folder / name) != digest:
+    if present != names:
+        raise ModelRegistryError(
+            f"{folder}: files {printable(present)} do not match the manifest {printable(names)}"
+        )
+    key = signing_key()
+    if key:
+        signature = folder / SIGNATURE
+        if not signature.is_file():
+            raise ModelRegistryError(
+                f"{folder}: no {SIGNATURE}, and {SIGNING_KEY} is set: the bundle was saved "
+                "without the key; refusing to load it"
+            )
+        if not hmac.compare_digest(
+            signature.read_bytes().strip(), _signature(key, raw_manifest).strip().encode()
+        ):
+            raise ModelRegistryError(
+                f"{signature}: does not match {MANIFEST} under {SIGNING_KEY}: the bundle was "
+                "changed or signed with another key; refusing to load it"
+            )
+    contents = {}
+    for name in names:
+        data = (folder / name).read_bytes()
+        if hashlib.sha256(data).hexdigest() != manifest[name]:
             raise ModelRegistryError(
                 f"{folder / name}: sha256 differs from the one recorded at save time; "
                 "the file was changed, refusing to load it"
             )
+        contents[name] = data
+    return contents
 
 
 def list_versions(registry: Path, name: str) -> list[str]:
-    """Saved versions of ``name``, oldest first."""
-    home = Path(registry) / name
+    """Saved versions of ``name``, oldest first (folders with other names are not versions)."""
+    home = model_home(registry, name)
     if not home.is_dir():
         return []
-    return sorted(p.name for p in home.iterdir() if p.is_dir() and not p.name.startswith("."))
+    return sorted(p.name for p in home.iterdir() if p.is_dir() and is_safe_name(p.name))
+
+
+def _write_json(path: Path, data: object) -> None:
+    path.write_text(json.dumps(data, indent=2, sort_keys=True, allow_nan=False) + "\n")
 
 
 def _installed(library: str) -> str:

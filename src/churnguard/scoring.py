@@ -45,7 +45,7 @@ from churnguard.io import atomic_path, listing_sha256, sha256_file, sha256_path
 from churnguard.labels import population
 from churnguard.model import ChurnModel
 from churnguard.reasons import TOP, describe, top_drivers
-from churnguard.registry import check_schema, load_model, resolve
+from churnguard.registry import check_schema, find_model, load_model
 from churnguard.value import values_at
 
 log = logging.getLogger("churnguard.scoring")
@@ -117,7 +117,7 @@ def score(
     *,
     as_of: dt.date | dt.datetime | str,
     out: Path,
-    model: Path | None = None,
+    model: str | Path | None = None,
     features: Path | None = None,
     progress: Progress | None = None,
 ) -> ScoreRun:
@@ -127,13 +127,15 @@ def score(
     ----------
     config : the run's config: data, ``[score]``, ``[[interventions]]``, ``[model]``, engine.
         Churn definition, horizon and features come from the model's own saved config.
-    model : a bundle folder; default the config's model name, ``latest``.
+    model : a bundle folder (a :class:`~pathlib.Path` or text with a ``/``), or a version of
+        the config's model; default its ``latest``.
     features : a Parquet file from ``churnguard features`` to read instead of building them.
 
     Raises
     ------
     ModelRegistryError
-        The bundle fails its hash check or its feature schema does not match the data.
+        The bundle fails its hash or signature check, cannot be read, or its feature schema
+        does not match the data.
     DataContractError, ConfigError
         Bad data or config; nothing is written.
     LockedError
@@ -164,7 +166,7 @@ def score(
         ) from None
     try:
         say("loading the model")
-        folder = Path(model) if model else resolve(config.model.registry, config.model.name)
+        folder = find_model(model, registry=config.model.registry, name=config.model.name)
         churn_model, metadata = load_model(folder)
         trained = config_from_dict(metadata["config"], source=f"{folder}/metadata.json")
         lap("load_model_s")

@@ -234,7 +234,6 @@ def evaluate(
     if frame.empty:
         raise ConfigError(f"no customer is in the churn population at {when[0].date()}")
     baseline = load_baseline(model)
-    names = [s.name for s in churn_model.features]
     probability = churn_model.predict_proba(frame)
     value = values_at(
         dataset,
@@ -248,7 +247,7 @@ def evaluate(
         y_true=frame["churned"].to_numpy(),
         probability=probability,
         customer_value=value,
-        baseline_probability=baseline.predict_proba(frame[names])[:, 1],
+        baseline_probability=baseline.predict_proba(frame),
         true_hazard=true_hazard(_folder(dataset), frame),
         importance=churn_model.importance(frame),
         campaign=config.evaluation,

@@ -48,7 +48,9 @@ from churnguard.contract import (
     TableSpec,
     _check_utf8,
     cell_error,
+    check_column_names,
     file_format,
+    ident,
     missing_columns,
     no_rows,
     required_paths,
@@ -186,6 +188,7 @@ class _Raw:
             frame = spark.read.parquet(str(path))
             where = ["_metadata.file_path AS _cg_file", "_metadata.row_index AS _cg_row"]
         self.columns = list(frame.columns)
+        check_column_names(path, self.columns, header=self.format == "csv")
         self.types = dict(frame.dtypes)
         self.frame = frame.selectExpr("*", *where)
 
@@ -205,7 +208,7 @@ class _Raw:
         """How many rows meet each condition, in one pass."""
         if not conditions:
             return {}
-        exprs = [f"count_if({cond}) AS `{key}`" for key, cond in conditions.items()]
+        exprs = [f"count_if({cond}) AS {_ident(key)}" for key, cond in conditions.items()]
         row = self.run(lambda: self.frame.selectExpr(*exprs).first())
         return {key: int(row[key]) for key in conditions}
 
@@ -323,7 +326,7 @@ def _load_table(raw: _Raw, spec: TableSpec, dataset: Dataset, view: str) -> Tabl
         if column not in spec.nullable_timestamps:
             checks.append(
                 (
-                    f"`{column}` IS NULL",
+                    f"{_ident(column)} IS NULL",
                     column,
                     "a date or date-time (the column is required)",
                     (),
@@ -380,14 +383,19 @@ def _load_table(raw: _Raw, spec: TableSpec, dataset: Dataset, view: str) -> Tabl
     if spec.name in ("customers", "labels"):
         raw.check_unique()
     raw.frame.selectExpr(
-        *(f"{expr} AS `{name}`" for name, expr in select.items())
+        *(f"{expr} AS {_ident(name)}" for name, expr in select.items())
     ).createOrReplaceTempView(view)
     return TableInfo(spec.name, raw.path, raw.format, counts["rows"], tuple(select))
 
 
+def _ident(name: str) -> str:
+    """A Spark SQL identifier, backticks doubled."""
+    return ident(name, "`")
+
+
 def _value(column: str) -> str:
     """A cell as trimmed text, NULL when empty."""
-    return f"nullif(trim(CAST(`{column}` AS STRING)), '')"
+    return f"nullif(trim(CAST({_ident(column)} AS STRING)), '')"
 
 
 def _zones(column: str) -> dict[str, str]:
@@ -403,7 +411,7 @@ def _is_time(kind: str) -> bool:
 def _timestamp(raw: _Raw, column: str) -> str:
     """A date/time column as TIMESTAMP in UTC (the session time zone)."""
     if _is_time(raw.types[column]):
-        return f"CAST(`{column}` AS TIMESTAMP)"
+        return f"CAST({_ident(column)} AS TIMESTAMP)"
     value = _value(column)
     # Spark reads '+02:00' but not '+0200' or ' +02:00': write the offset the way it reads.
     offset = f"regexp_replace({value}, ' ?([+-][0-9]{{2}}):?([0-9]{{2}})$', '$1:$2')"
@@ -413,7 +421,7 @@ def _timestamp(raw: _Raw, column: str) -> str:
 
 def _number(raw: _Raw, column: str) -> str:
     if _NUMERIC.fullmatch(raw.types[column]):
-        return f"CAST(`{column}` AS DOUBLE)"
+        return f"CAST({_ident(column)} AS DOUBLE)"
     return f"try_cast({_value(column)} AS DOUBLE)"
 
 
@@ -588,5 +596,5 @@ def _needs_history(frame: DataFrame) -> bool:
 
 def _extended(frame: DataFrame, columns: dict[str, str]) -> str:
     """DDL of ``frame``'s columns followed by ``columns`` (name to Spark type)."""
-    fields = [f"`{f.name}` {f.dataType.simpleString()}" for f in frame.schema.fields]
-    return ", ".join([*fields, *(f"`{name}` {kind}" for name, kind in columns.items())])
+    fields = [f"{_ident(f.name)} {f.dataType.simpleString()}" for f in frame.schema.fields]
+    return ", ".join([*fields, *(f"{_ident(name)} {kind}" for name, kind in columns.items())])

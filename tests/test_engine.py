@@ -5,12 +5,14 @@ from __future__ import annotations
 import datetime as dt
 import sys
 from importlib import metadata
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
 import churnguard as cg
 from churnguard.config import EngineConfig, SparkConfig, load_config
+from churnguard.engine import duckdb as duckdb_engine
 from churnguard.engine import feature_metadata, write_features
 from churnguard.engine.duckdb import partitions_needed
 from churnguard.errors import ConfigError, EngineError
@@ -43,10 +45,11 @@ def test_a_failed_build_leaves_no_file(tmp_path, shop, monkeypatch):
     dataset = cg.load_dataset(write_dataset(tmp_path / "d", **shop))
     plan = cg.plan_features(dataset)
 
-    def broken(*args, **kwargs):
+    def broken(table, path, **kwargs):
+        Path(path).write_bytes(b"PAR1 half a file")
         raise OSError("disk full")
 
-    monkeypatch.setattr(dataset.backend, "to_parquet", broken)
+    monkeypatch.setattr(duckdb_engine.pq, "write_table", broken)
     with pytest.raises(OSError, match="disk full"):
         write_features(dataset, tmp_path / "f.parquet", as_of=["2025-03-01"], plan=plan)
     assert not any(p.name.startswith((".f.parquet", "f.parquet")) for p in tmp_path.iterdir())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import tomllib
 
 import numpy as np
@@ -308,3 +309,48 @@ def test_explaining_only_the_best_cases_gives_the_head_of_the_full_list(nightly,
     ).interventions
     assert len(everyone) > 256  # more than the first batch, so the early stop is exercised
     pd.testing.assert_frame_equal(head, everyone.head(25))
+
+
+def test_model_names_versions_and_pointers_stay_inside_the_registry(nightly, tmp_path):
+    registry = nightly.parent / "models"
+    (bundle,) = (registry / "churn").glob("2*")
+    elsewhere = tmp_path / "elsewhere"
+    shutil.copytree(bundle, elsewhere)
+    out = tmp_path / "out"
+    for model, message in (
+        ("../../elsewhere", "../../elsewhere: no such model folder"),
+        ("..", "model version '..': expected a version name"),
+        (".hidden", "model version '.hidden': expected a version name"),
+    ):
+        result = _score(nightly, "--model", model, "--out", str(out))
+        assert result.exit_code == 3 and message in result.output, result.output
+    pointer = registry / "churn" / "latest"
+    original = pointer.read_text()
+    pointer.write_text(f"../../../{elsewhere.relative_to(tmp_path.parent)}\n")
+    try:
+        result = _score(nightly, "--out", str(out))
+    finally:
+        pointer.write_text(original)
+    assert result.exit_code == 3 and "latest: expected one version name" in result.output
+    for name in ("../../x", "", "a/b", ".x"):
+        config = tmp_path / "named.toml"
+        config.write_text(nightly.read_text().replace("[model]\n", f'[model]\nname = "{name}"\n'))
+        result = _score(config, "--out", str(out))
+        assert result.exit_code == 2 and "model.name" in result.output, result.output
+    assert not out.exists() and not (registry.parent.parent / "x").exists()
+
+
+def test_ids_with_terminal_escapes_are_printed_escaped_and_written_unchanged(nightly, tmp_path):
+    data = nightly.parent / "data"
+    prefix = "\x1b[2J\x1b[31m"
+    for table in ("customers", "events", "subscriptions"):
+        frame = pd.read_parquet(data / f"{table}.parquet")
+        frame["customer_id"] = prefix + frame["customer_id"].astype(str)
+        frame.to_parquet(tmp_path / f"{table}.parquet")
+    result = _score(nightly, "--data", str(tmp_path), "--out", str(tmp_path / "out"))
+    assert result.exit_code == 0, result.output
+    assert "\x1b" not in result.output and "\\x1b[2J" in result.output
+    listed = pd.read_csv(tmp_path / "out" / "interventions.csv", dtype=str)
+    assert listed["customer_id"].str.startswith(prefix).all()
+    validated = runner.invoke(app, ["validate", "--data", str(tmp_path)])
+    assert validated.exit_code == 0 and "\x1b" not in validated.output

@@ -20,6 +20,7 @@ import datetime as dt
 import hashlib
 import hmac
 import json
+import math
 import os
 import re
 import shutil
@@ -296,9 +297,13 @@ def _check_tree(block: str, n_features: int) -> None:
     fields = dict(line.split("=", 1) for line in block.splitlines()[1:] if "=" in line)
     leaves = int(fields["num_leaves"])
     values = fields["leaf_value"].split()
-    if leaves < 1 or len(values) != leaves or fields.get("is_linear", "0") != "0":
+    if (
+        leaves < 1
+        or len(values) != leaves
+        or fields.get("is_linear", "0") != "0"
+        or not all(math.isfinite(float(v)) for v in values)
+    ):
         raise ValueError(f"{block.splitlines()[0]}: malformed leaves")
-    [float(v) for v in values]
     if leaves == 1:
         return
     splits = leaves - 1

@@ -246,7 +246,8 @@ def _parsed(folder: Path, name: str, contents: dict[str, bytes], parse: Any) -> 
         ) from None
 
 
-#: A ``Tree=<i>`` line, and the header keys a booster text must carry.
+#: The ``Tree=<i>`` line opening each tree, the header's list of tree sizes, the line after the
+#: last tree, and the Python package's line of pandas categories.
 _TREE = re.compile(r"^Tree=(\d+)\n", re.MULTILINE)
 _TREE_SIZES = re.compile(r"^tree_sizes=.*\n", re.MULTILINE)
 _END = "\nend of trees\n"

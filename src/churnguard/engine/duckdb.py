@@ -52,7 +52,7 @@ def write_features(
     try:
         for part, low, high in zip(parts, [None, *bounds], [*bounds, None], strict=True):
             expr = build_features(dataset, as_of=dates, plan=plan, customers_between=(low, high))
-            _stream(expr, dataset.backend, part, metadata=None)
+            _write_arrow(expr, dataset.backend, part, metadata=None)
         return _concatenate(parts, path, plan)
     finally:
         for part in parts:
@@ -78,11 +78,11 @@ def write_parquet(
     """
     metadata = None if plan is None else {FEATURES_KEY: plan.to_json()}
     with atomic_path(path) as tmp:
-        rows = _stream(expr, backend, tmp, metadata=metadata)
+        rows = _write_arrow(expr, backend, tmp, metadata=metadata)
     return rows
 
 
-def _stream(
+def _write_arrow(
     expr: ir.Table, backend: ibis.BaseBackend, path: Path, *, metadata: dict[str, str] | None
 ) -> int:
     """Run ``expr`` into Arrow and write it to ``path`` with pyarrow.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import sys
 from importlib import metadata
 from pathlib import Path
@@ -96,3 +97,12 @@ def test_the_engine_is_chosen_in_config_or_on_the_command_line(tmp_path):
     config.write_text('[engine]\nname = "presto"\n')
     with pytest.raises(ConfigError, match="engine.name must be one of duckdb | spark"):
         load_config(config)
+
+
+def test_threads_are_bounded_by_the_machine_and_negative_ones_refused():
+    cores = os.cpu_count() or 1
+    assert EngineConfig(threads=100_000).thread_count() == cores
+    assert EngineConfig().thread_count() == cores
+    assert EngineConfig(threads=1).thread_count() == 1
+    with pytest.raises(ConfigError, match="engine.threads must be >= 0"):
+        EngineConfig(threads=-3)

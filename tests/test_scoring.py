@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
+import subprocess
+import sys
+import time
 import tomllib
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -17,6 +22,7 @@ from churnguard import drift, scoring
 from churnguard.cli import app
 from churnguard.config import InterventionConfig, load_config
 from churnguard.features import FeatureSpec
+from churnguard.io import sha256_path
 from churnguard.reasons import describe, top_drivers
 
 runner = CliRunner()
@@ -354,3 +360,80 @@ def test_ids_with_terminal_escapes_are_printed_escaped_and_written_unchanged(nig
     assert listed["customer_id"].str.startswith(prefix).all()
     validated = runner.invoke(app, ["validate", "--data", str(tmp_path)])
     assert validated.exit_code == 0 and "\x1b" not in validated.output
+
+
+def test_ids_that_would_break_a_row_are_quoted_and_neutralised(tmp_path):
+    ids = ["\rX", "Y\nZ", "＝SUM(A1)", 'a,"b"', "plain"]
+    frame = pd.DataFrame(
+        {c: ["x"] * len(ids) for c in scoring.LIST_COLUMNS} | {"customer_id": ids}
+    )
+    scoring._write_list(frame, tmp_path / "list.csv")
+    back = pd.read_csv(tmp_path / "list.csv", dtype=str, keep_default_na=False)
+    assert list(back["customer_id"]) == ["'\rX", "Y\nZ", "'＝SUM(A1)", 'a,"b"', "plain"]
+    assert len(back) == len(ids)
+
+
+def test_an_out_folder_holding_other_files_is_refused_untouched(nightly, tmp_path):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "notes.txt").write_text("keep me")
+    result = _score(nightly, "--out", str(out))
+    assert result.exit_code == 2, result.output
+    assert "holds notes.txt besides a scoring run" in result.output
+    assert [p.name for p in out.iterdir()] == ["notes.txt"]
+
+
+def test_a_symlink_to_the_out_folder_shares_its_lock(tmp_path):
+    (tmp_path / "real").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    assert scoring.lock_path(tmp_path / "link") == scoring.lock_path(tmp_path / "real")
+
+
+@pytest.mark.parametrize(
+    "key,value,message",
+    [
+        ("budget", "nan", "score.budget must be a finite number"),
+        ("budget", "-1", "score.top_n and score.budget must be >= 0"),
+        ("lock_timeout", "-1", "score.lock_timeout must be >= 0 seconds"),
+        ("lock_timeout", "inf", "score.lock_timeout must be a finite number"),
+    ],
+)
+def test_score_settings_out_of_range_exit_2(nightly, tmp_path, key, value, message):
+    config = tmp_path / "bad.toml"
+    config.write_text(nightly.read_text().replace("[score]\n", f"[score]\n{key} = {value}\n"))
+    result = _score(config, "--out", str(tmp_path / "out"))
+    assert result.exit_code == 2 and message in result.output, result.output
+    assert not (tmp_path / "out").exists()
+
+
+def _complete(out: Path) -> bool:
+    """Whether ``out`` holds exactly one run whose manifest matches its files."""
+    if sorted(p.name for p in out.iterdir()) != sorted(scoring.RUN_FILES):
+        return False
+    manifest = json.loads((out / "manifest.json").read_text())
+    return all(sha256_path(out / name) == digest for name, digest in manifest["outputs"].items())
+
+
+def test_a_run_killed_at_any_moment_leaves_the_previous_run_or_the_new_one(nightly, tmp_path):
+    out = tmp_path / "out"
+    assert _score(nightly, "--out", str(out)).exit_code == 0
+    first = (out / "manifest.json").read_text()
+    rng = np.random.default_rng(4)
+    command = [sys.executable, "-c", "from churnguard.cli import app; app()", "score"]
+    command += ["--config", str(nightly)]
+    command += ["--as-of", AS_OF, "--out", str(out), "--quiet"]
+    for delay in rng.uniform(0.5, 6.0, 6):
+        run = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(delay)
+        run.send_signal(signal.SIGKILL)
+        run.wait()
+        if out.exists():
+            assert _complete(out)
+        else:  # killed between the two renames: the previous run waits beside it
+            (old,) = tmp_path.glob(".out.*.old")
+            assert _complete(old)
+            return
+    assert _score(nightly, "--out", str(out)).exit_code == 0 and _complete(out)
+    assert (
+        json.loads(first)["outputs"] == json.loads((out / "manifest.json").read_text())["outputs"]
+    )

@@ -21,6 +21,8 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
+import os
 import re
 import tomllib
 import types
@@ -235,6 +237,8 @@ class ScoreConfig:
     def __post_init__(self) -> None:
         if self.top_n < 0 or self.budget < 0:
             raise ConfigError("score.top_n and score.budget must be >= 0 (0 = no limit)")
+        if self.lock_timeout < 0:
+            raise ConfigError(f"score.lock_timeout must be >= 0 seconds, got {self.lock_timeout}")
         if not 0 < self.medium_risk <= self.high_risk < 1:
             raise ConfigError(
                 "score.medium_risk and score.high_risk must satisfy 0 < medium <= high < 1, "
@@ -265,13 +269,20 @@ class EngineConfig:
     name: Literal["duckdb", "spark"] = "duckdb"
     spark: SparkConfig = field(default_factory=SparkConfig)
     memory_limit: str = "1500MB"
-    #: Worker threads; 0 uses every core.
+    #: Worker threads; 0 uses every core, and more than the machine's cores counts as all of them.
     threads: int = 0
     #: Folder for spilled data; empty uses DuckDB's default beside the working directory.
     temp_directory: str = ""
 
     def __post_init__(self) -> None:
         self.memory_limit_bytes()  # refuse a malformed limit when the config is read
+        if self.threads < 0:
+            raise ConfigError(f"engine.threads must be >= 0 (0 = every core), got {self.threads}")
+
+    def thread_count(self) -> int:
+        """The threads to run: ``threads`` bounded by this machine's cores, 0 meaning all."""
+        cores = os.cpu_count() or 1
+        return min(self.threads, cores) if self.threads else cores
 
     def memory_limit_bytes(self) -> int:
         """``memory_limit`` in bytes ("1500MB", "2GB", "1.5GiB")."""
@@ -409,6 +420,8 @@ def _coerce(hint: Any, value: Any, source: str, key: str) -> Any:
         raise ConfigError(f"{source}: {key} must be a string, got {value!r}")
     if hint is bool and not isinstance(value, bool):
         raise ConfigError(f"{source}: {key} must be true or false, got {value!r}")
+    if hint is float and not math.isfinite(value):
+        raise ConfigError(f"{source}: {key} must be a finite number, got {value!r}")
     return float(value) if hint is float else value
 
 

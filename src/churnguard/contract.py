@@ -219,8 +219,7 @@ def load_dataset(
     except duckdb.InvalidInputException:
         pass  # Jupyter without ipywidgets: the bar is already off, and DuckDB refuses the SET
     con.execute("SET memory_limit = ?", [engine.memory_limit])
-    if engine.threads:
-        con.execute("SET threads = ?", [engine.threads])
+    con.execute("SET threads = ?", [engine.thread_count()])
     if engine.temp_directory:
         con.execute("SET temp_directory = ?", [engine.temp_directory])
     dataset = Dataset(con=con, tables={})

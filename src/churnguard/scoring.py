@@ -11,9 +11,11 @@ the as-of date (or reads precomputed ones), and writes to the out folder:
 * ``manifest.json``: as-of date, model version and hashes, input hashes, row counts, drift,
   warnings and timings.
 
-Each file appears atomically, the manifest last. The same as-of date, model and data give the
-same bytes in the two data files; only the manifest's timings change. A lock keeps two runs
-from writing the same out folder at once.
+The run is written into a hidden sibling folder and switched in by renaming, so the out folder
+holds one complete run or the previous one, never a mix (a kill between the two renames leaves
+it absent, with the previous run beside it). The same as-of date, model and data give the same
+bytes in the two data files; only the manifest's timings change. A lock on the resolved path
+keeps two runs from writing the same out folder at once.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ from churnguard.config import CONDITION, InterventionConfig, PipelineConfig, con
 from churnguard.contract import Dataset, load_dataset
 from churnguard.errors import ChurnguardError, ConfigError, DataContractError
 from churnguard.features import FeaturePlan, build_features, normalize_as_of, plan_features
-from churnguard.io import atomic_path, listing_sha256, sha256_file, sha256_path
+from churnguard.io import atomic_folder, atomic_path, listing_sha256, sha256_file, sha256_path
 from churnguard.labels import population
 from churnguard.model import ChurnModel
 from churnguard.reasons import TOP, describe, top_drivers
@@ -71,7 +73,11 @@ SCORE_COLUMNS = (
     "customer_value",
     "value_at_risk",
 )
-_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+#: What a run writes; an out folder holding anything else is not replaced.
+RUN_FILES = ("interventions.csv", "scores.parquet", "manifest.json")
+#: First characters that make a spreadsheet read a cell as a formula or break its row,
+#: full-width forms included.
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\n", "＝", "＋", "－", "＠")
 
 Progress = Callable[[str], None]
 
@@ -91,8 +97,7 @@ class ScoreRun:
 
     @property
     def files(self) -> dict[str, Path]:
-        names = ("interventions.csv", "scores.parquet", "manifest.json")
-        return {name: self.out / name for name in names}
+        return {name: self.out / name for name in RUN_FILES}
 
 
 class LockedError(ChurnguardError):
@@ -100,9 +105,25 @@ class LockedError(ChurnguardError):
 
 
 def lock_path(out: Path) -> Path:
-    """The lock of an out folder: a hidden sibling, so a run that fails before writing leaves
-    no out folder behind."""
-    return out.parent / f".{out.name}.churnguard-score.lock"
+    """The lock of an out folder: a hidden sibling of its resolved path (so a symlink to it
+    shares the lock), and a run that fails before writing leaves no out folder behind."""
+    real = Path(out).resolve()
+    return real.parent / f".{real.name}.churnguard-score.lock"
+
+
+def _check_replaceable(out: Path) -> None:
+    """Refuse an out path that is a file, or a folder holding more than a scoring run: a run
+    replaces the whole folder."""
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"{out}: is a file; the out path must be a folder")
+    others = (
+        sorted(p.name for p in out.iterdir() if p.name not in RUN_FILES) if out.is_dir() else []
+    )
+    if others:
+        raise ConfigError(
+            f"{out}: holds {', '.join(others[:3])} besides a scoring run; a run replaces the "
+            "whole folder, so give an empty or new one"
+        )
 
 
 def default_interventions() -> tuple[InterventionConfig, ...]:
@@ -184,54 +205,60 @@ def score(
         run = _Run(
             churn_model, metadata, dataset, plan, trained, config, when, catalogue, features
         )
-        if dataset.engine == "spark":
-            from churnguard.engine import spark
+        target = out.resolve()
+        _check_replaceable(target)
+        with atomic_folder(target) as staging:
+            staging.mkdir()
+            if dataset.engine == "spark":
+                from churnguard.engine import spark
 
-            say("scoring in Spark")
-            result = spark.score(run, table, out / "scores.parquet")
-            lap("score_s")
-        else:
-            result = _score_local(run, table, out / "scores.parquet", say, lap)
-        say("writing")
-        _write_list(result.listed, out / "interventions.csv")
-        warnings = [
-            f"feature {name} drifted: PSI {psi:.3f} against the training data "
-            f"(over {drift.PSI_ALERT})"
-            for name, psi in result.drift["over_threshold"].items()
-        ]
-        for warning in warnings:
-            log.warning(warning)
-        manifest = {
-            "as_of": when.date().isoformat(),
-            "model": {
-                "name": metadata["name"],
-                "version": metadata["version"],
-                "folder": str(folder),
-                "booster_sha256": sha256_file(folder / "booster.txt"),
-                "manifest_sha256": sha256_file(folder / "manifest.json"),
-            },
-            "inputs": {
-                name: {"path": str(info.path), "rows": info.rows, **_digest(info.path)}
-                for name, info in sorted(dataset.tables.items())
-            },
-            "features_file": None if features is None else str(features),
-            "config_fingerprint": config.fingerprint(),
-            "catalogue": "config" if config.interventions else "default",
-            "engine": dataset.engine,
-            "rows": {"scored": result.rows, "listed": len(result.listed)},
-            "risk_tiers": result.tiers,
-            "value_at_risk_total": round(result.value_at_risk, 2),
-            "expected_benefit_total": round(float(result.listed["expected_benefit"].sum()), 2),
-            "outputs": {
-                name: sha256_path(out / name) for name in ("interventions.csv", "scores.parquet")
-            },
-            "drift": result.drift,
-            "warnings": warnings,
-        }
-        lap("write_s")
-        manifest["timings"] = {"started_at": started.isoformat(), **timings}
-        with atomic_path(out / "manifest.json") as tmp:
-            tmp.write_text(json.dumps(manifest, indent=2, default=str) + "\n")
+                say("scoring in Spark")
+                result = spark.score(run, table, staging / "scores.parquet")
+                lap("score_s")
+            else:
+                result = _score_local(run, table, staging / "scores.parquet", say, lap)
+            say("writing")
+            _write_list(result.listed, staging / "interventions.csv")
+            warnings = [
+                f"feature {name} drifted: PSI {psi:.3f} against the training data "
+                f"(over {drift.PSI_ALERT})"
+                for name, psi in result.drift["over_threshold"].items()
+            ]
+            for warning in warnings:
+                log.warning(warning)
+            manifest = {
+                "as_of": when.date().isoformat(),
+                "model": {
+                    "name": metadata["name"],
+                    "version": metadata["version"],
+                    "folder": str(folder),
+                    "booster_sha256": sha256_file(folder / "booster.txt"),
+                    "manifest_sha256": sha256_file(folder / "manifest.json"),
+                },
+                "inputs": {
+                    name: {"path": str(info.path), "rows": info.rows, **_digest(info.path)}
+                    for name, info in sorted(dataset.tables.items())
+                },
+                "features_file": None if features is None else str(features),
+                "config_fingerprint": config.fingerprint(),
+                "catalogue": "config" if config.interventions else "default",
+                "engine": dataset.engine,
+                "rows": {"scored": result.rows, "listed": len(result.listed)},
+                "risk_tiers": result.tiers,
+                "value_at_risk_total": round(result.value_at_risk, 2),
+                "expected_benefit_total": round(float(result.listed["expected_benefit"].sum()), 2),
+                "outputs": {
+                    name: sha256_path(staging / name)
+                    for name in ("interventions.csv", "scores.parquet")
+                },
+                "drift": result.drift,
+                "warnings": warnings,
+            }
+            lap("write_s")
+            manifest["timings"] = {"started_at": started.isoformat(), **timings}
+            (staging / "manifest.json").write_text(
+                json.dumps(manifest, indent=2, default=str) + "\n"
+            )
     finally:
         lock.release()
     return ScoreRun(out=out, interventions=result.listed, manifest=manifest)
@@ -525,12 +552,16 @@ def _write_scores(scores: pd.DataFrame, path: Path) -> None:
 
 
 def _write_list(listed: pd.DataFrame, path: Path) -> None:
-    """The CSV, with text cells a spreadsheet would run as formulas prefixed by a quote."""
+    """The CSV, with text cells a spreadsheet would run as formulas prefixed by a quote.
+
+    Rows end in CRLF, as RFC 4180 has it; the CSV writer then quotes every cell holding a CR or
+    an LF (as well as a comma or a quote), so no reader splits a row on one.
+    """
     safe = listed.copy()
     for column in ("customer_id", "risk_tier", "reason_1", "reason_2", "reason_3", "intervention"):
         safe[column] = [neutralise(v) for v in safe[column].astype(str)]
     with atomic_path(path) as tmp:
-        safe.to_csv(tmp, index=False, lineterminator="\n")
+        safe.to_csv(tmp, index=False, lineterminator="\r\n")
 
 
 def neutralise(cell: str) -> str:

@@ -166,3 +166,57 @@ def test_train_saves_a_model_that_models_list_and_show_find_and_tampering_exits_
     refused = runner.invoke(app, ["models", "show", "--config", str(config)])
     assert refused.exit_code == 3
     assert "sha256 differs from the one recorded at save time" in refused.output
+    listed = runner.invoke(app, ["models", "list", "--config", str(config)])
+    assert listed.exit_code == 0 and "damaged" in listed.output  # the others are still listed
+
+
+def _one_line_error(args: list[str], code: int, message: str) -> None:
+    result = runner.invoke(app, args)
+    assert result.exit_code == code, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], lines
+
+
+def test_generate_refuses_a_folder_that_is_not_empty_unless_forced(tmp_path):
+    out = tmp_path / "d"
+    args = ["generate", "--out", str(out), "--customers", "100", "--format", "csv"]
+    assert runner.invoke(app, args).exit_code == 0
+    (out / "notes.txt").write_text("mine")
+    before = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
+    _one_line_error(
+        ["generate", "--out", str(out), "--customers", "100"], 2, "is not empty (customers.csv"
+    )
+    assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == before
+    forced = runner.invoke(app, ["generate", "--out", str(out), "--customers", "100", "--force"])
+    assert forced.exit_code == 0, forced.output
+    assert not list(out.glob("*.csv")) and (out / "events.parquet").exists()
+    assert (out / "notes.txt").read_text() == "mine"
+
+
+def test_dates_seeds_and_paths_out_of_range_get_one_line(tmp_path):
+    data = tmp_path / "d"
+    runner.invoke(app, ["generate", "--out", str(data), "--customers", "100"])
+    outside = "is outside 1900-01-01 to 2200-01-01"
+    _one_line_error(
+        ["kpis", "--data", str(data), "--from", "0001-01-01", "--to", "2025-01-01"], 2, outside
+    )
+    _one_line_error(
+        ["generate", "--out", str(tmp_path / "g"), "--start", "9999-12-01"], 2, outside
+    )
+    _one_line_error(["generate", "--out", str(tmp_path / "g"), "--seed", "-1"], 2, "seed must be")
+    _one_line_error(
+        ["generate", "--out", str(tmp_path / "g"), "--seed", str(2**32)], 2, "seed must be"
+    )
+    _one_line_error(
+        ["features", "--data", str(data), "--as-of", "0001-01-01", "--out", str(tmp_path / "f")],
+        2,
+        outside,
+    )
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    _one_line_error(
+        ["features", "--data", str(data), "--as-of", "2025-01-01", "--out", f"{blocker}/f.pq"],
+        1,
+        "a-file",
+    )
+    assert not list(tmp_path.glob("g*"))

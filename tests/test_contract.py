@@ -305,3 +305,24 @@ def test_names_from_the_data_are_refused_in_one_line_or_used_as_data(
             assert attribute in written.columns or attribute in shop["customers"].columns
             assert sorted(written[attribute].dropna()) == ["x", "y"][: len(written)]
     assert set(_tree(root)) - set(before) <= {"f.pq"}
+
+
+@pytest.mark.parametrize(
+    "header,message",
+    [
+        ("customer_id,seg,seg", "column 'seg': appears twice; expected each column once"),
+        ("customer_id,,seg", "column 2: expected a column name, got an empty cell"),
+        (
+            'customer_id,"\n",seg',
+            "column '\\n': expected a name without quotes, backticks or control characters",
+        ),
+    ],
+)
+def test_a_header_a_reader_would_rename_is_refused(tmp_path, shop, header, message):
+    folder = write_dataset(tmp_path / "d", **shop)
+    rows = (folder / "customers.csv").read_text().splitlines()[1:]
+    body = "\n".join(",".join(r.split(",")[:1] + ["x", "y"]) for r in rows)
+    (folder / "customers.csv").write_text(header + "\n" + body + "\n")
+    result = runner.invoke(app, ["validate", "--data", str(folder)])
+    assert result.exit_code == 2, result.output
+    assert result.output.strip() == f"error: {folder}/customers.csv, line 1 (header), {message}"

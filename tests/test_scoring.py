@@ -437,3 +437,24 @@ def test_a_run_killed_at_any_moment_leaves_the_previous_run_or_the_new_one(night
     assert (
         json.loads(first)["outputs"] == json.loads((out / "manifest.json").read_text())["outputs"]
     )
+
+
+def test_a_features_file_that_does_not_fit_the_data_is_refused(nightly, tmp_path):
+    built = tmp_path / "features.parquet"
+    data = str(nightly.parent / "data")
+    args = ["features", "--data", data, "--as-of", AS_OF, "--out", str(built)]
+    assert runner.invoke(app, args).exit_code == 0
+    frame = pd.read_parquet(built)
+    frame.iloc[::2].to_parquet(tmp_path / "half.parquet")
+    pd.concat([frame, frame]).to_parquet(tmp_path / "twice.parquet")
+    (tmp_path / "garbage.parquet").write_text("not parquet")
+    for name, message in (
+        ("missing.parquet", "missing.parquet: features file not found"),
+        ("garbage.parquet", "garbage.parquet: cannot be read as Parquet"),
+        ("half.parquet", "half.parquet: lacks"),
+        ("twice.parquet", "twice.parquet: holds"),
+    ):
+        out = tmp_path / f"out-{name}"
+        result = _score(nightly, "--features", str(tmp_path / name), "--out", str(out))
+        assert result.exit_code == 2 and message in result.output, result.output
+        assert not out.exists()

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import logging
 import time
+from collections.abc import Callable
 from enum import Enum, StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -81,6 +83,31 @@ def _fail(exc: ChurnguardError) -> None:
     raise typer.Exit(exc.exit_code)
 
 
+def _one_line(command: Callable[..., None]) -> Callable[..., None]:
+    """Run a command so that every failure ends in one line and an exit code: the error's own
+    code for churnguard's errors (2 bad input, 3 model problem), 1 for anything else, whose
+    traceback ``--verbose`` logs."""
+
+    @functools.wraps(command)
+    def run(*args: Any, **kwargs: Any) -> None:
+        try:
+            command(*args, **kwargs)
+        except ChurnguardError as exc:
+            _fail(exc)
+        except (typer.Exit, typer.Abort):
+            raise
+        except Exception as exc:
+            log.info("%s failed", command.__name__, exc_info=True)
+            err.print(
+                f"[bold red]error:[/] {escape(type(exc).__name__)}: {_shown(exc)}",
+                highlight=False,
+                soft_wrap=True,
+            )
+            raise typer.Exit(1) from None
+
+    return run
+
+
 def _load(cfg: PipelineConfig) -> Dataset:
     return load_dataset(cfg.data, definition=cfg.churn.definition, engine=cfg.engine)
 
@@ -104,16 +131,14 @@ class _PrintableFormatter(logging.Formatter):
 
 
 @app.command()
+@_one_line
 def validate(config: ConfigOption = None, data: DataOption = None) -> None:
     """Check a dataset against the data contract and print a summary.
 
     Exit code 2 and one line naming file, line/row and column on the first problem.
     """
-    try:
-        cfg = _config(config, **{"data.path": data})
-        summary = _load(cfg).summary()
-    except ChurnguardError as exc:
-        _fail(exc)
+    cfg = _config(config, **{"data.path": data})
+    summary = _load(cfg).summary()
     table = Table(title=f"{_shown(cfg.data.path)}: valid", show_header=False)
     for key, value in summary.items():
         if isinstance(value, dict):
@@ -125,6 +150,7 @@ def validate(config: ConfigOption = None, data: DataOption = None) -> None:
 
 
 @app.command()
+@_one_line
 def generate(
     out_dir: Annotated[Path, typer.Option("--out", "-o", help="Folder to write the tables to.")],
     customers: Annotated[int, typer.Option(help="Number of customers.", min=1)] = 5_000,
@@ -132,16 +158,19 @@ def generate(
     seed: Annotated[int, typer.Option(help="Random seed; same seed, same files.")] = 0,
     start: Annotated[str, typer.Option(help="First simulated day.")] = "2024-01-01",
     fmt: Annotated[str, typer.Option("--format", help="parquet or csv.")] = "parquet",
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace the tables in a folder that is not empty.")
+    ] = False,
 ) -> None:
-    """Simulate a subscription business whose churn is caused by behaviour."""
-    try:
-        first = normalize_as_of([start])[0].date()
-        began = time.perf_counter()
-        summary = generate_data(
-            out_dir, customers=customers, days=days, seed=seed, start=first, fmt=fmt
-        )  # type: ignore[arg-type]
-    except ChurnguardError as exc:
-        _fail(exc)
+    """Simulate a subscription business whose churn is caused by behaviour.
+
+    Refuses a folder that is not empty unless --force.
+    """
+    first = normalize_as_of([start])[0].date()
+    began = time.perf_counter()
+    summary = generate_data(
+        out_dir, customers=customers, days=days, seed=seed, start=first, fmt=fmt, force=force
+    )  # type: ignore[arg-type]
     out.print(
         f"wrote {summary.customers:,} customers, {summary.events:,} events "
         f"({summary.churned:,} churned) from {summary.start} to {summary.end} "
@@ -150,6 +179,7 @@ def generate(
 
 
 @app.command()
+@_one_line
 def features(
     as_of: Annotated[
         list[str],
@@ -164,17 +194,12 @@ def features(
     engine: EngineOption = None,
 ) -> None:
     """Build point-in-time features for one or more as-of dates in one pass."""
-    try:
-        cfg = _config(config, **{"data.path": data, "engine.name": engine})
-        dates = normalize_as_of(as_of)
-        dataset = _load(cfg)
-        plan = plan_features(
-            dataset, config=cfg.features, activity_events=cfg.churn.activity_events
-        )
-        began = time.perf_counter()
-        rows = write_features(dataset, out_file, as_of=dates, plan=plan, engine=cfg.engine)
-    except ChurnguardError as exc:
-        _fail(exc)
+    cfg = _config(config, **{"data.path": data, "engine.name": engine})
+    dates = normalize_as_of(as_of)
+    dataset = _load(cfg)
+    plan = plan_features(dataset, config=cfg.features, activity_events=cfg.churn.activity_events)
+    began = time.perf_counter()
+    rows = write_features(dataset, out_file, as_of=dates, plan=plan, engine=cfg.engine)
     out.print(
         f"wrote {rows:,} rows x {len(plan.specs)} features for {len(dates)} as-of date(s) "
         f"to {_shown(out_file)} in {time.perf_counter() - began:.1f}s"
@@ -186,6 +211,7 @@ app.add_typer(models_app, name="models")
 
 
 @app.command()
+@_one_line
 def train(
     config: ConfigOption = None,
     data: DataOption = None,
@@ -204,12 +230,9 @@ def train(
     The bundle (booster, calibrator, baseline, metadata, report.html) goes to
     <registry>/<name>/<version>/ and <name>/latest points at it.
     """
-    try:
-        cfg = _config(config, **{"data.path": data, "engine.name": engine})
-        with err.status("starting") as status:
-            run = training.train(cfg, tune_params=tune, progress=status.update)
-    except ChurnguardError as exc:
-        _fail(exc)
+    cfg = _config(config, **{"data.path": data, "engine.name": engine})
+    with err.status("starting") as status:
+        run = training.train(cfg, tune_params=tune, progress=status.update)
     table = _facts_table(f"trained {cfg.model.name} {run.folder.name}")
     where = (
         f"over {len(run.split.train)} snapshots"
@@ -269,6 +292,7 @@ def _metric_rows(table: Table, ev: Evaluation) -> None:
 
 
 @app.command()
+@_one_line
 def evaluate(
     as_of: Annotated[str, typer.Option("--as-of", help="As-of date to backtest at.")],
     model: Annotated[
@@ -286,13 +310,10 @@ def evaluate(
 
     Uses the churn definition, features and campaign the model was trained with.
     """
-    try:
-        cfg = _config(config, **{"data.path": data})
-        folder = _model_folder(model, cfg)
-        with err.status("scoring and evaluating"):
-            backtest = training.evaluate(folder, cfg.data.path, as_of=as_of, out=out_dir)
-    except ChurnguardError as exc:
-        _fail(exc)
+    cfg = _config(config, **{"data.path": data})
+    folder = _model_folder(model, cfg)
+    with err.status("scoring and evaluating"):
+        backtest = training.evaluate(folder, cfg.data.path, as_of=as_of, out=out_dir)
     table = _facts_table(f"{folder.name} at {backtest.as_of.date()}: {backtest.rows:,} customers")
     table.add_row("churn rate", f"{backtest.evaluation.metrics['model']['churn_rate']:.1%}")
     _metric_rows(table, backtest.evaluation)
@@ -307,17 +328,15 @@ def _model_folder(model: str, cfg: PipelineConfig) -> Path:
 
 
 @models_app.command("list")
+@_one_line
 def models_list(config: ConfigOption = None) -> None:
     """Saved versions of the config's model, oldest first; latest is marked."""
-    try:
-        cfg = _config(config)
-        versions = list_versions(cfg.model.registry, cfg.model.name)
-        if not versions:
-            out.print(f"no saved versions of {cfg.model.name} in {_shown(cfg.model.registry)}")
-            return
-        latest = resolve(cfg.model.registry, cfg.model.name).name
-    except ChurnguardError as exc:
-        _fail(exc)
+    cfg = _config(config)
+    versions = list_versions(cfg.model.registry, cfg.model.name)
+    if not versions:
+        out.print(f"no saved versions of {cfg.model.name} in {_shown(cfg.model.registry)}")
+        return
+    latest = resolve(cfg.model.registry, cfg.model.name).name
     table = Table("version", "ROC-AUC", "validation", "latest")
     for version in versions:
         mark = "*" if version == latest else ""
@@ -337,21 +356,20 @@ def models_list(config: ConfigOption = None) -> None:
 
 
 @models_app.command("show")
+@_one_line
 def models_show(
     version: Annotated[str, typer.Argument(help="A version, or latest.")] = "latest",
     config: ConfigOption = None,
 ) -> None:
     """Verify a saved model's files and print its metadata."""
-    try:
-        cfg = _config(config)
-        meta = read_metadata(resolve(cfg.model.registry, cfg.model.name, version))
-    except ChurnguardError as exc:
-        _fail(exc)
+    cfg = _config(config)
+    meta = read_metadata(resolve(cfg.model.registry, cfg.model.name, version))
     meta["features"] = [f["name"] for f in meta["features"]]
     out.print_json(data=meta)
 
 
 @app.command()
+@_one_line
 def score(
     as_of: Annotated[str, typer.Option("--as-of", help="Score the customers as of this date.")],
     config: ConfigOption = None,
@@ -378,32 +396,22 @@ def score(
     Writes interventions.csv, scores.parquet and manifest.json to the out folder. Exit codes:
     0 done, 2 bad input, 3 model problem (hashes, schema), 1 anything else.
     """
-    try:
-        cfg = _config(config, **{"data.path": data, "engine.name": engine})
-        day = normalize_as_of([as_of])[0].date().isoformat()
-        folder = Path((out_dir or cfg.score.out).replace("{as_of}", day))
-        bundle = _model_folder(model, cfg)
-        if quiet:
-            run = scoring.score(cfg, as_of=as_of, out=folder, model=bundle, features=features_file)
-        else:
-            with err.status("starting") as status:
-                run = scoring.score(
-                    cfg,
-                    as_of=as_of,
-                    out=folder,
-                    model=bundle,
-                    features=features_file,
-                    progress=status.update,
-                )
-    except ChurnguardError as exc:
-        _fail(exc)
-    except Exception as exc:  # an unattended run needs one line and exit 1, not a traceback
-        err.print(
-            f"[bold red]error:[/] {escape(type(exc).__name__)}: {_shown(exc)}",
-            highlight=False,
-            soft_wrap=True,
-        )
-        raise typer.Exit(1) from None
+    cfg = _config(config, **{"data.path": data, "engine.name": engine})
+    day = normalize_as_of([as_of])[0].date().isoformat()
+    folder = Path((out_dir or cfg.score.out).replace("{as_of}", day))
+    bundle = _model_folder(model, cfg)
+    if quiet:
+        run = scoring.score(cfg, as_of=as_of, out=folder, model=bundle, features=features_file)
+    else:
+        with err.status("starting") as status:
+            run = scoring.score(
+                cfg,
+                as_of=as_of,
+                out=folder,
+                model=bundle,
+                features=features_file,
+                progress=status.update,
+            )
     if quiet:  # cron: nothing on stdout, warnings (drift) one line each on stderr
         for warning in run.manifest["warnings"]:
             err.print(f"warning: {_shown(warning)}", highlight=False, soft_wrap=True)
@@ -444,6 +452,7 @@ def _print_score(run: scoring.ScoreRun) -> None:
 
 
 @app.command()
+@_one_line
 def kpis(
     start: Annotated[str, typer.Option("--from", help="First day of the period.")],
     end: Annotated[str, typer.Option("--to", help="Day after the period (exclusive).")],
@@ -455,19 +464,13 @@ def kpis(
     ] = None,
 ) -> None:
     """Retention KPIs for a period and per month or quarter, plus cohort retention."""
-    try:
-        cfg = _config(config, **{"data.path": data})
-        dataset = _load(cfg)
-        report = compute_kpis(dataset, start=start, end=end, churn=cfg.churn, freq=freq)  # type: ignore[arg-type]
-        cohorts = None
-        if (
-            cfg.churn.definition != "labels"
-            and "signup_date" in dataset.tables["customers"].columns
-        ):
-            cohorts = cohort_retention(dataset, churn=cfg.churn, until=end)
-        files = write_kpis(report, cohorts, out_dir) if out_dir else {}
-    except ChurnguardError as exc:
-        _fail(exc)
+    cfg = _config(config, **{"data.path": data})
+    dataset = _load(cfg)
+    report = compute_kpis(dataset, start=start, end=end, churn=cfg.churn, freq=freq)  # type: ignore[arg-type]
+    cohorts = None
+    if cfg.churn.definition != "labels" and "signup_date" in dataset.tables["customers"].columns:
+        cohorts = cohort_retention(dataset, churn=cfg.churn, until=end)
+    files = write_kpis(report, cohorts, out_dir) if out_dir else {}
     _print_kpis(report)
     for name, path in files.items():
         out.print(f"wrote {name}: {_shown(path)}", highlight=False)
@@ -493,6 +496,7 @@ def _print_kpis(report: KpiReport) -> None:
 
 
 @app.command()
+@_one_line
 def demo(
     out_dir: Annotated[
         Path, typer.Option("--out", "-o", help="Folder for everything written.")
@@ -506,91 +510,88 @@ def demo(
     and kpis/. pipelines/nightly.toml then scores the same data with the same model.
     """
     began = time.perf_counter()
-    try:
-        data_dir = out_dir / "data"
-        summary = generate_data(data_dir, customers=customers, days=730, seed=seed)
-        _step(1, "data", f"{summary.customers:,} customers, {summary.events:,} events", data_dir)
-        end = dt.datetime.combine(summary.end, dt.time())
-        cfg = _config(
-            None,
-            **{
-                "data.path": data_dir,
-                "churn.definition": "subscription",
-                "model.registry": out_dir / "models",
-            },
+    data_dir = out_dir / "data"
+    summary = generate_data(data_dir, customers=customers, days=730, seed=seed, force=True)
+    _step(1, "data", f"{summary.customers:,} customers, {summary.events:,} events", data_dir)
+    end = dt.datetime.combine(summary.end, dt.time())
+    cfg = _config(
+        None,
+        **{
+            "data.path": data_dir,
+            "churn.definition": "subscription",
+            "model.registry": out_dir / "models",
+        },
+    )
+    dataset = _load(cfg)
+    # backtest on the last as-of date whose label window the data covers; train before it
+    window_end = label_window_end(dataset, churn=cfg.churn)
+    backtest_day = dt.datetime.combine(window_end.date(), dt.time())
+    cfg = dataclasses.replace(
+        cfg,
+        train=dataclasses.replace(
+            cfg.train,
+            start=str(summary.start + dt.timedelta(days=182)),
+            end=str((backtest_day - dt.timedelta(days=30)).date()),
+        ),
+    )
+    rows = sum(t.rows for t in dataset.tables.values())
+    _step(2, "validate", f"{rows:,} rows pass the data contract")
+    with err.status("training"):
+        run = training.train(cfg, dataset=dataset)
+    m = run.evaluation.metrics
+    _step(
+        3,
+        "train",
+        f"{run.train_rows:,} rows over {len(run.split.train)} monthly snapshots; out of time "
+        f"at {run.split.validation[0].date()}: ROC-AUC {m['model']['roc_auc_score']:.3f} "
+        f"(baseline {m['baseline']['roc_auc_score']:.3f}, true hazard "
+        f"{m['true_hazard']['roc_auc_score']:.3f}), calibration error "
+        f"{m['model']['expected_calibration_error']:.3f}",
+        run.report,
+    )
+    with err.status("backtesting"):
+        backtest = training.evaluate(
+            run.folder, dataset, as_of=backtest_day, out=out_dir / "evaluation"
         )
-        dataset = _load(cfg)
-        # backtest on the last as-of date whose label window the data covers; train before it
-        window_end = label_window_end(dataset, churn=cfg.churn)
-        backtest_day = dt.datetime.combine(window_end.date(), dt.time())
-        cfg = dataclasses.replace(
-            cfg,
-            train=dataclasses.replace(
-                cfg.train,
-                start=str(summary.start + dt.timedelta(days=182)),
-                end=str((backtest_day - dt.timedelta(days=30)).date()),
+    b, ranking = backtest.evaluation.metrics["model"], backtest.evaluation.ranking or {}
+    _step(
+        4,
+        "evaluate",
+        f"backtest at {backtest_day.date()}: ROC-AUC {b['roc_auc_score']:.3f}; with a budget "
+        f"of {ranking.get('budget', 0):,.0f}, ranking by expected benefit saves "
+        f"{ranking.get('by_expected_benefit', 0):,.0f} against "
+        f"{ranking.get('by_probability', 0):,.0f} by churn probability",
+        backtest.report,
+    )
+    tonight = end  # the first day after the data: tonight's run
+    with err.status("scoring"):
+        scored = scoring.score(
+            _config(
+                None,
+                **{
+                    "data.path": data_dir,
+                    "model.registry": out_dir / "models",
+                    "score.top_n": 500,
+                },
             ),
+            as_of=tonight,
+            out=out_dir / "scores" / str(tonight.date()),
+            model=run.folder,
         )
-        rows = sum(t.rows for t in dataset.tables.values())
-        _step(2, "validate", f"{rows:,} rows pass the data contract")
-        with err.status("training"):
-            run = training.train(cfg, dataset=dataset)
-        m = run.evaluation.metrics
-        _step(
-            3,
-            "train",
-            f"{run.train_rows:,} rows over {len(run.split.train)} monthly snapshots; out of time "
-            f"at {run.split.validation[0].date()}: ROC-AUC {m['model']['roc_auc_score']:.3f} "
-            f"(baseline {m['baseline']['roc_auc_score']:.3f}, true hazard "
-            f"{m['true_hazard']['roc_auc_score']:.3f}), calibration error "
-            f"{m['model']['expected_calibration_error']:.3f}",
-            run.report,
-        )
-        with err.status("backtesting"):
-            backtest = training.evaluate(
-                run.folder, dataset, as_of=backtest_day, out=out_dir / "evaluation"
-            )
-        b, ranking = backtest.evaluation.metrics["model"], backtest.evaluation.ranking or {}
-        _step(
-            4,
-            "evaluate",
-            f"backtest at {backtest_day.date()}: ROC-AUC {b['roc_auc_score']:.3f}; with a budget "
-            f"of {ranking.get('budget', 0):,.0f}, ranking by expected benefit saves "
-            f"{ranking.get('by_expected_benefit', 0):,.0f} against "
-            f"{ranking.get('by_probability', 0):,.0f} by churn probability",
-            backtest.report,
-        )
-        tonight = end  # the first day after the data: tonight's run
-        with err.status("scoring"):
-            scored = scoring.score(
-                _config(
-                    None,
-                    **{
-                        "data.path": data_dir,
-                        "model.registry": out_dir / "models",
-                        "score.top_n": 500,
-                    },
-                ),
-                as_of=tonight,
-                out=out_dir / "scores" / str(tonight.date()),
-                model=run.folder,
-            )
-        listed = scored.manifest["rows"]["listed"]
-        _step(
-            5,
-            "score",
-            f"{scored.manifest['rows']['scored']:,} customers as of {tonight.date()}, "
-            f"value at risk {scored.manifest['value_at_risk_total']:,.0f}; {listed:,} listed",
-            scored.files["interventions.csv"],
-        )
-        last = dt.date(end.year, end.month, 1)
-        report = compute_kpis(
-            dataset, start=dt.date(last.year - 1, last.month, 1), end=last, churn=cfg.churn
-        )
-        cohorts = cohort_retention(dataset, churn=cfg.churn, until=last)
-        files = write_kpis(report, cohorts, out_dir / "kpis")
-    except ChurnguardError as exc:
-        _fail(exc)
+    listed = scored.manifest["rows"]["listed"]
+    _step(
+        5,
+        "score",
+        f"{scored.manifest['rows']['scored']:,} customers as of {tonight.date()}, "
+        f"value at risk {scored.manifest['value_at_risk_total']:,.0f}; {listed:,} listed",
+        scored.files["interventions.csv"],
+    )
+    last = dt.date(end.year, end.month, 1)
+    report = compute_kpis(
+        dataset, start=dt.date(last.year - 1, last.month, 1), end=last, churn=cfg.churn
+    )
+    cohorts = cohort_retention(dataset, churn=cfg.churn, until=last)
+    files = write_kpis(report, cohorts, out_dir / "kpis")
     _step(6, "KPIs", "over the last 12 months", out_dir / "kpis")
     _print_kpis(report)
     _print_score(scored)

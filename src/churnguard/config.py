@@ -36,6 +36,8 @@ from churnguard.io import is_safe_name
 
 ChurnDefinition = Literal["inactivity", "subscription", "labels"]
 
+#: The largest seed: LightGBM takes a signed 32-bit one.
+MAX_SEED = 2**31 - 1
 #: Column names that look like the outcome; refused as features unless allowed by name.
 LEAKY_NAME_PARTS: tuple[str, ...] = (
     "churn",
@@ -141,6 +143,8 @@ class TrainConfig:
     tune_seconds: int = 300
 
     def __post_init__(self) -> None:
+        if not 0 <= self.seed <= MAX_SEED:
+            raise ConfigError(f"train.seed must be between 0 and {MAX_SEED}, got {self.seed}")
         if self.every_days < 1:
             raise ConfigError(f"train.every_days must be at least 1, got {self.every_days}")
         if self.validation_snapshots < 1:

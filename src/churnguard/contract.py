@@ -21,11 +21,12 @@ attributes whose every value is a number become DOUBLE, all others VARCHAR.
 from __future__ import annotations
 
 import codecs
+import csv
 import hashlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import duckdb
 import ibis
@@ -291,6 +292,55 @@ def check_column_names(path: Path, columns: list[str], *, header: bool) -> None:
             )
 
 
+def csv_header(path: Path, dialect: dict[str, Any] | None = None) -> list[str]:
+    """The names in a CSV file's first record, as written (``dialect``: :mod:`csv` options)."""
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as handle:
+            return next(csv.reader(handle, **(dialect or {})), [])
+    except (csv.Error, UnicodeDecodeError) as exc:
+        raise DataContractError(f"{path}, line 1 (header): cannot be read: {exc}") from None
+
+
+def check_header(path: Path, header: list[str], columns: list[str]) -> None:
+    """Refuse a header the engine read differently from how it is written: a name that is
+    empty, repeated or holds control characters gets renamed (``column4``, ``timestamp_1``)
+    by CSV readers, and the renamed column would be used without a word."""
+    if header == columns:
+        return
+    check_column_names(path, header, header=True)
+    for position, name in enumerate(header, start=1):
+        if not name.strip():
+            raise DataContractError(
+                f"{path}, line 1 (header), column {position}: expected a column name, got "
+                f"{'an empty cell' if not name else repr(name)}"
+            )
+        if header.index(name) < position - 1:
+            raise DataContractError(
+                f"{path}, line 1 (header), column {name!r}: appears twice; expected each "
+                "column once"
+            )
+    raise DataContractError(
+        f"{path}, line 1 (header): read as {', '.join(columns)}, but written as "
+        f"{', '.join(map(repr, header))}"
+    )
+
+
+def _dialect(con: duckdb.DuckDBPyConnection, path: Path) -> dict[str, Any]:
+    """The :mod:`csv` options matching the delimiter, quote and escape DuckDB found."""
+    row = execute_one(
+        con, "SELECT Delimiter, Quote, Escape FROM sniff_csv(?)", [str(path)]
+    ).fetchone()
+    delimiter, quote, escape = (None if v in (None, "(empty)", "") else v for v in row)
+    options: dict[str, Any] = {"delimiter": delimiter or ","}
+    if quote is None:
+        options["quoting"] = csv.QUOTE_NONE
+    else:
+        options["quotechar"] = quote
+    if escape is not None and escape != quote:
+        options["escapechar"] = escape
+    return options
+
+
 def ident(name: str, quote: str = '"') -> str:
     """``name`` as a quoted SQL identifier, its quote characters doubled: safe whatever it holds.
 
@@ -343,6 +393,8 @@ class _Reader:
             raise DataContractError(
                 f"{path}: cannot be read as {self.format.upper()}: {_first_line(exc)}"
             ) from None
+        if self.format == "csv":
+            check_header(path, csv_header(path, _dialect(con, path)), self.columns)
         check_column_names(path, self.columns, header=self.format == "csv")
 
     def where(self, row: int) -> str:

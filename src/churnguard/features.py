@@ -206,8 +206,14 @@ def _between(table: ir.Table, low: str | None, high: str | None) -> ir.Table:
     return table
 
 
+#: The dates churnguard accepts: far enough from the calendar's ends that a window or a horizon
+#: of any length in years still fits, wide enough for any business's history.
+FIRST_DATE, LAST_DATE = dt.datetime(1900, 1, 1), dt.datetime(2200, 1, 1)
+
+
 def normalize_as_of(as_of: Iterable[dt.date | dt.datetime | str]) -> list[dt.datetime]:
-    """Sorted, distinct as-of dates as midnight datetimes; refuses times of day and no dates."""
+    """Sorted, distinct as-of dates as midnight datetimes; refuses times of day, dates outside
+    :data:`FIRST_DATE` to :data:`LAST_DATE`, and no dates."""
     out = set()
     for value in as_of:
         if isinstance(value, str):
@@ -228,6 +234,11 @@ def normalize_as_of(as_of: Iterable[dt.date | dt.datetime | str]) -> list[dt.dat
             raise ConfigError(f"as-of date {value!r} is not a date")
     if not out:
         raise ConfigError("at least one as-of date is needed")
+    outside = [d for d in out if not FIRST_DATE <= d < LAST_DATE]
+    if outside:
+        raise ConfigError(
+            f"date {min(outside).date()} is outside {FIRST_DATE.date()} to {LAST_DATE.date()}"
+        )
     return sorted(out)
 
 

@@ -43,7 +43,14 @@ from churnguard.config import CONDITION, InterventionConfig, PipelineConfig, con
 from churnguard.contract import Dataset, load_dataset
 from churnguard.errors import ChurnguardError, ConfigError, DataContractError
 from churnguard.features import FeaturePlan, build_features, normalize_as_of, plan_features
-from churnguard.io import atomic_folder, atomic_path, listing_sha256, sha256_file, sha256_path
+from churnguard.io import (
+    atomic_folder,
+    atomic_path,
+    data_files,
+    listing_sha256,
+    sha256_file,
+    sha256_path,
+)
 from churnguard.labels import population
 from churnguard.model import ChurnModel
 from churnguard.reasons import TOP, describe, top_drivers
@@ -280,6 +287,7 @@ def _features(
         check_schema(model, list(plan.specs), where=str(dataset.tables["customers"].path))
         table = build_features(dataset, as_of=[when], config=trained.features, plan=plan)
     else:
+        _check_parquet(precomputed)
         # A folder is a feature table written by Spark: its Parquet parts.
         source = precomputed / "*.parquet" if precomputed.is_dir() else precomputed
         table = dataset.backend.read_parquet(source)
@@ -287,8 +295,45 @@ def _features(
         check_schema(model, present, where=str(precomputed))
         table = table.filter(table.as_of == when)
     who = population(dataset, as_of=when, churn=trained.churn)
+    if precomputed is not None:
+        _check_covers(table, who, precomputed, when)
     names = ["customer_id", *[s.name for s in model.features]]
     return table.semi_join(who, "customer_id").select(names).order_by("customer_id")
+
+
+def _check_parquet(path: Path) -> None:
+    """Refuse a features file that is missing or is not Parquet, in one line."""
+    if not path.exists():
+        raise DataContractError(f"{path}: features file not found")
+    try:
+        for part in data_files(path)[:1] or [path]:
+            pq.read_schema(part)
+    except (OSError, pa.ArrowException) as exc:
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DataContractError(f"{path}: cannot be read as Parquet: {detail}") from None
+
+
+def _check_covers(table: ir.Table, who: ir.Table, path: Path, when: dt.datetime) -> None:
+    """Refuse precomputed features that do not hold each customer of the population at
+    ``when`` exactly once: a file of another dataset, date or population would score some
+    customers twice or leave some out without a word."""
+    scored = who.select("customer_id").semi_join(table, "customer_id")
+    rows = table.semi_join(who, "customer_id")
+    counts = rows.aggregate(rows=rows.count(), customers=rows.customer_id.nunique())
+    found = counts.to_pandas().iloc[0]
+    population_size, covered = (int(t.count().execute()) for t in (who, scored))
+    day = when.date()
+    if int(found["rows"]) != int(found["customers"]):
+        raise DataContractError(
+            f"{path}: holds {int(found['rows']) - int(found['customers']):,} repeated customer "
+            f"rows at {day}; rebuild it with churnguard features --as-of {day}"
+        )
+    if covered < population_size:
+        raise DataContractError(
+            f"{path}: lacks {population_size - covered:,} of the {population_size:,} customers "
+            f"in the population at {day}; rebuild it from this dataset with churnguard "
+            f"features --as-of {day}"
+        )
 
 
 @dataclass(frozen=True)

@@ -41,7 +41,9 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from churnguard.config import MAX_SEED
 from churnguard.errors import ConfigError
+from churnguard.features import normalize_as_of
 
 CHUNK_CUSTOMERS = 20_000
 PLANS = ("basic", "standard", "premium")
@@ -111,6 +113,22 @@ class GenerationSummary:
     files: dict[str, Path]
 
 
+def _clear(out: Path, *, force: bool) -> None:
+    """Refuse to write into a folder that holds anything, unless ``force``; then remove the
+    tables a dataset there may hold in either format, so none is left beside the new ones."""
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"{out}: is a file; --out must be a folder")
+    present = sorted(p.name for p in out.iterdir()) if out.is_dir() else []
+    if present and not force:
+        raise ConfigError(
+            f"{out}: is not empty ({', '.join(present[:3])}{', …' if len(present) > 3 else ''}); "
+            "choose a new folder, or pass --force to replace the tables in it"
+        )
+    for name in SCHEMAS:
+        for ext in ("csv", "parquet"):
+            (out / f"{name}.{ext}").unlink(missing_ok=True)
+
+
 def generate(
     out: Path | str,
     *,
@@ -120,6 +138,7 @@ def generate(
     start: dt.date = dt.date(2024, 1, 1),
     fmt: Literal["parquet", "csv"] = "parquet",
     label_horizon_days: int = 30,
+    force: bool = False,
 ) -> GenerationSummary:
     """Simulate ``customers`` customers over ``days`` days from ``start`` and write the tables.
 
@@ -135,7 +154,11 @@ def generate(
         )
     if fmt not in ("parquet", "csv"):
         raise ConfigError(f"format must be parquet or csv, got {fmt!r}")
+    if not 0 <= seed <= MAX_SEED:
+        raise ConfigError(f"seed must be between 0 and {MAX_SEED}, got {seed}")
+    normalize_as_of([start, start + dt.timedelta(days=days + label_horizon_days)])
     out = Path(out)
+    _clear(out, force=force)
     out.mkdir(parents=True, exist_ok=True)
     files = {name: out / f"{name}.{fmt}" for name in SCHEMAS}
     writers = {name: _TableWriter(path, SCHEMAS[name], fmt) for name, path in files.items()}

@@ -49,6 +49,8 @@ from churnguard.contract import (
     _check_utf8,
     cell_error,
     check_column_names,
+    check_header,
+    csv_header,
     file_format,
     ident,
     missing_columns,
@@ -188,6 +190,9 @@ class _Raw:
             frame = spark.read.parquet(str(path))
             where = ["_metadata.file_path AS _cg_file", "_metadata.row_index AS _cg_row"]
         self.columns = list(frame.columns)
+        if self.format == "csv":
+            first = data_files(path)[0]
+            check_header(first, csv_header(first, {"escapechar": "\\"}), self.columns)
         check_column_names(path, self.columns, header=self.format == "csv")
         self.types = dict(frame.dtypes)
         self.frame = frame.selectExpr("*", *where)

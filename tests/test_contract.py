@@ -159,6 +159,13 @@ CASES = {
         "{d}/customers.csv, line 2: expected UTF-8 text, got byte 0xe9; re-export the file "
         "as UTF-8",
     ),
+    "a number too large to sum": (
+        _set("subscriptions", 1, "mrr", "1e308"),
+        None,
+        "csv",
+        "{d}/subscriptions.csv, line 3, column 'mrr': expected a number of at most 1e+15 in size, "
+        "got '1e308'",
+    ),
     "SQL in a column name": (
         lambda t: t["customers"].insert(1, _INJECTION, "x"),
         None,

@@ -221,11 +221,11 @@ import random, sys
 import numpy as np
 from churnguard.registry import read_booster
 text, names = open(sys.argv[1]).read(), sys.argv[2].split(",")
-rng = random.Random(5)
+rng = random.Random(int(sys.argv[3]))
 rows = np.random.default_rng(0).normal(size=(50, len(names)))
 rows[:, 1] = np.arange(50) % 5  # category codes, one never seen in training
 loaded = refused = 0
-for _ in range(400):
+for _ in range(int(sys.argv[4])):
     lines = text.splitlines(keepends=True)
     i = rng.randrange(len(lines))
     tokens = lines[i].split(" ")
@@ -234,6 +234,9 @@ for _ in range(400):
     lines[i] = " ".join(tokens)
     if rng.random() < 0.2:
         del lines[rng.randrange(len(lines))]
+    if rng.random() < 0.2:
+        k = rng.randrange(len(lines))
+        lines.insert(rng.randrange(len(lines)), lines[k])
     try:
         booster = read_booster("".join(lines), names)
     except Exception:
@@ -253,13 +256,14 @@ def test_random_damage_to_a_booster_never_crashes_the_process(tmp_path):
     frame["b"] = pd.Categorical(rng.choice(list("wxyz"), 3000))
     label = ((frame["a"] > 0) ^ (frame["b"] == "x")).astype(int)
     params = {"objective": "binary", "verbose": -1, "max_cat_to_onehot": 2, "num_leaves": 7}
+    params |= {"deterministic": True, "num_threads": 1, "seed": 1}
     booster = lgb.train(params, lgb.Dataset(frame, label), 10)
     source = tmp_path / "booster.txt"
     booster.save_model(source)
     script = tmp_path / "fuzz.py"
     script.write_text(_FUZZ)
     done = subprocess.run(
-        [sys.executable, str(script), str(source), ",".join(names)],
+        [sys.executable, str(script), str(source), ",".join(names), "5", "400"],
         capture_output=True,
         text=True,
         timeout=300,

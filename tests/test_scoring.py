@@ -458,3 +458,18 @@ def test_a_features_file_that_does_not_fit_the_data_is_refused(nightly, tmp_path
         result = _score(nightly, "--features", str(tmp_path / name), "--out", str(out))
         assert result.exit_code == 2 and message in result.output, result.output
         assert not out.exists()
+
+
+def test_a_condition_on_a_misspelt_feature_is_refused(nightly, tmp_path):
+    config = tmp_path / "typo.toml"
+    config.write_text(
+        nightly.read_text()
+        + '[[interventions]]\nname = "onboarding help"\ncost = 10\nsuccess_rate = 0.2\n'
+        + 'when = ["tenure_day < 90"]\n'
+    )
+    result = _score(config, "--out", str(tmp_path / "out"))
+    assert result.exit_code == 2, result.output
+    assert (
+        "condition 'tenure_day < 90' is on 'tenure_day', which is not a feature" in result.output
+    )
+    assert not (tmp_path / "out").exists()

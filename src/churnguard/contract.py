@@ -23,6 +23,7 @@ from __future__ import annotations
 import codecs
 import csv
 import hashlib
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +43,8 @@ FORMATS: tuple[str, ...] = (".parquet", ".csv")
 # A UTC offset or Z after a time of day: '2025-01-01T08:00:00+02:00', '08:00Z', '08:00 +0200'.
 _TZ_SUFFIX = r"[0-9]{2}:[0-9]{2}(:[0-9]{2}([.][0-9]+)?)? ?(Z|[+-][0-9]{2}(:?[0-9]{2})?)$"
 _TRUE = ("1", "true", "t", "yes", "y")
+#: The largest amount, MRR or score taken: sums over millions of rows of it stay finite.
+MAX_NUMBER = 1e15
 #: Characters a column name from the data may not hold: quotes, backticks, control characters.
 UNSAFE_NAME = re.compile(r'["`\x00-\x1f\x7f-\x9f]')
 _FALSE = ("0", "false", "f", "no", "n")
@@ -258,6 +261,19 @@ def file_format(path: Path) -> Literal["csv", "parquet"]:
     if suffix not in FORMATS:
         raise DataContractError(f"{path}: expected a .csv or .parquet file")
     return "csv" if suffix == ".csv" else "parquet"
+
+
+def number_expected(value: object) -> str:
+    """What a bad number cell should have held: a number, or a smaller one."""
+    try:
+        number = float(str(value).strip())
+    except ValueError:
+        return "a number like 12.5"
+    return (
+        f"a number of at most {MAX_NUMBER:.0e} in size"
+        if math.isfinite(number)
+        else ("a number like 12.5")
+    )
 
 
 def cell_error(path: Path | str, where: str, column: str, expected: str, got: object) -> str:
@@ -560,11 +576,11 @@ def _number_column(reader: _Reader, column: str) -> str:
         expr = f"TRY_CAST(nullif(trim({_text(column)}), '') AS DOUBLE)"
     bad = reader.first_bad_row(
         f"{ident(column)} IS NOT NULL AND nullif(trim({_text(column)}), '') IS NOT NULL "
-        f"AND (({expr}) IS NULL OR NOT isfinite({expr}))",
+        f"AND (({expr}) IS NULL OR NOT isfinite({expr}) OR abs({expr}) > {MAX_NUMBER:.0e})",
         column,
     )
     if bad:
-        raise reader.fail(bad[0], column, "a number like 12.5", bad[1])
+        raise reader.fail(bad[0], column, number_expected(bad[1]), bad[1])
     return expr
 
 

@@ -327,7 +327,7 @@ def write_kpis(report: KpiReport, cohorts: pd.DataFrame | None, out: Path) -> di
     with atomic_path(files["kpis.csv"]) as tmp:
         report.to_frame().to_csv(tmp, index=False)
     with atomic_path(files["kpis.json"]) as tmp:
-        tmp.write_text(json.dumps(report.to_json(), indent=2))
+        tmp.write_text(json.dumps(report.to_json(), indent=2, allow_nan=False))
     if cohorts is not None:
         from churnguard.charts import cohort_heatmap, retention_curve, save_png
 

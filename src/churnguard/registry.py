@@ -249,7 +249,7 @@ def _parsed(folder: Path, name: str, contents: dict[str, bytes], parse: Any) -> 
 #: The ``Tree=<i>`` line opening each tree, the header's list of tree sizes, the line after the
 #: last tree, and the Python package's line of pandas categories.
 _TREE = re.compile(r"^Tree=(\d+)\n", re.MULTILINE)
-_TREE_SIZES = re.compile(r"^tree_sizes=.*\n", re.MULTILINE)
+_KEY = re.compile(r"[a-z_]+")
 _END = "\nend of trees\n"
 _PANDAS = "pandas_categorical:"
 
@@ -268,34 +268,65 @@ def read_booster(text: str, features: list[str]) -> lgb.Booster:
     ValueError
         The text is not a booster over ``features``, or a tree is malformed.
     """
-    header = dict(
-        line.split("=", 1) for line in text[: text.find("\nTree=")].splitlines() if "=" in line
-    )
-    if header.get("max_feature_idx") != str(len(features) - 1):
-        raise ValueError(f"expected a booster over {len(features)} features")
     starts = [m.start() for m in _TREE.finditer(text)]
     end = text.find(_END)
     if not starts or end < starts[-1]:
         raise ValueError("no trees, or no 'end of trees' after them")
+    head = text[: starts[0]].splitlines()
+    if not head or head[0] != "tree":
+        raise ValueError("the text does not start as a LightGBM model")
+    header = _fields(head[1:], "the header")
+    if header.get("max_feature_idx") != str(len(features) - 1):
+        raise ValueError(f"expected a booster over {len(features)} features")
     blocks = [text[a:b] for a, b in zip(starts, [*starts[1:], end + 1], strict=True)]
-    sizes = header.get("tree_sizes", "").split()
+    sizes = header.pop("tree_sizes", "").split()
     if sizes != [str(len(block.encode())) for block in blocks]:
         raise ValueError("the tree sizes in the header do not match the trees")
-    for block in blocks:
-        _check_tree(block, len(features))
-    # Prediction needs the header, the trees and the pandas categories; LightGBM's parser of
-    # the training parameters after the trees crashes on some damage, so they are left out.
+    # LightGBM is handed a text rebuilt from what was checked: the header without the tree
+    # sizes (so trees are parsed one by one, and errors raise), each tree's fields, and the
+    # pandas categories. The training parameters after the trees are left out: LightGBM's
+    # parser of them crashes on some damage, and prediction does not read them.
+    trees = [_check_tree(block, i, len(features)) for i, block in enumerate(blocks)]
     categories = [line for line in text[end:].splitlines() if line.startswith(_PANDAS)]
-    kept = text[: end + len(_END)] + "".join(line + "\n" for line in categories[-1:])
-    booster = lgb.Booster(model_str=_TREE_SIZES.sub("", kept, count=1))
+    kept = "".join(
+        [
+            "tree\n",
+            *(f"{key}={value}\n" for key, value in header.items()),
+            "\n",
+            *(
+                f"Tree={i}\n" + "".join(f"{k}={v}\n" for k, v in tree.items()) + "\n\n"
+                for i, tree in enumerate(trees)
+            ),
+            _END.lstrip("\n"),
+            *(line + "\n" for line in categories[-1:]),
+        ]
+    )
+    booster = lgb.Booster(model_str=kept)
     if booster.num_trees() != len(blocks) or booster.feature_name() != features:
         raise ValueError("the booster's trees or feature names differ from its metadata")
     return booster
 
 
-def _check_tree(block: str, n_features: int) -> None:
-    """Refuse a tree whose arrays or indices would send LightGBM outside them."""
-    fields = dict(line.split("=", 1) for line in block.splitlines()[1:] if "=" in line)
+def _fields(lines: list[str], where: str) -> dict[str, str]:
+    """``key=value`` lines as a dict, refusing any other line, a bad key or a repeated one."""
+    fields: dict[str, str] = {}
+    for line in lines:
+        if not line:
+            continue
+        key, sep, value = line.partition("=")
+        if not sep or not _KEY.fullmatch(key) or key in fields:
+            raise ValueError(f"{where}: unexpected line {line[:40]!r}")
+        fields[key] = value
+    return fields
+
+
+def _check_tree(block: str, index: int, n_features: int) -> dict[str, str]:
+    """The fields of tree ``index``, refusing a tree whose arrays or indices would send
+    LightGBM outside them."""
+    name, *lines = block.splitlines()
+    if name != f"Tree={index}":
+        raise ValueError(f"{name}: expected Tree={index}")
+    fields = _fields(lines, name)
     leaves = int(fields["num_leaves"])
     values = fields["leaf_value"].split()
     if (
@@ -304,29 +335,29 @@ def _check_tree(block: str, n_features: int) -> None:
         or fields.get("is_linear", "0") != "0"
         or not all(math.isfinite(float(v)) for v in values)
     ):
-        raise ValueError(f"{block.splitlines()[0]}: malformed leaves")
+        raise ValueError(f"{name}: malformed leaves")
     if leaves == 1:
-        return
+        return fields
     splits = leaves - 1
     arrays = {
         k: fields[k].split()
         for k in ("split_feature", "threshold", "decision_type", "left_child", "right_child")
     }
     if any(len(v) != splits for v in arrays.values()):
-        raise ValueError(f"{block.splitlines()[0]}: split arrays of the wrong length")
+        raise ValueError(f"{name}: split arrays of the wrong length")
     children = [int(c) for c in arrays["left_child"] + arrays["right_child"]]
     features = [int(f) for f in arrays["split_feature"]]
     thresholds = [float(t) for t in arrays["threshold"]]
     kinds = [int(d) for d in arrays["decision_type"]]
     if not all(0 <= f < n_features for f in features):
-        raise ValueError(f"{block.splitlines()[0]}: a split on a feature out of range")
+        raise ValueError(f"{name}: a split on a feature out of range")
     # A tree: every node but the root and every leaf is a child exactly once, and a node's
     # children come after it (as LightGBM numbers them), so there is no cycle to loop in.
     parents = [*range(splits), *range(splits)]  # children = left ones, then right ones
     if sorted(children) != [*range(-leaves, 0), *range(1, splits)] or any(
         0 <= child <= parent for child, parent in zip(children, parents, strict=True)
     ):
-        raise ValueError(f"{block.splitlines()[0]}: the nodes do not form a tree")
+        raise ValueError(f"{name}: the nodes do not form a tree")
     cats = int(fields.get("num_cat", "0"))
     if cats:
         bounds = [int(b) for b in fields["cat_boundaries"].split()]
@@ -337,10 +368,11 @@ def _check_tree(block: str, n_features: int) -> None:
             or any(b > a for a, b in zip(bounds[1:], bounds, strict=False))
             or bounds[-1] != len(words)
         ):
-            raise ValueError(f"{block.splitlines()[0]}: malformed category sets")
+            raise ValueError(f"{name}: malformed category sets")
     for kind, threshold in zip(kinds, thresholds, strict=True):
         if kind & 1 and not (0 <= threshold < cats and threshold == int(threshold)):
-            raise ValueError(f"{block.splitlines()[0]}: a category split outside its sets")
+            raise ValueError(f"{name}: a category split outside its sets")
+    return fields
 
 
 def check_schema(model: ChurnModel, available: list[FeatureSpec], *, where: str) -> None:

@@ -208,6 +208,7 @@ def score(
             dataset, config=trained.features, activity_events=trained.churn.activity_events
         )
         table = _features(dataset, plan, trained, churn_model, when, features)
+        check_conditions(config.interventions, churn_model)
         catalogue = config.interventions or default_interventions()
         run = _Run(
             churn_model, metadata, dataset, plan, trained, config, when, catalogue, features
@@ -264,7 +265,7 @@ def score(
             lap("write_s")
             manifest["timings"] = {"started_at": started.isoformat(), **timings}
             (staging / "manifest.json").write_text(
-                json.dumps(manifest, indent=2, default=str) + "\n"
+                json.dumps(manifest, indent=2, default=str, allow_nan=False) + "\n"
             )
     finally:
         lock.release()
@@ -549,6 +550,23 @@ def rows_needed(config: PipelineConfig, cost: np.ndarray) -> int:
 def _answers(intervention: InterventionConfig, feature: str) -> bool:
     """Whether the intervention answers a reason given by ``feature``."""
     return "*" in intervention.answers or any(part in feature for part in intervention.answers)
+
+
+def check_conditions(catalogue: tuple[InterventionConfig, ...], model: ChurnModel) -> None:
+    """Refuse a condition of a config's own catalogue on a name that is neither a feature of
+    ``model`` nor ``customer_value``/``churn_probability``: a typo would silently switch its
+    intervention off. (The packaged catalogue is written for every dataset, so a condition of
+    it on a feature this data lacks simply never holds.)"""
+    known = {s.name for s in model.features} | {"customer_value", "churn_probability"}
+    for intervention in catalogue:
+        for condition in intervention.when:
+            name = CONDITION.fullmatch(condition).group(1)  # type: ignore[union-attr]
+            if name not in known:
+                raise ConfigError(
+                    f"interventions {intervention.name!r}: condition {condition!r} is on "
+                    f"{name!r}, which is not a feature of the model, customer_value or "
+                    "churn_probability; correct the name, or drop the condition"
+                )
 
 
 def _fits(

@@ -41,6 +41,7 @@ from churnguard.contract import (
     _FALSE,
     _TRUE,
     _TZ_SUFFIX,
+    MAX_NUMBER,
     SPECS,
     TABLES,
     Dataset,
@@ -55,6 +56,7 @@ from churnguard.contract import (
     ident,
     missing_columns,
     no_rows,
+    number_expected,
     required_paths,
 )
 from churnguard.engine import FEATURES_SIDECAR
@@ -248,12 +250,14 @@ class _Raw:
         self,
         condition: str | DataFrame,
         column: str,
-        expected: str,
+        expected: str | Callable[[object], str],
         match: Sequence[str] = (),
     ) -> DataContractError:
-        """The one-line error for the first row meeting ``condition``."""
+        """The one-line error for the first row meeting ``condition``; ``expected`` may be
+        worked out from the offending value."""
         shown, where, _, value = self.locate(condition, column, match)
-        return DataContractError(cell_error(shown, where, column, expected, value))
+        said = expected(value) if callable(expected) else expected
+        return DataContractError(cell_error(shown, where, column, said, value))
 
     def mixed_zones(self, column: str) -> DataContractError:
         """Name the later of the first row with a UTC offset and the first without one."""
@@ -314,7 +318,7 @@ def _load_table(raw: _Raw, spec: TableSpec, dataset: Dataset, view: str) -> Tabl
         if counts[f"with:{column}"] and counts[f"without:{column}"]:
             raise raw.mixed_zones(column)
     # condition, column, what was expected, other columns that find the CSV line
-    checks: list[tuple[str, str, str, tuple[str, ...]]] = []
+    checks: list[tuple[str, str, str | Callable[[object], str], tuple[str, ...]]] = []
     for column in spec.timestamps:
         select[column] = (
             _timestamp(raw, column) if column in present else "CAST(NULL AS TIMESTAMP)"
@@ -346,9 +350,9 @@ def _load_table(raw: _Raw, spec: TableSpec, dataset: Dataset, view: str) -> Tabl
         checks.append(
             (
                 f"{_value(column)} IS NOT NULL AND (({number}) IS NULL OR isnan({number}) "
-                f"OR abs({number}) = double('infinity'))",
+                f"OR abs({number}) > {MAX_NUMBER:.0e})",
                 column,
-                "a number like 12.5",
+                number_expected,
                 (),
             )
         )

@@ -166,6 +166,14 @@ CASES = {
         "{d}/subscriptions.csv, line 3, column 'mrr': expected a number of at most 1e+15 in size, "
         "got '1e308'",
     ),
+    "an event type that is not a name": (
+        _set("events", 2, "event_type", "Page View"),
+        None,
+        "csv",
+        "{d}/events.csv, line 4, column 'event_type': expected an event type of lower-case "
+        "letters, digits and underscores starting with a letter (event types become feature "
+        "names), got 'Page View'",
+    ),
     "SQL in a column name": (
         lambda t: t["customers"].insert(1, _INJECTION, "x"),
         None,
@@ -333,3 +341,24 @@ def test_a_header_a_reader_would_rename_is_refused(tmp_path, shop, header, messa
     result = runner.invoke(app, ["validate", "--data", str(folder)])
     assert result.exit_code == 2, result.output
     assert result.output.strip() == f"error: {folder}/customers.csv, line 1 (header), {message}"
+
+
+def test_too_many_event_types_are_refused_naming_the_most_frequent(tmp_path, shop):
+    extra = pd.DataFrame(
+        [("A", f"2025-01-0{1 + i % 9} 00:00:00", f"kind_{i:03d}", None) for i in range(120)],
+        columns=shop["events"].columns,
+    )
+    shop["events"] = pd.concat([shop["events"], extra], ignore_index=True)
+    folder = write_dataset(tmp_path / "d", **shop)
+    code, output, out = _features_cli(folder, tmp_path)
+    assert code == 2 and not out.exists()
+    assert output.startswith(
+        "error: the data has 124 event types, more than features.max_event_types = 100"
+    )
+    assert "(the most frequent: login, purchase, nps, kind_000," in output
+    config = tmp_path / "kept.toml"
+    config.write_text('[features]\nevent_types = ["login", "purchase"]\n')
+    code, output, out = _features_cli(folder, tmp_path, "--config", str(config))
+    assert code == 0, output
+    columns = pd.read_parquet(out).columns
+    assert "login_count_30d" in columns and not any("kind_" in c for c in columns)

@@ -111,3 +111,42 @@ def test_cohorts_and_files_on_generated_data(tmp_path):
     ]
     assert [b["start"] for b in saved["breakdown"]] == ["2024-04-01", "2024-07-01"]
     assert files["cohort_retention.png"].read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.parametrize(
+    "end,at_start,lost,new,churn_rate",
+    [("2025-03-01", 2, 1, 1, 50.0), ("2025-02-02", 2, 0, 0, 0.0)],
+)
+def test_inactivity_kpis_count_at_start_by_the_horizon_whatever_the_period(
+    tmp_path, end, at_start, lost, new, churn_rate
+):
+    """At start: active in the 30 days before 1 February (a and b, not c). Lost: no longer
+    active in the 30 days before the end (b, a month later; nobody, a day later)."""
+    events = [
+        ("c0000", "2025-01-10", "login", None),
+        ("c0000", "2025-02-10", "login", None),
+        ("c0001", "2025-01-20", "login", None),
+        ("c0002", "2024-12-01", "login", None),
+        ("c0003", "2025-02-15", "login", None),
+    ]
+    data, _ = _data(tmp_path, 4, events=events)
+    inactivity = ChurnConfig(definition="inactivity", horizon_days=30)
+    total = compute_kpis(data, start="2025-02-01", end=end, churn=inactivity).total
+    assert (total.counts["at_start"], total.counts["lost"], total.counts["new"]) == (
+        at_start,
+        lost,
+        new,
+    )
+    assert total.values["churn_rate"] == pytest.approx(churn_rate)
+    assert total.values["churn_rate"] + total.values["retention_rate"] == pytest.approx(100.0)
+
+
+def test_months_without_any_dated_row_cost_no_query_and_say_why(tmp_path):
+    data, _ = _data(tmp_path, 2, subs=[("c0000", "2024-06-01", None, 10.0)])
+    report = compute_kpis(data, start="1950-01-01", end="2100-01-01", churn=SUBSCRIPTION)
+    assert len(report.breakdown) == 150 * 12
+    empty = report.breakdown[0]
+    assert all(v is None for v in empty.values.values())
+    assert empty.unavailable["churn_rate"] == "no event or subscription date falls in the period"
+    june = next(p for p in report.breakdown if p.start == pd.Timestamp("2024-06-01").date())
+    assert "no event or subscription date" not in june.unavailable.get("nps", "")

@@ -88,6 +88,10 @@ class FeaturesConfig:
     exclude: tuple[str, ...] = ()
     #: Outcome-looking attributes that are nevertheless wanted as features.
     allow_leaky: tuple[str, ...] = ()
+    #: Event types that become features; empty: every type in the data ...
+    event_types: tuple[str, ...] = ()
+    #: ... of which there may be at most this many (each becomes a dozen features or more).
+    max_event_types: int = 100
 
     def __post_init__(self) -> None:
         if not self.windows or any(w < 1 for w in self.windows):
@@ -97,6 +101,10 @@ class FeaturesConfig:
         if len(set(self.windows)) != len(self.windows):
             raise ConfigError(f"features.windows has repeats: {list(self.windows)}")
         object.__setattr__(self, "windows", tuple(sorted(self.windows)))
+        if self.max_event_types < 1:
+            raise ConfigError(
+                f"features.max_event_types must be at least 1, got {self.max_event_types}"
+            )
 
 
 @dataclass(frozen=True)

@@ -43,6 +43,12 @@ FORMATS: tuple[str, ...] = (".parquet", ".csv")
 # A UTC offset or Z after a time of day: '2025-01-01T08:00:00+02:00', '08:00Z', '08:00 +0200'.
 _TZ_SUFFIX = r"[0-9]{2}:[0-9]{2}(:[0-9]{2}([.][0-9]+)?)? ?(Z|[+-][0-9]{2}(:?[0-9]{2})?)$"
 _TRUE = ("1", "true", "t", "yes", "y")
+#: What an event type must look like: it becomes part of feature names.
+EVENT_TYPE = "[a-z][a-z0-9_]*"
+EVENT_TYPE_EXPECTED = (
+    "an event type of lower-case letters, digits and underscores starting with a letter "
+    "(event types become feature names)"
+)
 #: The largest amount, MRR or score taken: sums over millions of rows of it stay finite.
 MAX_NUMBER = 1e15
 #: Characters a column name from the data may not hold: quotes, backticks, control characters.
@@ -485,6 +491,11 @@ def _load_table(reader: _Reader, spec: TableSpec, dataset: Dataset) -> TableInfo
             if column in reader.columns
             else "CAST(NULL AS VARCHAR)"
         )
+    if spec.name == "events":
+        value = select["event_type"]
+        bad = reader.first_bad_row(f"NOT regexp_full_match({value}, '{EVENT_TYPE}')", "event_type")
+        if bad:
+            raise reader.fail(bad[0], "event_type", EVENT_TYPE_EXPECTED, bad[1])
     if spec.name == "customers":
         _check_unique_ids(reader)
         for column in reader.columns:

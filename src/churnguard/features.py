@@ -26,13 +26,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 import ibis
 import ibis.expr.types as ir
+import pandas as pd
 from ibis import _
 
 from churnguard.config import LEAKY_NAME_PARTS, FeaturesConfig
@@ -109,17 +109,17 @@ def plan_features(
     LeakageError
         A customer attribute looks like the churn outcome and is neither excluded nor allowed.
     ConfigError
-        An activity event type does not occur in the data.
+        An activity event type or one named in ``[features] event_types`` does not occur in
+        the data, or more event types than ``max_event_types`` would become features.
     """
     event_types: tuple[str, ...] = ()
     value_events: tuple[str, ...] = ()
     valued: set[str] = set()
     if dataset.has("events"):
         ev = dataset.table("events")
-        kinds = ev.group_by("event_type").aggregate(values=ev.value.count())
-        rows = kinds.order_by("event_type").to_pandas()
+        kinds = ev.group_by("event_type").aggregate(values=ev.value.count(), rows=ev.count())
+        rows = _kept_event_types(kinds.order_by("event_type").to_pandas(), config)
         event_types = tuple(rows["event_type"])
-        _check_names(event_types)
         valued = set(rows.loc[rows["values"] > 0, "event_type"])
         value_events = tuple(
             t for t in event_types if t in valued and t not in config.survey_events
@@ -137,6 +137,28 @@ def plan_features(
     return FeaturePlan(
         specs, event_types, activity, value_events, surveys, attributes, config.windows
     )
+
+
+def _kept_event_types(kinds: pd.DataFrame, config: FeaturesConfig) -> pd.DataFrame:
+    """The event types (rows of ``kinds``) that become features: those named in
+    ``config.event_types``, else all of them, at most ``config.max_event_types``."""
+    if config.event_types:
+        unknown = sorted(set(config.event_types) - set(kinds["event_type"]))
+        if unknown:
+            raise ConfigError(
+                f"features.event_types names {unknown[0]!r}, which is not an event type in the "
+                "data"
+            )
+        kinds = kinds[kinds["event_type"].isin(config.event_types)]
+    if len(kinds) > config.max_event_types:
+        common = kinds.sort_values(["rows", "event_type"], ascending=[False, True])["event_type"]
+        shown = ", ".join(common.head(10))
+        raise ConfigError(
+            f"the data has {len(kinds):,} event types, more than features.max_event_types = "
+            f"{config.max_event_types} (each becomes several features); name the ones to keep "
+            f"in [features] event_types (the most frequent: {shown}, …) or raise the limit"
+        )
+    return kinds
 
 
 def build_features(
@@ -648,15 +670,3 @@ def _attributes(dataset: Dataset, config: FeaturesConfig) -> tuple[str, ...]:
             )
         chosen.append(name)
     return tuple(chosen)
-
-
-_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
-
-
-def _check_names(event_types: Iterable[str]) -> None:
-    for t in event_types:
-        if not _NAME.match(t):
-            raise DataContractError(
-                f"events, column 'event_type': expected names of lower-case letters, digits and "
-                f"underscores (they become feature names), got {t!r}"
-            )

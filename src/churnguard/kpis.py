@@ -4,8 +4,9 @@ Definitions, for a period ``[start, end)`` and the config's churn definition:
 
 * **at start**: customers in the churn population at ``start`` (subscription: a subscription
   active just before ``start``; inactivity: activity in the ``horizon_days`` before it).
-* **lost**: customers at start who churned during the period (the churn definition with the
-  period as its horizon).
+* **lost**: customers at start who churned during the period (subscription: no subscription
+  active at ``end``; inactivity: no activity in the ``horizon_days`` before ``end``, i.e. out of
+  the population at end, so churn and retention add up to 100 % whatever the period's length).
 * **at end** / **new**: customers in the population at ``end``; new ones were not there at start.
 * churn rate = lost ÷ at start × 100; retention rate = (at end − new) ÷ at start × 100.
 * repeat purchase rate: among customers with a purchase in the period, the share with two or more.
@@ -133,10 +134,38 @@ def compute_kpis(
         raise ConfigError(f"the KPI period needs an end after its start, got {start} to {end}")
     if freq not in ("month", "quarter"):
         raise ConfigError(f"freq must be month or quarter, got {freq!r}")
+    span = _span(dataset)
     total = _period(dataset, first, last, churn, events)
     bounds = _period_starts(first, last, freq)
-    breakdown = [_period(dataset, a, b, churn, events) for a, b in itertools.pairwise(bounds)]
+    breakdown = [
+        _period(dataset, a, b, churn, events) if _overlaps(span, a, b) else _outside(a, b)
+        for a, b in itertools.pairwise(bounds)
+    ]
     return KpiReport(total=total, breakdown=breakdown, freq=freq)
+
+
+def _span(dataset: Dataset) -> tuple[dt.date, dt.date] | None:
+    """The first and last day any event or subscription date falls on (None without any)."""
+    days = []
+    dated = {"events": ["timestamp"], "subscriptions": ["start_date", "end_date"]}
+    for name, columns in dated.items():
+        if dataset.has(name):
+            t = dataset.table(name)
+            aggregates = {f"{c}_{f}": getattr(t[c], f)() for c in columns for f in ("min", "max")}
+            row = t.aggregate(**aggregates).to_pandas().iloc[0]
+            days += [pd.Timestamp(v).date() for v in row if not pd.isna(v)]
+    return (min(days), max(days)) if days else None
+
+
+def _overlaps(span: tuple[dt.date, dt.date] | None, start: dt.date, end: dt.date) -> bool:
+    return span is not None and start <= span[1] and end > span[0]
+
+
+def _outside(start: dt.date, end: dt.date) -> PeriodKpis:
+    """A period with no dated row in it: every KPI unavailable, found without a query, so a
+    long span of empty months costs nothing."""
+    reason = "no event or subscription date falls in the period"
+    return PeriodKpis(start, end, dict.fromkeys(KPI_NAMES), dict.fromkeys(KPI_NAMES, reason))
 
 
 def _period_starts(first: dt.date, last: dt.date, freq: Frequency) -> list[dt.date]:
@@ -192,10 +221,15 @@ def _churn_and_retention(
         reason = "the labels definition has no dates to measure a period by"
         report.unavailable["churn_rate"] = report.unavailable["retention_rate"] = reason
         return None
-    over_period = dataclasses.replace(churn, horizon_days=(end - start).days)
-    at_start = build_labels(dataset, as_of=[start], churn=over_period).to_pandas()
     at_end = build_labels(dataset, as_of=[end], churn=churn).to_pandas()
-    n_start, lost = len(at_start), int(at_start["churned"].sum())
+    if churn.definition == "inactivity":  # the population at start: active in the horizon before
+        at_start = build_labels(dataset, as_of=[start], churn=churn).to_pandas()
+        lost = len(set(at_start["customer_id"]) - set(at_end["customer_id"]))
+    else:
+        over_period = dataclasses.replace(churn, horizon_days=(end - start).days)
+        at_start = build_labels(dataset, as_of=[start], churn=over_period).to_pandas()
+        lost = int(at_start["churned"].sum())
+    n_start = len(at_start)
     new = len(set(at_end["customer_id"]) - set(at_start["customer_id"]))
     report.counts.update(at_start=n_start, lost=lost, at_end=len(at_end), new=new)
     if not n_start:

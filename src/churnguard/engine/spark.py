@@ -41,6 +41,8 @@ from churnguard.contract import (
     _FALSE,
     _TRUE,
     _TZ_SUFFIX,
+    EVENT_TYPE,
+    EVENT_TYPE_EXPECTED,
     MAX_NUMBER,
     SPECS,
     TABLES,
@@ -358,6 +360,16 @@ def _load_table(raw: _Raw, spec: TableSpec, dataset: Dataset, view: str) -> Tabl
         )
     for column in spec.texts:
         select[column] = _value(column) if column in present else "CAST(NULL AS STRING)"
+    if spec.name == "events":  # the whole value must match: a regex `$` would allow a newline
+        kind = select["event_type"]
+        checks.append(
+            (
+                f"regexp_extract({kind}, '^{EVENT_TYPE}', 0) <> {kind}",
+                "event_type",
+                EVENT_TYPE_EXPECTED,
+                ("customer_id", "timestamp"),
+            )
+        )
     for column in attributes:
         numeric = _NUMERIC.fullmatch(raw.types[column]) or (
             counts[f"values:{column}"] and not counts[f"text:{column}"]

@@ -362,3 +362,31 @@ def test_too_many_event_types_are_refused_naming_the_most_frequent(tmp_path, sho
     assert code == 0, output
     columns = pd.read_parquet(out).columns
     assert "login_count_30d" in columns and not any("kind_" in c for c in columns)
+
+
+@pytest.mark.parametrize(
+    "edit,message",
+    [
+        (
+            lambda t: t["customers"].insert(1, "plan:tier", "x"),
+            "{d}/customers.csv, column 'plan:tier': holds ':', which LightGBM does not take in a "
+            "feature name; rename the column, or add it to [features] exclude",
+        ),
+        (
+            lambda t: t["customers"].insert(1, "tenure_days", 1),
+            "{d}/customers.csv, column 'tenure_days': has the name of another feature; rename "
+            "the column, or add it to [features] exclude",
+        ),
+        (
+            lambda t: t["events"].loc.__setitem__((0, "event_type"), "activity"),
+            "events, column 'event_type': the type 'activity' makes the feature "
+            "'days_since_last_activity', which another feature already is; rename the event type",
+        ),
+    ],
+)
+def test_validate_refuses_names_features_could_not_use(tmp_path, shop, edit, message):
+    edit(shop)
+    folder = write_dataset(tmp_path / "d", **shop)
+    result = runner.invoke(app, ["validate", "--data", str(folder)])
+    assert result.exit_code == 2, result.output
+    assert result.output.strip() == f"error: {message.format(d=folder)}"

@@ -189,3 +189,14 @@ def test_events_after_a_snapshot_never_change_its_training_rows(generated, tmp_p
         .drop(columns="churned")
         .reset_index(drop=True),
     )
+
+
+def test_attribute_names_with_spaces_and_quotes_train_and_load(tmp_path):
+    """LightGBM writes a space in a feature name as ``_``; the bundle still loads and scores."""
+    data = labelled_snapshot(tmp_path / "snapshot", customers=800)
+    customers = pd.read_csv(data / "customers.csv")
+    renamed = {"payment_method": "payment method", "monthly_charges": "monthly charges (€)"}
+    customers.rename(columns=renamed).to_csv(data / "customers.csv", index=False)
+    run = train(_config(data, tmp_path / "models", **{"churn.definition": "labels"}))
+    model, _ = cg.load_model(run.folder)
+    assert {"payment method", "monthly charges (€)"} <= {s.name for s in model.features}

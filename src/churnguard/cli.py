@@ -133,12 +133,14 @@ class _PrintableFormatter(logging.Formatter):
 @app.command()
 @_one_line
 def validate(config: ConfigOption = None, data: DataOption = None) -> None:
-    """Check a dataset against the data contract and print a summary.
+    """Check a dataset against the data contract and the config's features; print a summary.
 
     Exit code 2 and one line naming file, line/row and column on the first problem.
     """
     cfg = _config(config, **{"data.path": data})
-    summary = _load(cfg).summary()
+    dataset = _load(cfg)
+    plan = plan_features(dataset, config=cfg.features, activity_events=cfg.churn.activity_events)
+    summary = {**dataset.summary(), "features": len(plan.specs)}
     table = Table(title=f"{_shown(cfg.data.path)}: valid", show_header=False)
     for key, value in summary.items():
         if isinstance(value, dict):

@@ -134,6 +134,7 @@ def plan_features(
     surveys = tuple(t for t in event_types if t in config.survey_events and t in valued)
     attributes = _attributes(dataset, config)
     specs = _specs(dataset, config, event_types, activity, value_events, surveys, attributes)
+    _check_unique(specs, attributes, dataset.tables["customers"].path)
     return FeaturePlan(
         specs, event_types, activity, value_events, surveys, attributes, config.windows
     )
@@ -640,12 +641,6 @@ def _specs(
                 kind,
             )
         )
-    names = [s.name for s in specs]
-    clash = sorted({n for n in names if names.count(n) > 1})
-    if clash:
-        raise DataContractError(
-            f"customers column {clash[0]!r} has the name of a built feature; rename the column"
-        )
     return tuple(specs)
 
 
@@ -668,5 +663,39 @@ def _attributes(dataset: Dataset, config: FeaturesConfig) -> tuple[str, ...]:
                 "feature makes the model look perfect and useless; add it to [features] exclude, "
                 "or to allow_leaky if it really is known before the as-of date"
             )
+        refused = sorted(set(name) & set(_NOT_IN_FEATURE_NAMES))
+        if refused:
+            raise DataContractError(
+                f"{path}, column {name!r}: holds {refused[0]!r}, which LightGBM does not take in "
+                "a feature name; rename the column, or add it to [features] exclude"
+            )
         chosen.append(name)
     return tuple(chosen)
+
+
+#: Characters LightGBM refuses in a feature name (the JSON ones; quotes never pass the contract).
+_NOT_IN_FEATURE_NAMES = ",:[]{}"
+
+
+def _check_unique(specs: Sequence[FeatureSpec], attributes: Sequence[str], path: object) -> None:
+    """Refuse two features of one name: an attribute named like a built feature, or an event
+    type whose features take another's name (LightGBM writes a space as ``_``, so ``a b`` and
+    ``a_b`` are one name to it)."""
+    seen: dict[str, FeatureSpec] = {}
+    for spec in specs:
+        key = spec.name.replace(" ", "_")
+        if key not in seen:
+            seen[key] = spec
+            continue
+        pair = (seen[key], spec)
+        if any(s.name in attributes for s in pair):
+            name = next(s.name for s in pair if s.name in attributes)
+            raise DataContractError(
+                f"{path}, column {name!r}: has the name of another feature; rename the "
+                "column, or add it to [features] exclude"
+            )
+        kind = next((s.event_type for s in pair if s.event_type), None)
+        raise DataContractError(
+            f"events, column 'event_type': the type {kind!r} makes the feature "
+            f"{spec.name!r}, which another feature already is; rename the event type"
+        )

@@ -302,7 +302,9 @@ def read_booster(text: str, features: list[str]) -> lgb.Booster:
         ]
     )
     booster = lgb.Booster(model_str=kept)
-    if booster.num_trees() != len(blocks) or booster.feature_name() != features:
+    # LightGBM writes a space in a feature name as an underscore.
+    names = [name.replace(" ", "_") for name in features]
+    if booster.num_trees() != len(blocks) or booster.feature_name() != names:
         raise ValueError("the booster's trees or feature names differ from its metadata")
     return booster
 

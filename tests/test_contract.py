@@ -390,3 +390,63 @@ def test_validate_refuses_names_features_could_not_use(tmp_path, shop, edit, mes
     result = runner.invoke(app, ["validate", "--data", str(folder)])
     assert result.exit_code == 2, result.output
     assert result.output.strip() == f"error: {message.format(d=folder)}"
+
+
+_EVENTS = "customer_id,timestamp,event_type\nA,2025-01-01,login\n"
+
+
+@pytest.mark.parametrize(
+    "text,message",
+    [
+        (
+            _EVENTS + "B,2025-01-02,login\n   \n",
+            "line 4: expected 3 fields, as in the header, got a line of blanks",
+        ),
+        (
+            _EVENTS + "B,2025-01-02,login\n\x1a",
+            "line 4: expected 3 fields, as in the header, got one field, '\\x1a'",
+        ),
+        (
+            _EVENTS + "B,2025-01-02\nA,2025-01-03,login\n",
+            "line 3: expected 3 fields, as in the header, got 2 fields",
+        ),
+        (
+            _EVENTS + "B,2025-01-02,login,x\n",
+            "line 3: expected 3 fields, as in the header, got 4 fields",
+        ),
+        (
+            _EVENTS + 'B,"2025-01-02,login\n' + "A,2025-01-03,login\n" * 50,
+            "line 3: a quote opened on this line is never closed",
+        ),
+        (
+            "# export of 2025\n" + _EVENTS,
+            "line 1: expected the header (customer_id, timestamp, "
+            "event_type), got a title or comment line '# export of 2025'; remove the lines above "
+            "the header",
+        ),
+        (
+            "customer_id,timestamp,event_type\n\nA,2025-01-01,login\n\nB,2025-01-0x,login\n",
+            "line 5, column 'timestamp': " + _TS + ", got '2025-01-0x'",
+        ),
+        (
+            _EVENTS + "A,2025-01-01,login\n" * 6998 + 'B,"2025-01-02\n' + "A,2025-01-03,x\n" * 99,
+            "line 7001: a quote opened on this line is never closed",
+        ),
+    ],
+    ids=[
+        "blanks",
+        "ctrl-z",
+        "short row",
+        "long row",
+        "unclosed quote",
+        "title",
+        "blank lines",
+        "unclosed quote past the sniffed sample",
+    ],
+)
+def test_a_csv_that_breaks_the_format_is_named_by_its_real_line(tmp_path, shop, text, message):
+    folder = write_dataset(tmp_path / "d", **shop)
+    (folder / "events.csv").write_text(text)
+    result = runner.invoke(app, ["validate", "--data", str(folder)])
+    assert result.exit_code == 2, result.output
+    assert result.output.strip() == f"error: {folder}/events.csv, {message}"

@@ -323,6 +323,59 @@ def csv_header(path: Path, dialect: dict[str, Any] | None = None) -> list[str]:
         raise DataContractError(f"{path}, line 1 (header): cannot be read: {exc}") from None
 
 
+def csv_problem(path: Path) -> str | None:
+    """The first line of a CSV file that breaks the format (RFC 4180: commas, double quotes),
+    as a one-line message; None when every record has the header's number of fields."""
+    line = 1
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as handle:
+            reader = csv.reader(handle, strict=True)
+            header = next(reader, [])
+            line = reader.line_num + 1
+            for record in reader:
+                if record and len(header) == 1 and len(record) > 1 and line == 2:
+                    return (
+                        f"{path}, line 1: expected the header ({', '.join(record)}), got a title "
+                        f"or comment line {_short(header[0])!r}; remove the lines above the header"
+                    )
+                if record and len(record) != len(header):
+                    if len(record) > 1:
+                        got = f"{len(record)} fields"
+                    elif record[0].strip():
+                        got = f"one field, {_short(record[0])!r}"
+                    else:
+                        got = "a line of blanks"
+                    return (
+                        f"{path}, line {line}: expected {len(header)} fields, as in the header, "
+                        f"got {got}"
+                    )
+                line = reader.line_num + 1
+    except csv.Error as exc:
+        reason = (
+            "a quote opened on this line is never closed"
+            if "end of data" in str(exc)
+            else f"cannot be read as CSV ({exc})"
+        )
+        return f"{path}, line {line}: {reason}"
+    return None
+
+
+def csv_line(path: Path, row: int) -> int:
+    """The line of a CSV file on which data record ``row`` (1-based, blank lines skipped as CSV
+    readers skip them) starts."""
+    with path.open(newline="", encoding="utf-8-sig") as handle:
+        reader = csv.reader(handle)
+        next(reader, None)
+        start, seen = reader.line_num + 1, 0
+        for record in reader:
+            if record:
+                seen += 1
+                if seen == row:
+                    return start
+            start = reader.line_num + 1
+    return row + 1
+
+
 def check_header(path: Path, header: list[str], columns: list[str]) -> None:
     """Refuse a header the engine read differently from how it is written: a name that is
     empty, repeated or holds control characters gets renamed (``column4``, ``timestamp_1``)
@@ -412,22 +465,32 @@ class _Reader:
             described = execute_one(con, f"SELECT * FROM {raw_view} LIMIT 0").description
             self.columns = [d[0] for d in described if d[0] != "file_row_number"]
         except duckdb.Error as exc:
-            raise DataContractError(
-                f"{path}: cannot be read as {self.format.upper()}: {_first_line(exc)}"
-            ) from None
+            raise self.unreadable(exc, f"cannot be read as {self.format.upper()}") from None
         if self.format == "csv":
-            check_header(path, csv_header(path, _dialect(con, path)), self.columns)
+            header = csv_header(path, _dialect(con, path))
+            # A reader that met a broken line guesses: one wide column, or a row as header.
+            if header != self.columns or len(self.columns) == 1:
+                if problem := csv_problem(path):
+                    raise DataContractError(problem)
+            check_header(path, header, self.columns)
         check_column_names(path, self.columns, header=self.format == "csv")
 
     def where(self, row: int) -> str:
-        """Where a user finds data row ``row`` (1-based): a line for CSV, a row for Parquet."""
-        return f"line {row + 1}" if self.format == "csv" else f"row {row}"
+        """Where a user finds data row ``row`` (1-based): the file's line for CSV (blank lines
+        and line breaks inside quotes counted), a row for Parquet."""
+        return f"line {csv_line(self.path, row)}" if self.format == "csv" else f"row {row}"
+
+    def unreadable(self, exc: duckdb.Error, what: str) -> DataContractError:
+        """The error for a file DuckDB could not read: for CSV, the line that breaks the format
+        when one can be found, else DuckDB's first line."""
+        problem = csv_problem(self.path) if self.format == "csv" else None
+        return DataContractError(problem or f"{self.path}: {what}: {_first_line(exc)}")
 
     def query(self, sql: str, params: list | None = None) -> list[tuple]:
         try:
             return execute_one(self.con, sql, params).fetchall()
         except duckdb.Error as exc:
-            raise DataContractError(f"{self.path}: cannot be read: {_first_line(exc)}") from None
+            raise self.unreadable(exc, "cannot be read") from None
 
     def first_bad_row(self, condition: str, column: str) -> tuple[int, object] | None:
         """The first data row (1-based, file order) where ``condition`` holds, with its value."""
@@ -454,6 +517,11 @@ class _Reader:
         return rows[0]
 
     def fail(self, row: int, column: str, expected: str, got: object) -> DataContractError:
+        """The error for a bad cell; in a CSV file that breaks the format, the break itself
+        (an unclosed quote makes every later cell look wrong)."""
+        problem = csv_problem(self.path) if self.format == "csv" else None
+        if problem:
+            return DataContractError(problem)
         return DataContractError(cell_error(self.path, self.where(row), column, expected, got))
 
 

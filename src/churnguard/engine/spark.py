@@ -54,6 +54,7 @@ from churnguard.contract import (
     check_column_names,
     check_header,
     csv_header,
+    csv_problem,
     file_format,
     ident,
     missing_columns,
@@ -208,6 +209,10 @@ class _Raw:
         except Exception as exc:
             if not type(exc).__module__.startswith(("pyspark", "py4j")):
                 raise
+            if self.format == "csv":  # name the line that breaks the format, when one does
+                for part in data_files(self.path):
+                    if problem := csv_problem(part):
+                        raise DataContractError(problem) from None
             message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise DataContractError(
                 f"{self.path}: cannot be read as {self.format.upper()}: {message}"

@@ -473,3 +473,35 @@ def test_a_condition_on_a_misspelt_feature_is_refused(nightly, tmp_path):
         "condition 'tenure_day < 90' is on 'tenure_day', which is not a feature" in result.output
     )
     assert not (tmp_path / "out").exists()
+
+
+def test_doubtful_data_is_scored_with_counted_warnings(nightly, tmp_path):
+    data = nightly.parent / "data"
+    customers = pd.read_parquet(data / "customers.parquet")
+    events = pd.read_parquet(data / "events.parquet")
+    subscriptions = pd.read_parquet(data / "subscriptions.parquet")
+    active = subscriptions[subscriptions["end_date"].isna()]["customer_id"].unique()[:3]
+    late = customers["customer_id"].isin(active)
+    customers.loc[late, "signup_date"] = pd.Timestamp("2025-06-01")
+    purchases = events.index[events["event_type"] == "purchase"][:4]
+    events.loc[purchases, "value"] = -events.loc[purchases, "value"]
+    for name, frame in (
+        ("customers", customers),
+        ("events", events),
+        ("subscriptions", subscriptions),
+    ):
+        frame.to_parquet(tmp_path / f"{name}.parquet")
+    result = _score(nightly, "--data", str(tmp_path), "--out", str(tmp_path / "out"))
+    assert result.exit_code == 0, result.output
+    warnings = json.loads((tmp_path / "out" / "manifest.json").read_text())["warnings"]
+    before = int((events["customer_id"].isin(active)).sum())
+    assert (
+        f"3 customers in the population at {AS_OF} have a signup_date on or after it"
+        in (warnings[0])
+    )
+    assert "events: 4 rows with a negative value (refunds?)" in warnings[1]
+    assert warnings[2] == f"events: {before:,} rows dated before their customer's signup_date"
+    stale = _score(nightly, "--as-of", "2025-09-01", "--out", str(tmp_path / "late"))
+    assert stale.exit_code == 0, stale.output
+    notes = json.loads((tmp_path / "late" / "manifest.json").read_text())["warnings"]
+    assert notes[0].startswith("scoring at 2025-09-01,") and "is the export stale?" in notes[0]

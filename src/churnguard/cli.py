@@ -148,6 +148,8 @@ def validate(config: ConfigOption = None, data: DataOption = None) -> None:
         elif isinstance(value, int):
             value = f"{value:,}"
         table.add_row(key.replace("_", " "), _shown(value))
+    for warning in dataset.warnings():
+        table.add_row("[yellow]warning[/]", _shown(warning))
     out.print(table)
 
 

@@ -150,6 +150,30 @@ class Dataset:
             digest.update(f"{name}:{listing_sha256(self.tables[name].path)};".encode())
         return digest.hexdigest()
 
+    def warnings(self) -> list[str]:
+        """What the data holds that is allowed but probably wrong, with counts: negative
+        amounts or MRR, events before the customer's signup."""
+        found = []
+        if self.has("events"):
+            ev = self.table("events")
+            negative = int(ev.filter(ev.value < 0).count().execute())
+            if negative:
+                found.append(
+                    f"events: {negative:,} rows with a negative value (refunds?); spend features "
+                    "and customer value take them as they are"
+                )
+            customers = self.table("customers")
+            early = ev.join(customers, "customer_id").filter(lambda t: t.timestamp < t.signup_date)
+            before = int(early.count().execute())
+            if before:
+                found.append(f"events: {before:,} rows dated before their customer's signup_date")
+        if self.has("subscriptions"):
+            subs = self.table("subscriptions")
+            negative = int(subs.filter(subs.mrr < 0).count().execute())
+            if negative:
+                found.append(f"subscriptions: {negative:,} rows with a negative mrr")
+        return found
+
     def summary(self) -> dict[str, object]:
         """Rows per table, customers, the event date range and the event types."""
         out: dict[str, object] = {n: t.rows for n, t in self.tables.items()}

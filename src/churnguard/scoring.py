@@ -39,7 +39,13 @@ import pyarrow.parquet as pq
 from filelock import FileLock, Timeout
 
 from churnguard import drift
-from churnguard.config import CONDITION, InterventionConfig, PipelineConfig, config_from_dict
+from churnguard.config import (
+    CONDITION,
+    ChurnConfig,
+    InterventionConfig,
+    PipelineConfig,
+    config_from_dict,
+)
 from churnguard.contract import Dataset, load_dataset
 from churnguard.errors import ChurnguardError, ConfigError, DataContractError
 from churnguard.features import FeaturePlan, build_features, normalize_as_of, plan_features
@@ -51,7 +57,7 @@ from churnguard.io import (
     sha256_file,
     sha256_path,
 )
-from churnguard.labels import population
+from churnguard.labels import label_window_end, population
 from churnguard.model import ChurnModel
 from churnguard.reasons import TOP, describe, top_drivers
 from churnguard.registry import check_schema, find_model, load_model
@@ -207,7 +213,8 @@ def score(
         plan = plan_features(
             dataset, config=trained.features, activity_events=trained.churn.activity_events
         )
-        table = _features(dataset, plan, trained, churn_model, when, features)
+        table, notes = _features(dataset, plan, trained, churn_model, when, features)
+        notes += dataset.warnings() + _staleness(dataset, trained.churn, when)
         check_conditions(config.interventions, churn_model)
         catalogue = config.interventions or default_interventions()
         run = _Run(
@@ -227,7 +234,7 @@ def score(
                 result = _score_local(run, table, staging / "scores.parquet", say, lap)
             say("writing")
             _write_list(result.listed, staging / "interventions.csv")
-            warnings = [
+            warnings = notes + [
                 f"feature {name} drifted: PSI {psi:.3f} against the training data "
                 f"(over {drift.PSI_ALERT})"
                 for name, psi in result.drift["over_threshold"].items()
@@ -279,8 +286,10 @@ def _features(
     model: ChurnModel,
     when: dt.datetime,
     precomputed: Path | None,
-) -> ir.Table:
-    """The model's features for the population at ``when``, ordered by customer_id (a query).
+) -> tuple[ir.Table, list[str]]:
+    """The model's features for the population at ``when``, ordered by customer_id (a query),
+    and a warning when customers in the population had not signed up by then (they have no
+    features at ``when``, so they are not scored).
 
     Built from the data, or read from ``precomputed`` (then the file must hold every feature).
     """
@@ -296,10 +305,35 @@ def _features(
         check_schema(model, present, where=str(precomputed))
         table = table.filter(table.as_of == when)
     who = population(dataset, as_of=when, churn=trained.churn)
+    customers = dataset.table("customers")
+    signed = customers.filter(customers.signup_date.isnull() | (customers.signup_date < when))
+    unsigned = int(who.anti_join(signed, "customer_id").count().execute())
+    who = who.semi_join(signed, "customer_id")
+    notes = (
+        [
+            f"{unsigned:,} customers in the population at {when.date()} have a signup_date on or "
+            "after it and are not scored; check their signup_date"
+        ]
+        if unsigned
+        else []
+    )
     if precomputed is not None:
         _check_covers(table, who, precomputed, when)
     names = ["customer_id", *[s.name for s in model.features]]
-    return table.semi_join(who, "customer_id").select(names).order_by("customer_id")
+    return table.semi_join(who, "customer_id").select(names).order_by("customer_id"), notes
+
+
+def _staleness(dataset: Dataset, churn: ChurnConfig, when: dt.datetime) -> list[str]:
+    """A warning when ``when`` is more than a horizon after the data ends: the population and
+    every recency feature are then measured against data that stopped long before."""
+    window_end = label_window_end(dataset, churn=churn)
+    if window_end is None or when <= window_end + 2 * dt.timedelta(days=churn.horizon_days):
+        return []
+    ends = window_end + dt.timedelta(days=churn.horizon_days)
+    return [
+        f"scoring at {when.date()}, {(when - ends).days} days after the data ends "
+        f"({ends.date()}), more than the {churn.horizon_days}-day horizon: is the export stale?"
+    ]
 
 
 def _check_parquet(path: Path) -> None:

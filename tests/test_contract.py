@@ -174,6 +174,13 @@ CASES = {
         "letters, digits and underscores starting with a letter (event types become feature "
         "names), got 'Page View'",
     ),
+    "a date far in the future": (
+        _set("events", 4, "timestamp", "2999-01-01"),
+        None,
+        "csv",
+        "{d}/events.csv, line 6, column 'timestamp': expected a date from 1900-01-01 to before "
+        "2200-01-01, got '2999-01-01'",
+    ),
     "SQL in a column name": (
         lambda t: t["customers"].insert(1, _INJECTION, "x"),
         None,

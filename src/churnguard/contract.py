@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import datetime as dt
 import hashlib
 import math
 import re
@@ -43,6 +44,10 @@ FORMATS: tuple[str, ...] = (".parquet", ".csv")
 # A UTC offset or Z after a time of day: '2025-01-01T08:00:00+02:00', '08:00Z', '08:00 +0200'.
 _TZ_SUFFIX = r"[0-9]{2}:[0-9]{2}(:[0-9]{2}([.][0-9]+)?)? ?(Z|[+-][0-9]{2}(:?[0-9]{2})?)$"
 _TRUE = ("1", "true", "t", "yes", "y")
+#: The dates churnguard takes, in the data and as as-of dates: far enough from the calendar's
+#: ends that a window or horizon of any length still fits, wide enough for any history.
+FIRST_DATE, LAST_DATE = dt.datetime(1900, 1, 1), dt.datetime(2200, 1, 1)
+DATE_RANGE_EXPECTED = f"a date from {FIRST_DATE.date()} to before {LAST_DATE.date()}"
 #: What an event type must look like: it becomes part of feature names.
 EVENT_TYPE = "[a-z][a-z0-9_]*"
 EVENT_TYPE_EXPECTED = (
@@ -478,6 +483,11 @@ class _Reader:
             raise DataContractError(f"{path}: file not found")
         if path.stat().st_size == 0:
             raise DataContractError(f"{path}: file is empty (0 bytes); expected a header and rows")
+        if path.is_dir():
+            raise DataContractError(
+                f"{path}: is a folder; the duckdb engine reads one file per table (a folder of "
+                "Parquet parts needs --engine spark)"
+            )
         if self.format == "csv":
             _check_utf8(path)
             source = f"read_csv({_literal(path)}, all_varchar = true, header = true)"
@@ -668,6 +678,11 @@ def _timestamp_column(reader: _Reader, column: str, *, nullable: bool) -> str:
         bad = reader.first_bad_row(f"{ident(column)} IS NULL", column)
         if bad:
             raise reader.fail(bad[0], column, "a date or date-time (the column is required)", None)
+    bad = reader.first_bad_row(
+        f"({expr}) < TIMESTAMP '{FIRST_DATE}' OR ({expr}) >= TIMESTAMP '{LAST_DATE}'", column
+    )
+    if bad:
+        raise reader.fail(bad[0], column, DATE_RANGE_EXPECTED, bad[1])
     return expr
 
 

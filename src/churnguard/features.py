@@ -36,7 +36,7 @@ import pandas as pd
 from ibis import _
 
 from churnguard.config import LEAKY_NAME_PARTS, FeaturesConfig
-from churnguard.contract import Dataset
+from churnguard.contract import FIRST_DATE, LAST_DATE, Dataset
 from churnguard.errors import ConfigError, DataContractError, LeakageError
 
 Stat = Literal[
@@ -227,11 +227,6 @@ def _between(table: ir.Table, low: str | None, high: str | None) -> ir.Table:
     if high is not None:
         table = table.filter(table.customer_id < high)
     return table
-
-
-#: The dates churnguard accepts: far enough from the calendar's ends that a window or a horizon
-#: of any length in years still fits, wide enough for any business's history.
-FIRST_DATE, LAST_DATE = dt.datetime(1900, 1, 1), dt.datetime(2200, 1, 1)
 
 
 def normalize_as_of(as_of: Iterable[dt.date | dt.datetime | str]) -> list[dt.datetime]:

@@ -41,8 +41,11 @@ from churnguard.contract import (
     _FALSE,
     _TRUE,
     _TZ_SUFFIX,
+    DATE_RANGE_EXPECTED,
     EVENT_TYPE,
     EVENT_TYPE_EXPECTED,
+    FIRST_DATE,
+    LAST_DATE,
     MAX_NUMBER,
     SPECS,
     TABLES,
@@ -339,6 +342,15 @@ def _load_table(raw: _Raw, spec: TableSpec, dataset: Dataset, view: str) -> Tabl
                     (),
                 )
             )
+        checks.append(
+            (
+                f"({select[column]}) < TIMESTAMP '{FIRST_DATE}' "
+                f"OR ({select[column]}) >= TIMESTAMP '{LAST_DATE}'",
+                column,
+                DATE_RANGE_EXPECTED,
+                (),
+            )
+        )
         if column not in spec.nullable_timestamps:
             checks.append(
                 (

@@ -181,6 +181,13 @@ CASES = {
         "{d}/events.csv, line 6, column 'timestamp': expected a date from 1900-01-01 to before "
         "2200-01-01, got '2999-01-01'",
     ),
+    "a file appended to itself": (
+        lambda t: t.update(events=pd.concat([t["events"], t["events"]], ignore_index=True)),
+        None,
+        "csv",
+        "{d}/events.csv, line 2, column 'customer_id': expected each row once (the whole row "
+        "repeats; [data] duplicates = \"drop\" keeps one of each), got 'A'",
+    ),
     "SQL in a column name": (
         lambda t: t["customers"].insert(1, _INJECTION, "x"),
         None,
@@ -457,3 +464,21 @@ def test_a_csv_that_breaks_the_format_is_named_by_its_real_line(tmp_path, shop, 
     result = runner.invoke(app, ["validate", "--data", str(folder)])
     assert result.exit_code == 2, result.output
     assert result.output.strip() == f"error: {folder}/events.csv, {message}"
+
+
+def test_duplicates_drop_keeps_one_of_each_row_and_counts_them(tmp_path, shop):
+    once = write_dataset(tmp_path / "once", **shop)
+    shop["events"] = pd.concat([shop["events"], shop["events"].iloc[:4]], ignore_index=True)
+    twice = write_dataset(tmp_path / "twice", **shop)
+    config = tmp_path / "drop.toml"
+    config.write_text('[data]\nduplicates = "drop"\n')
+    result = runner.invoke(app, ["validate", "--data", str(twice), "--config", str(config)])
+    assert result.exit_code == 0, result.output
+    assert "events: 4 exact duplicate rows dropped" in result.output
+    built = {}
+    for name, folder in (("once", once), ("twice", twice)):
+        out = tmp_path / f"{name}.parquet"
+        args = ["features", "--data", str(folder), "--as-of", "2025-03-01", "--out", str(out)]
+        assert runner.invoke(app, [*args, "--config", str(config)]).exit_code == 0
+        built[name] = pd.read_parquet(out)
+    pd.testing.assert_frame_equal(built["once"], built["twice"])

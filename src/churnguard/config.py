@@ -61,6 +61,9 @@ class DataConfig:
     events: Path | None = None
     subscriptions: Path | None = None
     labels: Path | None = None
+    #: Exact duplicate rows of events or subscriptions (a file appended to itself): refused
+    #: (``error``) or dropped, keeping one, with a count among the warnings (``drop``).
+    duplicates: Literal["error", "drop"] = "error"
 
 
 @dataclass(frozen=True)

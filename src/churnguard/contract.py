@@ -48,6 +48,11 @@ _TRUE = ("1", "true", "t", "yes", "y")
 #: ends that a window or horizon of any length still fits, wide enough for any history.
 FIRST_DATE, LAST_DATE = dt.datetime(1900, 1, 1), dt.datetime(2200, 1, 1)
 DATE_RANGE_EXPECTED = f"a date from {FIRST_DATE.date()} to before {LAST_DATE.date()}"
+#: Tables whose exact duplicate rows are refused (or dropped): they are sums of rows.
+DEDUPLICATED = ("events", "subscriptions")
+DUPLICATE_EXPECTED = (
+    'each row once (the whole row repeats; [data] duplicates = "drop" keeps one of each)'
+)
 #: What an event type must look like: it becomes part of feature names.
 EVENT_TYPE = "[a-z][a-z0-9_]*"
 EVENT_TYPE_EXPECTED = (
@@ -124,6 +129,8 @@ class Dataset:
     attributes: dict[str, Literal["numeric", "categorical"]] = field(default_factory=dict)
     _backend: ibis.BaseBackend | None = field(default=None, repr=False)
     views: dict[str, str] = field(default_factory=dict)
+    #: Exact duplicate rows left out per table (``[data] duplicates = "drop"``).
+    dropped: dict[str, int] = field(default_factory=dict)
 
     def has(self, name: str) -> bool:
         return name in self.tables
@@ -156,9 +163,13 @@ class Dataset:
         return digest.hexdigest()
 
     def warnings(self) -> list[str]:
-        """What the data holds that is allowed but probably wrong, with counts: negative
-        amounts or MRR, events before the customer's signup."""
-        found = []
+        """What the data holds that is allowed but probably wrong, with counts: dropped
+        duplicate rows, negative amounts or MRR, events before the customer's signup."""
+        found = [
+            f"{name}: {count:,} exact duplicate rows dropped (data.duplicates = drop)"
+            for name, count in self.dropped.items()
+            if count
+        ]
         if self.has("events"):
             ev = self.table("events")
             negative = int(ev.filter(ev.value < 0).count().execute())
@@ -266,7 +277,9 @@ def load_dataset(
     for name in TABLES:
         if name in paths:
             readers[name] = _Reader(con, paths[name], f"raw_{name}")
-            dataset.tables[name] = _load_table(readers[name], SPECS[name], dataset)
+            dataset.tables[name] = _load_table(
+                readers[name], SPECS[name], dataset, drop=cfg.duplicates == "drop"
+            )
     for name in ("events", "subscriptions", "labels"):
         if name in readers:
             _check_known_customers(readers[name])
@@ -559,8 +572,9 @@ class _Reader:
         return DataContractError(cell_error(self.path, self.where(row), column, expected, got))
 
 
-def _load_table(reader: _Reader, spec: TableSpec, dataset: Dataset) -> TableInfo:
-    """Validate one raw table against its spec and register its typed view."""
+def _load_table(reader: _Reader, spec: TableSpec, dataset: Dataset, *, drop: bool) -> TableInfo:
+    """Validate one raw table against its spec and register its typed view; ``drop`` keeps one
+    of each exact duplicate row of events and subscriptions instead of refusing them."""
     raw, path = reader.raw_view, reader.path
     missing_columns(path, spec, reader.columns)
     rows = reader.query(f"SELECT count(*) FROM {raw}")[0][0]
@@ -616,7 +630,12 @@ def _load_table(reader: _Reader, spec: TableSpec, dataset: Dataset) -> TableInfo
         _check_unique_ids(reader)
 
     body = ", ".join(f"{expr} AS {ident(name)}" for name, expr in select.items())
-    execute_one(reader.con, f"CREATE OR REPLACE TEMP VIEW {spec.name} AS SELECT {body} FROM {raw}")
+    source = raw
+    if spec.name in DEDUPLICATED:
+        source, dataset.dropped[spec.name] = _duplicates(reader, drop=drop)
+    execute_one(
+        reader.con, f"CREATE OR REPLACE TEMP VIEW {spec.name} AS SELECT {body} FROM {source}"
+    )
     return TableInfo(spec.name, path, reader.format, int(rows), tuple(select))
 
 
@@ -729,6 +748,25 @@ def _flag_column(reader: _Reader, column: str) -> str:
         raise reader.fail(bad[0], column, "a churn flag: 1/0, true/false or yes/no", bad[1])
     truthy = ", ".join(f"'{v}'" for v in _TRUE)
     return f"CAST({value} IN ({truthy}) AS INTEGER)"
+
+
+def _duplicates(reader: _Reader, *, drop: bool) -> tuple[str, int]:
+    """The source of a typed view without exact duplicate rows, and how many it leaves out;
+    refuses the first duplicate unless ``drop``."""
+    columns = ", ".join(ident(c) for c in reader.columns)
+    repeats = reader.query(
+        f"SELECT count(*) - count(DISTINCT hash({columns})) FROM {reader.raw_view}"
+    )[0][0]
+    if not repeats:
+        return reader.raw_view, 0
+    if not drop:
+        bad = reader.first_bad_row(
+            f"hash({columns}) IN (SELECT hash({columns}) FROM {reader.raw_view} GROUP BY 1 "
+            "HAVING count(*) > 1)",
+            "customer_id",
+        )
+        raise reader.fail(bad[0], "customer_id", DUPLICATE_EXPECTED, bad[1])  # type: ignore[index]
+    return f"(SELECT DISTINCT {columns} FROM {reader.raw_view})", int(repeats)
 
 
 def _check_unique_ids(reader: _Reader) -> None:

@@ -441,7 +441,14 @@ def _chunk_tables(
     when = np.concatenate(events.when) if events.when else np.zeros(0, dtype=np.int64)
     kind = np.concatenate(events.kind) if events.kind else np.zeros(0, dtype=np.int8)
     value = np.concatenate(events.value) if events.value else np.zeros(0)
-    order = np.lexsort((kind, when, who))
+    order = np.lexsort((value, kind, when, who))
+    # Two events of one kind in the same second with the same value would be an exact
+    # duplicate row, which the data contract refuses: keep one.
+    same = [a[order][1:] == a[order][:-1] for a in (who, when, kind)]
+    same_value = (value[order][1:] == value[order][:-1]) | (
+        np.isnan(value[order][1:]) & np.isnan(value[order][:-1])
+    )
+    order = order[np.concatenate([[True], ~(same[0] & same[1] & same[2] & same_value)])]
     seconds = epoch.astype("datetime64[s]") + when[order].astype("timedelta64[s]")
     events_table = pa.table(
         {

@@ -42,6 +42,8 @@ from churnguard.contract import (
     _TRUE,
     _TZ_SUFFIX,
     DATE_RANGE_EXPECTED,
+    DEDUPLICATED,
+    DUPLICATE_EXPECTED,
     EVENT_TYPE,
     EVENT_TYPE_EXPECTED,
     FIRST_DATE,
@@ -168,7 +170,9 @@ def load_dataset(
         if name in paths:
             raws[name] = _Raw(spark, paths[name])
             view = f"churnguard_{token}_{name}"
-            dataset.tables[name] = _load_table(raws[name], SPECS[name], dataset, view)
+            dataset.tables[name] = _load_table(
+                raws[name], SPECS[name], dataset, view, drop=cfg.duplicates == "drop"
+            )
             dataset.views[name] = view
     known = spark.table(dataset.views["customers"]).select("customer_id")
     for name in ("events", "subscriptions", "labels"):
@@ -291,6 +295,22 @@ class _Raw:
         if self.run(lambda: bad.limit(1).count()):
             raise self.fail(bad, "customer_id", "each customer_id once (it repeats)")
 
+    def duplicates(self, rows: int, *, drop: bool) -> int:
+        """How many exact duplicate rows the table holds; refuses the first unless ``drop``,
+        which then leaves them out of :attr:`frame`."""
+        from pyspark.sql import functions as F
+
+        columns = [F.col(_ident(c)) for c in self.columns]
+        repeats = rows - self.run(lambda: self.frame.select(*columns).distinct().count())
+        if repeats and not drop:
+            keyed = self.frame.withColumn("_cg_h", F.xxhash64(*columns))
+            twice = keyed.groupBy("_cg_h").count().where("count > 1").select("_cg_h")
+            bad = keyed.join(twice, "_cg_h", "left_semi")
+            raise self.fail(bad, "customer_id", DUPLICATE_EXPECTED, self.columns)
+        if repeats:
+            self.frame = self.frame.dropDuplicates(self.columns)
+        return int(repeats)
+
     def check_known(self, customers: DataFrame) -> None:
         ids = self._ids()
         bad = ids.join(customers, ids._cg_id == customers.customer_id, "left_anti")
@@ -298,8 +318,11 @@ class _Raw:
             raise self.fail(bad, "customer_id", "a customer_id listed in customers")
 
 
-def _load_table(raw: _Raw, spec: TableSpec, dataset: Dataset, view: str) -> TableInfo:
-    """Check one table against its spec and register its typed view as ``view``."""
+def _load_table(
+    raw: _Raw, spec: TableSpec, dataset: Dataset, view: str, *, drop: bool
+) -> TableInfo:
+    """Check one table against its spec and register its typed view as ``view``; ``drop``
+    keeps one of each exact duplicate row of events and subscriptions instead of refusing."""
     missing_columns(raw.path, spec, raw.columns)
     present = set(raw.columns)
     select: dict[str, str] = {"customer_id": _value("customer_id")}
@@ -420,6 +443,8 @@ def _load_table(raw: _Raw, spec: TableSpec, dataset: Dataset, view: str) -> Tabl
             raise raw.fail(condition, column, expected, match)
     if spec.name in ("customers", "labels"):
         raw.check_unique()
+    if spec.name in DEDUPLICATED:
+        dataset.dropped[spec.name] = raw.duplicates(counts["rows"], drop=drop)
     raw.frame.selectExpr(
         *(f"{expr} AS {_ident(name)}" for name, expr in select.items())
     ).createOrReplaceTempView(view)

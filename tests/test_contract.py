@@ -482,3 +482,15 @@ def test_duplicates_drop_keeps_one_of_each_row_and_counts_them(tmp_path, shop):
         assert runner.invoke(app, [*args, "--config", str(config)]).exit_code == 0
         built[name] = pd.read_parquet(out)
     pd.testing.assert_frame_equal(built["once"], built["twice"])
+
+
+@pytest.mark.parametrize("name,other", [("dset[1]", "dset1"), ("st*r", "stXr"), ("q?x", "qax")])
+def test_a_path_with_glob_characters_is_read_as_written(tmp_path, shop, name, other):
+    folder = write_dataset(tmp_path / name, **shop)
+    decoy = {k: v.iloc[:1] for k, v in shop.items()}
+    write_dataset(tmp_path / other, **decoy)
+    dataset = cg.load_dataset(folder)
+    assert dataset.tables["events"].rows == len(shop["events"])
+    code, output, out = _features_cli(folder, tmp_path)
+    assert code == 0, output
+    assert len(pd.read_parquet(out)) == 2

@@ -18,6 +18,7 @@ from churnguard.cli import app
 from churnguard.config import EngineConfig, SparkConfig, load_config
 from churnguard.engine import feature_metadata
 from churnguard.errors import EngineError
+from conftest import write_dataset
 from test_contract import CASES, broken_dataset, expect_error
 
 try:
@@ -166,3 +167,15 @@ def test_spark_scoring_through_the_cli(data, tmp_path):
 def test_spark_refuses_bad_input_with_the_duckdb_message(tmp_path, shop, case):
     folder, message = broken_dataset(tmp_path, shop, case)
     expect_error(folder, tmp_path, message, "--engine", "spark")
+
+
+def test_spark_refuses_a_path_it_would_read_as_a_pattern(tmp_path, shop):
+    folder = write_dataset(tmp_path / "dset[1]", **shop)
+    expect_error(
+        folder,
+        tmp_path,
+        f"{folder}/customers.csv: holds glob characters ([ ] * ? {{ }}), which Spark reads as a "
+        "pattern; rename the file or folder",
+        "--engine",
+        "spark",
+    )

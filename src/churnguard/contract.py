@@ -445,7 +445,7 @@ def check_header(path: Path, header: list[str], columns: list[str]) -> None:
 def _dialect(con: duckdb.DuckDBPyConnection, path: Path) -> dict[str, Any]:
     """The :mod:`csv` options matching the delimiter, quote and escape DuckDB found."""
     row = execute_one(
-        con, "SELECT Delimiter, Quote, Escape FROM sniff_csv(?)", [str(path)]
+        con, "SELECT Delimiter, Quote, Escape FROM sniff_csv(?)", [glob_literal(path)]
     ).fetchone()
     delimiter, quote, escape = (None if v in (None, "(empty)", "") else v for v in row)
     options: dict[str, Any] = {"delimiter": delimiter or ","}
@@ -832,8 +832,26 @@ def _check_utf8(path: Path, chunk_size: int = 1 << 24) -> None:
 
 
 def _literal(path: Path) -> str:
-    """``path`` as a SQL string literal, quotes doubled."""
-    return "'" + str(path).replace("'", "''") + "'"
+    """``path`` as a SQL string literal naming that one file: glob characters escaped, quotes
+    doubled."""
+    return "'" + glob_literal(path).replace("'", "''") + "'"
+
+
+def refuse_glob(path: Path) -> None:
+    """Refuse a path holding glob characters where the reader (Spark's) cannot be told to
+    take them literally: it would read other files than the one named."""
+    if re.search(r"[\[\]*?{}]", str(path)):
+        raise DataContractError(
+            f"{path}: holds glob characters ([ ] * ? {{ }}), which Spark reads as a pattern; "
+            "rename the file or folder"
+        )
+
+
+def glob_literal(path: Path | str) -> str:
+    """``path`` for DuckDB's file readers, which expand ``*``, ``?`` and ``[...]``: each of
+    those written as a one-character class, so ``dset[1]`` reads ``dset[1]`` and not
+    ``dset1``."""
+    return re.sub(r"[\[*?]", lambda m: f"[{m.group()}]", str(path))
 
 
 def _first_line(exc: Exception) -> str:

@@ -46,7 +46,7 @@ from churnguard.config import (
     PipelineConfig,
     config_from_dict,
 )
-from churnguard.contract import Dataset, load_dataset
+from churnguard.contract import Dataset, glob_literal, load_dataset, refuse_glob
 from churnguard.errors import ChurnguardError, ConfigError, DataContractError
 from churnguard.features import FeaturePlan, build_features, normalize_as_of, plan_features
 from churnguard.io import (
@@ -299,7 +299,10 @@ def _features(
     else:
         _check_parquet(precomputed)
         # A folder is a feature table written by Spark: its Parquet parts.
-        source = precomputed / "*.parquet" if precomputed.is_dir() else precomputed
+        if dataset.engine == "spark":
+            refuse_glob(precomputed)
+        literal = glob_literal(precomputed) if dataset.engine == "duckdb" else str(precomputed)
+        source = f"{literal}/*.parquet" if precomputed.is_dir() else literal
         table = dataset.backend.read_parquet(source)
         present = [s for s in model.features if s.name in table.columns]
         check_schema(model, present, where=str(precomputed))

@@ -65,6 +65,7 @@ from churnguard.contract import (
     missing_columns,
     no_rows,
     number_expected,
+    refuse_glob,
     required_paths,
 )
 from churnguard.engine import FEATURES_SIDECAR
@@ -187,6 +188,7 @@ class _Raw:
 
     def __init__(self, spark: SparkSession, path: Path):
         self.path, self.format = path, file_format(path)
+        refuse_glob(path)
         if not path.exists():
             raise DataContractError(f"{path}: file not found")
         if path.is_file() and path.stat().st_size == 0:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import subprocess
 import sys
 from importlib import metadata
 from pathlib import Path
@@ -17,6 +18,7 @@ from churnguard.engine import duckdb as duckdb_engine
 from churnguard.engine import feature_metadata, write_features
 from churnguard.engine.duckdb import partitions_needed
 from churnguard.errors import ConfigError, EngineError
+from churnguard.io import atomic_path
 from conftest import write_dataset
 
 
@@ -106,3 +108,26 @@ def test_threads_are_bounded_by_the_machine_and_negative_ones_refused():
     assert EngineConfig(threads=1).thread_count() == 1
     with pytest.raises(ConfigError, match="engine.threads must be >= 0"):
         EngineConfig(threads=-3)
+
+
+def test_a_killed_run_s_temporary_files_are_removed_by_the_next_write(tmp_path):
+    target = tmp_path / "features.parquet"
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    pid = int(dead.stdout)
+    stale = [
+        tmp_path / f".features.parquet.{pid}.tmp",
+        tmp_path / f".features.parquet.{pid}.part0",
+    ]
+    for path in stale:
+        path.write_text("left by a killed run")
+    live = tmp_path / f".features.parquet.{os.getpid()}.part9"
+    live.write_text("being written")
+    with atomic_path(target) as tmp:
+        tmp.write_text("new")
+    assert target.read_text() == "new"
+    assert not any(p.exists() for p in stale) and live.exists()

@@ -179,3 +179,15 @@ def test_spark_refuses_a_path_it_would_read_as_a_pattern(tmp_path, shop):
         "--engine",
         "spark",
     )
+
+
+def test_spark_never_replaces_a_folder_it_did_not_write(data, tmp_path):
+    folder, _ = data
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep me")
+    args = ["features", "--data", str(folder), "--as-of", AS_OF, "--out", str(mine)]
+    result = runner.invoke(app, [*args, "--engine", "spark"])
+    assert result.exit_code == 2, result.output
+    assert "holding files Spark did not write (notes.txt)" in result.output
+    assert [p.name for p in mine.iterdir()] == ["notes.txt"]

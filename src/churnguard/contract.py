@@ -36,7 +36,7 @@ import pandas as pd
 
 from churnguard.config import DataConfig, EngineConfig
 from churnguard.errors import DataContractError
-from churnguard.io import listing_sha256
+from churnguard.io import glob_escape, listing_sha256
 
 TABLES: tuple[str, ...] = ("customers", "events", "subscriptions", "labels")
 FORMATS: tuple[str, ...] = (".parquet", ".csv")
@@ -851,7 +851,7 @@ def glob_literal(path: Path | str) -> str:
     """``path`` for DuckDB's file readers, which expand ``*``, ``?`` and ``[...]``: each of
     those written as a one-character class, so ``dset[1]`` reads ``dset[1]`` and not
     ``dset1``."""
-    return re.sub(r"[\[*?]", lambda m: f"[{m.group()}]", str(path))
+    return glob_escape(str(path))
 
 
 def _first_line(exc: Exception) -> str:

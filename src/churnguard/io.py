@@ -17,12 +17,47 @@ def atomic_path(path: Path) -> Iterator[Path]:
     """Yield a hidden temporary sibling of ``path`` to write; it replaces ``path`` on success
     and is removed on failure, so readers never see a half-written file."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    remove_stale(path)
+    tmp = temporary_sibling(path, "tmp")
     try:
         yield tmp
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def temporary_sibling(path: Path, suffix: str) -> Path:
+    """A hidden sibling of ``path`` named with this process's id, so a later run can tell a
+    leftover of a killed run (:func:`remove_stale`) from the work of a live one."""
+    return path.with_name(f".{path.name}.{os.getpid()}.{suffix}")
+
+
+def remove_stale(path: Path) -> None:
+    """Remove the temporary siblings of ``path`` left by runs that were killed: those named
+    with the id of a process that no longer exists."""
+    pattern = re.compile(rf"\.{re.escape(path.name)}\.(\d+)\..+")
+    for sibling in path.parent.glob(f".{glob_escape(path.name)}.*"):
+        match = pattern.fullmatch(sibling.name)
+        if match and not _alive(int(match.group(1))):
+            if sibling.is_dir() and not sibling.is_symlink():
+                shutil.rmtree(sibling, ignore_errors=True)
+            else:
+                sibling.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
+def glob_escape(name: str) -> str:
+    """``name`` for :meth:`pathlib.Path.glob`, its pattern characters taken literally."""
+    return re.sub(r"[\[*?]", lambda m: f"[{m.group()}]", name)
 
 
 def sha256_file(path: Path) -> str:
@@ -42,7 +77,8 @@ def atomic_folder(path: Path) -> Iterator[Path]:
     first and removed after, so ``path`` is only ever absent between two renames.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
+    remove_stale(path)
+    tmp = temporary_sibling(path, f"{uuid.uuid4().hex[:12]}.tmp")
     old = tmp.with_name(tmp.name + ".old")
     try:
         yield tmp

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-import os
 from pathlib import Path
 
 import ibis
@@ -21,7 +20,7 @@ from churnguard.config import EngineConfig
 from churnguard.contract import Dataset
 from churnguard.engine import FEATURES_KEY
 from churnguard.features import FeaturePlan, build_features
-from churnguard.io import atomic_path
+from churnguard.io import atomic_path, temporary_sibling
 
 #: Bytes of DuckDB memory budgeted per output cell. Measured on 1M customers x 6 dates with a
 #: 1500MB limit: 16 spills hard (90 s), 32 is fastest (72 s, 1.6 GiB peak), 64 adds pieces (77 s).
@@ -47,7 +46,7 @@ def write_features(
         return write_parquet(
             build_features(dataset, as_of=dates, plan=plan), dataset.backend, path, plan=plan
         )
-    parts = [path.with_name(f".{path.name}.{os.getpid()}.part{i}") for i in range(count)]
+    parts = [temporary_sibling(path, f"part{i}") for i in range(count)]
     bounds = _customer_quantiles(dataset, count)
     try:
         for part, low, high in zip(parts, [None, *bounds], [*bounds, None], strict=True):

@@ -69,7 +69,7 @@ from churnguard.contract import (
     required_paths,
 )
 from churnguard.engine import FEATURES_SIDECAR
-from churnguard.errors import DataContractError, EngineError
+from churnguard.errors import ConfigError, DataContractError, EngineError
 from churnguard.features import FeaturePlan, build_features
 from churnguard.io import atomic_folder, data_files
 from churnguard.model import ChurnModel
@@ -519,7 +519,14 @@ def write_parquet(frame: DataFrame, path: Path, *, sidecar: dict[str, str] | Non
     """Write ``frame`` as a folder of Parquet parts at ``path``, atomically; return its rows.
 
     ``sidecar`` files (name to text) go inside the folder; readers skip names starting ``_``.
+    A folder already at ``path`` is replaced only when it holds Spark's part files alone.
     """
+    foreign = [p.name for p in data_files(path) if not p.name.startswith("part-")]
+    if path.is_dir() and foreign:
+        raise ConfigError(
+            f"{path}: is a folder holding files Spark did not write ({', '.join(foreign[:3])}); "
+            "give a new path, or remove the folder"
+        )
     with atomic_folder(path) as tmp:
         frame.write.parquet(str(tmp), compression="zstd")
         for name, text in (sidecar or {}).items():

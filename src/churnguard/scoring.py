@@ -124,6 +124,22 @@ def lock_path(out: Path) -> Path:
     return real.parent / f".{real.name}.churnguard-score.lock"
 
 
+def _lock(out: Path, timeout: float) -> FileLock:
+    """Take the out folder's lock, taken once the inputs are checked: a run refused for its
+    input leaves no file behind, and a second run on the folder fails (or waits) here."""
+    path = lock_path(out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(path)
+    try:
+        lock.acquire(timeout=timeout)
+    except Timeout:
+        raise LockedError(
+            f"{out}: another churnguard score run is writing here (lock {lock.lock_file}); "
+            "wait for it or raise score.lock_timeout"
+        ) from None
+    return lock
+
+
 def _check_replaceable(out: Path) -> None:
     """Refuse an out path that is a file, or a folder holding more than a scoring run: a run
     replaces the whole folder."""
@@ -188,40 +204,27 @@ def score(
 
     (when,) = normalize_as_of([as_of])
     out = Path(out)
-    path = lock_path(out)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(path)
+    say("loading the model")
+    folder = find_model(model, registry=config.model.registry, name=config.model.name)
+    churn_model, metadata = load_model(folder)
+    trained = config_from_dict(metadata["config"], source=f"{folder}/metadata.json")
+    lap("load_model_s")
+    say("loading and validating data")
+    dataset = load_dataset(config.data, definition=trained.churn.definition, engine=config.engine)
+    lap("load_data_s")
+    say("building features")
+    plan = plan_features(
+        dataset, config=trained.features, activity_events=trained.churn.activity_events
+    )
+    table, notes = _features(dataset, plan, trained, churn_model, when, features)
+    notes += dataset.warnings() + _staleness(dataset, trained.churn, when)
+    check_conditions(config.interventions, churn_model)
+    catalogue = config.interventions or default_interventions()
+    run = _Run(churn_model, metadata, dataset, plan, trained, config, when, catalogue, features)
+    target = out.resolve()
+    _check_replaceable(target)
+    lock = _lock(out, config.score.lock_timeout)
     try:
-        lock.acquire(timeout=config.score.lock_timeout)
-    except Timeout:
-        raise LockedError(
-            f"{out}: another churnguard score run is writing here (lock {lock.lock_file}); "
-            "wait for it or raise score.lock_timeout"
-        ) from None
-    try:
-        say("loading the model")
-        folder = find_model(model, registry=config.model.registry, name=config.model.name)
-        churn_model, metadata = load_model(folder)
-        trained = config_from_dict(metadata["config"], source=f"{folder}/metadata.json")
-        lap("load_model_s")
-        say("loading and validating data")
-        dataset = load_dataset(
-            config.data, definition=trained.churn.definition, engine=config.engine
-        )
-        lap("load_data_s")
-        say("building features")
-        plan = plan_features(
-            dataset, config=trained.features, activity_events=trained.churn.activity_events
-        )
-        table, notes = _features(dataset, plan, trained, churn_model, when, features)
-        notes += dataset.warnings() + _staleness(dataset, trained.churn, when)
-        check_conditions(config.interventions, churn_model)
-        catalogue = config.interventions or default_interventions()
-        run = _Run(
-            churn_model, metadata, dataset, plan, trained, config, when, catalogue, features
-        )
-        target = out.resolve()
-        _check_replaceable(target)
         with atomic_folder(target) as staging:
             staging.mkdir()
             if dataset.engine == "spark":

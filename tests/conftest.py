@@ -7,10 +7,25 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import strategies as st
 
 import churnguard as cg
 from churnguard.config import ChurnConfig, TrainConfig
 from churnguard.model import fit
+
+#: Names as hostile data holds them: quotes, SQL and CSV punctuation, JSON characters, line
+#: breaks, NUL, escape sequences, unicode and a full-width equals sign.
+HOSTILE_NAMES = st.text(
+    st.sampled_from(list("ab_;'`\"\\ -=+@()[]{}:,\n\r\t\x00\x1bé∞＝")), min_size=1, max_size=12
+)
+
+
+def file_tree(root: Path) -> dict[str, tuple[int, int]]:
+    """Every file and folder under ``root`` with its size and modification time: what a refused
+    run must leave as it was."""
+    return {
+        str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns) for p in root.rglob("*")
+    }
 
 
 def write_dataset(folder: Path, fmt: str = "csv", **tables: pd.DataFrame) -> Path:

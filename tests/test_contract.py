@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 import churnguard as cg
 from churnguard.cli import app
-from conftest import write_dataset
+from conftest import HOSTILE_NAMES, file_tree, write_dataset
 
 runner = CliRunner()
 
@@ -282,34 +282,24 @@ def test_definitions_name_the_table_they_need(tmp_path, shop, definition, table)
         cg.load_dataset(folder, definition=definition)
 
 
-def _tree(root: Path) -> dict[str, int]:
-    """Every file under ``root`` with its size: what a run must leave as it was."""
-    return {str(p.relative_to(root)): p.stat().st_size for p in root.rglob("*") if p.is_file()}
-
-
 def test_sql_in_a_csv_header_is_refused_and_never_run(tmp_path, shop, monkeypatch):
     shop["customers"].insert(1, _INJECTION, "x")
     folder = write_dataset(tmp_path / "d", **shop)
     monkeypatch.chdir(tmp_path)
-    before = _tree(tmp_path)
+    before = file_tree(tmp_path)
     result = runner.invoke(app, ["validate", "--data", str(folder)])
     assert result.exit_code == 2
     assert result.output.strip() == (
         f"error: {folder}/customers.csv, line 1 (header), column 'customer_id\") FROM "
         "raw_customers LIMIT …': expected a name without quotes, backticks or control characters"
     )
-    assert _tree(tmp_path) == before
-
-
-_HOSTILE = st.text(
-    st.sampled_from(list("ab_;'`\"\\ -=+@()[]\n\r\t\x00\x1bé∞＝")), min_size=1, max_size=12
-)
+    assert file_tree(tmp_path) == before
 
 
 @settings(
     max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
-@given(attribute=_HOSTILE, event_type=st.one_of(_HOSTILE, st.just("login")))
+@given(attribute=HOSTILE_NAMES, event_type=st.one_of(HOSTILE_NAMES, st.just("login")))
 def test_names_from_the_data_are_refused_in_one_line_or_used_as_data(
     tmp_path_factory, shop, attribute, event_type
 ):
@@ -321,7 +311,7 @@ def test_names_from_the_data_are_refused_in_one_line_or_used_as_data(
         tables["customers"][attribute] = ["x", "y", "z"]
     tables["events"].loc[3, "event_type"] = event_type
     folder = write_dataset(root / "d", **tables)
-    before = _tree(root)
+    before = file_tree(root)
     for args in (["validate"], ["features", "--as-of", "2025-03-01", "--out", str(root / "f.pq")]):
         result = runner.invoke(app, [*args, "--data", str(folder)])
         lines = result.output.strip().splitlines()
@@ -333,7 +323,7 @@ def test_names_from_the_data_are_refused_in_one_line_or_used_as_data(
             written = pd.read_parquet(root / "f.pq")
             assert attribute in written.columns or attribute in shop["customers"].columns
             assert sorted(written[attribute].dropna()) == ["x", "y"][: len(written)]
-    assert set(_tree(root)) - set(before) <= {"f.pq"}
+    assert set(file_tree(root)) - set(before) <= {"f.pq"}
 
 
 @pytest.mark.parametrize(

@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 import churnguard as cg
 from churnguard.cli import app
 from churnguard.config import load_config
+from conftest import HOSTILE_NAMES, file_tree
 
 runner = CliRunner()
 AS_OF = "2025-01-20"
@@ -43,13 +44,6 @@ def world(tmp_path_factory) -> Path:
     args = ["score", "-c", str(root / "nightly.toml"), "--as-of", AS_OF]
     assert runner.invoke(app, [*args, "--out", str(root / "baseline")]).exit_code == 0
     return root
-
-
-def _tree(root: Path) -> dict[str, tuple[int, int]]:
-    """Every file and folder under ``root`` with its size and modification time."""
-    return {
-        str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns) for p in root.rglob("*")
-    }
 
 
 def _config(root: Path, text: str) -> Path:
@@ -197,23 +191,18 @@ def test_hostile_options_get_one_line_and_leave_every_file_as_it_was(world, tmp_
     here = tmp_path / "w"
     shutil.copytree(world, here)
     args = build(here)  # may write the case's config, which then counts as there before
-    before = _tree(tmp_path)
+    before = file_tree(tmp_path)
     result = runner.invoke(app, args)
     lines = result.output.strip().splitlines()
     assert result.exit_code == code, result.output
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], lines
-    assert _tree(tmp_path) == before
-
-
-_NAMES = st.text(
-    st.sampled_from(list("ab_;'`\"\\ -=+@()[]{}:,\n\r\x00\x1bé∞＝")), min_size=1, max_size=10
-)
+    assert file_tree(tmp_path) == before
 
 
 @settings(
     max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
-@given(attribute=_NAMES, event_type=st.one_of(_NAMES, st.just("login")))
+@given(attribute=HOSTILE_NAMES, event_type=st.one_of(HOSTILE_NAMES, st.just("login")))
 def test_any_name_in_the_data_is_scored_or_refused_in_one_line(
     world, tmp_path_factory, attribute, event_type
 ):
@@ -230,16 +219,16 @@ def test_any_name_in_the_data_is_scored_or_refused_in_one_line(
     events = pd.read_parquet(data / "events.parquet")
     extra = events.iloc[:3].assign(event_type=event_type, value=None)
     pd.concat([events, extra], ignore_index=True).to_parquet(data / "events.parquet")
-    before = _tree(root)
+    before = file_tree(root)
     args = ["score", "-c", str(world / "nightly.toml"), "--as-of", AS_OF, "--data", str(data)]
     result = runner.invoke(app, [*args, "--out", str(root / "out")])
     assert "\x1b" not in result.output
     if result.exit_code == 2:
         assert len(result.output.strip().splitlines()) == 1, result.output
-        assert _tree(root) == before
+        assert file_tree(root) == before
         return
     assert result.exit_code == 0, result.output
-    new = set(_tree(root)) - set(before)
+    new = set(file_tree(root)) - set(before)
     assert all(n.startswith(("out", ".out.")) for n in new), new
     listed = pd.read_csv(root / "out" / "interventions.csv", dtype={"customer_id": str})
     baseline = pd.read_csv(world / "baseline" / "interventions.csv", dtype={"customer_id": str})

@@ -8,6 +8,7 @@ import pandas as pd
 
 import churnguard as cg
 from churnguard.config import ChurnConfig
+from churnguard.labels import data_end, label_window_end
 from conftest import write_dataset
 
 T = dt.datetime(2025, 3, 1)
@@ -49,3 +50,15 @@ def test_label_window_end_leaves_a_full_horizon(tmp_path, shop):
     dataset = cg.load_dataset(write_dataset(tmp_path, **shop))
     end = cg.labels.label_window_end(dataset, churn=ChurnConfig(horizon_days=30))
     assert end == dt.datetime(2025, 2, 18)  # last event 2025-03-20 00:00 minus 30 days
+
+
+def test_rows_far_beyond_the_data_do_not_move_its_end(tmp_path, shop):
+    churn = ChurnConfig(definition="inactivity", horizon_days=30)
+    plain = cg.load_dataset(write_dataset(tmp_path / "plain", **shop))
+    typo = pd.DataFrame(
+        [("A", "2099-01-01 00:00:00", "login", None)], columns=shop["events"].columns
+    )
+    shop["events"] = pd.concat([shop["events"], typo], ignore_index=True)
+    dated = cg.load_dataset(write_dataset(tmp_path / "typo", **shop))
+    assert data_end(dated, churn=churn) == (data_end(plain, churn=churn)[0], 1)
+    assert label_window_end(dated, churn=churn) == label_window_end(plain, churn=churn)

@@ -78,13 +78,51 @@ def build_labels(
 
 def label_window_end(dataset: Dataset, *, churn: ChurnConfig) -> dt.datetime | None:
     """The last as-of date whose label window the data covers (None in ``labels`` mode)."""
-    if churn.definition == "labels":
-        return None
-    if churn.definition == "subscription":
-        last = latest(dataset, {"subscriptions": ["start_date", "end_date"]})
-    else:
-        last = latest(dataset, {"events": ["timestamp"]})
+    last, _ = data_end(dataset, churn=churn)
     return None if last is None else last - dt.timedelta(days=churn.horizon_days)
+
+
+def data_end(dataset: Dataset, *, churn: ChurnConfig) -> tuple[dt.datetime | None, int]:
+    """Where the data the churn definition reads really ends, and how many rows lie beyond.
+
+    Rows dated more than a horizon after every earlier row (a 2099 typo, a placeholder date)
+    are not data about the period: counting them as the end would let label windows run past
+    the real data. They are left out of the end and counted. (None, 0) in ``labels`` mode.
+    """
+    if churn.definition == "labels":
+        return None, 0
+    table, columns = (
+        ("subscriptions", ["start_date", "end_date"])
+        if churn.definition == "subscription"
+        else ("events", ["timestamp"])
+    )
+    t = dataset.table(table)
+    per_day = []
+    for column in columns:
+        dated = t.filter(t[column].notnull())
+        per_day.append(
+            dated.group_by(day=dated[column].date())
+            .aggregate(rows=dated.count(), last=dated[column].max())
+            .to_pandas()
+        )
+    days = pd.concat(per_day).groupby("day").agg(rows=("rows", "sum"), last=("last", "max"))
+    days = days.sort_index()
+    if days.empty:
+        return None, 0
+    gap = dt.timedelta(days=churn.horizon_days)
+    kept = len(days)
+    while kept > 1 and days.index[kept - 1] - days.index[kept - 2] > gap:
+        kept -= 1
+    last = pd.Timestamp(days["last"].iloc[kept - 1]).tz_localize(None).to_pydatetime()
+    return last, int(days["rows"].iloc[kept:].sum())
+
+
+def far_rows_warning(rows: int, end: dt.datetime | None) -> str:
+    """The warning for rows :func:`data_end` left out."""
+    return (
+        f"{rows:,} rows are dated more than a horizon after the rest of the data, which ends "
+        f"{end.date() if end else 'nowhere'}: they are left out of where the data ends (typos?)"
+    )
 
 
 def latest(dataset: Dataset, columns: dict[str, list[str]]) -> dt.datetime | None:

@@ -57,7 +57,7 @@ from churnguard.io import (
     sha256_file,
     sha256_path,
 )
-from churnguard.labels import label_window_end, population
+from churnguard.labels import data_end, far_rows_warning, population
 from churnguard.model import ChurnModel
 from churnguard.reasons import TOP, describe, top_drivers
 from churnguard.registry import check_schema, find_model, load_model
@@ -332,13 +332,14 @@ def _features(
 def _staleness(dataset: Dataset, churn: ChurnConfig, when: dt.datetime) -> list[str]:
     """A warning when ``when`` is more than a horizon after the data ends: the population and
     every recency feature are then measured against data that stopped long before."""
-    window_end = label_window_end(dataset, churn=churn)
-    if window_end is None or when <= window_end + 2 * dt.timedelta(days=churn.horizon_days):
-        return []
-    ends = window_end + dt.timedelta(days=churn.horizon_days)
+    ends, beyond = data_end(dataset, churn=churn)
+    notes = [far_rows_warning(beyond, ends)] if beyond else []
+    if ends is None or when <= ends + dt.timedelta(days=churn.horizon_days):
+        return notes
     return [
+        *notes,
         f"scoring at {when.date()}, {(when - ends).days} days after the data ends "
-        f"({ends.date()}), more than the {churn.horizon_days}-day horizon: is the export stale?"
+        f"({ends.date()}), more than the {churn.horizon_days}-day horizon: is the export stale?",
     ]
 
 

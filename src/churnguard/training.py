@@ -32,7 +32,7 @@ from churnguard.errors import ConfigError
 from churnguard.evaluation import Evaluation
 from churnguard.features import FeaturePlan, normalize_as_of, plan_features
 from churnguard.io import atomic_path
-from churnguard.labels import label_window_end, latest
+from churnguard.labels import data_end, far_rows_warning, label_window_end, latest
 from churnguard.model import TrainResult, Tuning, fit, tune
 from churnguard.registry import check_schema, load_baseline, load_model, save_model
 from churnguard.report import render_report, write_report
@@ -98,6 +98,9 @@ def train(
         fit_frame, valid, split = training_frames(
             dataset, train=config.train, churn=config.churn, features=config.features
         )
+        end, beyond = data_end(dataset, churn=config.churn)
+        if beyond:
+            warnings.append(far_rows_warning(beyond, end))
         if split.reduced_purge:
             warnings.append(
                 f"purge of {split.purge_days} days is shorter than the {split.horizon_days}-day "

@@ -4,6 +4,7 @@ or changed anywhere, whatever the data, the config or the options hold."""
 from __future__ import annotations
 
 import shutil
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
@@ -233,3 +234,34 @@ def test_any_name_in_the_data_is_scored_or_refused_in_one_line(
     listed = pd.read_csv(root / "out" / "interventions.csv", dtype={"customer_id": str})
     baseline = pd.read_csv(world / "baseline" / "interventions.csv", dtype={"customer_id": str})
     assert list(listed["customer_id"]) == list(baseline["customer_id"])
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 512 KiB file system (tmpfs), where the platform lets this process mount one."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(mount)],
+        capture_output=True,
+        check=False,
+    )
+    if done.returncode:
+        pytest.skip(f"cannot mount a small file system here: {done.stderr.decode().strip()}")
+    yield mount
+    subprocess.run(["umount", str(mount)], check=False)
+
+
+def test_a_full_disk_leaves_the_previous_run_whole(world, small_disk):
+    out = small_disk / "out"
+    args = ["score", "-c", str(world / "nightly.toml"), "--as-of", AS_OF, "--out", str(out)]
+    assert runner.invoke(app, args).exit_code == 0
+    first = file_tree(out)
+    free = shutil.disk_usage(small_disk).free
+    (small_disk / "filler").write_bytes(b"\0" * (free - 8 * 1024))  # leave 8 KiB
+    result = runner.invoke(app, args)
+    assert result.exit_code == 1, result.output
+    assert len(result.output.strip().splitlines()) == 1 and "No space left" in result.output
+    assert file_tree(out) == first
+    leftovers = sorted(p.name for p in small_disk.iterdir())
+    assert leftovers == [".out.churnguard-score.lock", "filler", "out"]  # the lock is reused

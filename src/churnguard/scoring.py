@@ -330,8 +330,9 @@ def _features(
 
 
 def _staleness(dataset: Dataset, churn: ChurnConfig, when: dt.datetime) -> list[str]:
-    """A warning when ``when`` is more than a horizon after the data ends: the population and
-    every recency feature are then measured against data that stopped long before."""
+    """Warnings about where the data ends: rows far beyond it (left out of the end), and
+    ``when`` more than a horizon after it, when the population and every recency feature are
+    measured against data that stopped long before."""
     ends, beyond = data_end(dataset, churn=churn)
     notes = [far_rows_warning(beyond, ends)] if beyond else []
     if ends is None or when <= ends + dt.timedelta(days=churn.horizon_days):

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pandas as pd
 from typer.testing import CliRunner
 
@@ -220,3 +223,17 @@ def test_dates_seeds_and_paths_out_of_range_get_one_line(tmp_path):
         "a-file",
     )
     assert not list(tmp_path.glob("g*"))
+
+
+def test_the_command_line_starts_without_the_heavy_libraries():
+    """--help must answer at once: the engine and model libraries load with the commands that
+    use them."""
+    probe = (
+        "import sys, churnguard, churnguard.cli; "
+        "print(sorted(m for m in ('duckdb', 'ibis', 'lightgbm', 'sklearn', 'pandas', 'pyarrow') "
+        "if m in sys.modules))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip() == "[]"

@@ -505,3 +505,30 @@ def test_doubtful_data_is_scored_with_counted_warnings(nightly, tmp_path):
     assert stale.exit_code == 0, stale.output
     notes = json.loads((tmp_path / "late" / "manifest.json").read_text())["warnings"]
     assert notes[0].startswith("scoring at 2025-09-01,") and "is the export stale?" in notes[0]
+
+
+def test_the_api_writes_to_the_config_s_out_folder_with_the_date_filled_in(nightly, tmp_path):
+    config = load_config(nightly, {"score.out": str(tmp_path / "runs" / "{as_of}")})
+    run = cg.score(config, as_of=AS_OF)
+    assert run.out == tmp_path / "runs" / AS_OF
+    assert (tmp_path / "runs" / AS_OF / "manifest.json").exists()
+
+
+def test_evaluate_reads_the_config_s_per_table_paths(nightly, tmp_path):
+    data = nightly.parent / "data"
+    (tmp_path / "d").mkdir()
+    for table in ("customers", "subscriptions"):
+        shutil.copy(data / f"{table}.parquet", tmp_path / "d" / f"{table}.parquet")
+    shutil.copy(data / "events.parquet", tmp_path / "events-elsewhere.parquet")
+    config = tmp_path / "split.toml"
+    config.write_text(
+        nightly.read_text().replace(
+            f'path = "{data}"',
+            f'path = "{tmp_path / "d"}"\nevents = "{tmp_path / "events-elsewhere.parquet"}"',
+        )
+    )
+    result = runner.invoke(
+        app, ["evaluate", "-c", str(config), "--as-of", "2025-01-01", "--engine", "duckdb"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "model ROC-AUC / ECE" in result.output

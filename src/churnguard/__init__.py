@@ -7,9 +7,10 @@ Behavioural tables go in (see :mod:`churnguard.contract`), point-in-time feature
 writes the nightly intervention list (:mod:`churnguard.scoring`).
 """
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from churnguard.config import PipelineConfig, load_config
-from churnguard.contract import Dataset, load_dataset
-from churnguard.dataset import build_training_set, training_frames
 from churnguard.errors import (
     ChurnguardError,
     ConfigError,
@@ -17,13 +18,50 @@ from churnguard.errors import (
     LeakageError,
     ModelRegistryError,
 )
-from churnguard.features import FeatureSpec, build_features, plan_features
-from churnguard.kpis import cohort_retention, compute_kpis
-from churnguard.labels import build_labels
-from churnguard.registry import load_model
-from churnguard.scoring import score
-from churnguard.synth import generate
-from churnguard.training import evaluate, train
+
+#: Where each name of the API lives; modules are imported on first use, so that importing
+#: churnguard (and the command line's --help) does not load DuckDB, Ibis and LightGBM.
+_LAZY = {
+    "Dataset": "churnguard.contract",
+    "load_dataset": "churnguard.contract",
+    "build_training_set": "churnguard.dataset",
+    "training_frames": "churnguard.dataset",
+    "FeatureSpec": "churnguard.features",
+    "build_features": "churnguard.features",
+    "plan_features": "churnguard.features",
+    "cohort_retention": "churnguard.kpis",
+    "compute_kpis": "churnguard.kpis",
+    "build_labels": "churnguard.labels",
+    "load_model": "churnguard.registry",
+    "score": "churnguard.scoring",
+    "generate": "churnguard.synth",
+    "evaluate": "churnguard.training",
+    "train": "churnguard.training",
+}
+
+if TYPE_CHECKING:
+    from churnguard.contract import Dataset, load_dataset
+    from churnguard.dataset import build_training_set, training_frames
+    from churnguard.features import FeatureSpec, build_features, plan_features
+    from churnguard.kpis import cohort_retention, compute_kpis
+    from churnguard.labels import build_labels
+    from churnguard.registry import load_model
+    from churnguard.scoring import score
+    from churnguard.synth import generate
+    from churnguard.training import evaluate, train
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'churnguard' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_LAZY[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
 
 __all__ = [
     "ChurnguardError",

@@ -10,25 +10,25 @@ import time
 from collections.abc import Callable
 from enum import Enum, StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from churnguard import scoring, training
 from churnguard.config import PipelineConfig, load_config
-from churnguard.contract import Dataset, load_dataset
-from churnguard.engine import write_features
 from churnguard.errors import ChurnguardError
-from churnguard.evaluation import Evaluation
-from churnguard.features import normalize_as_of, plan_features
 from churnguard.io import printable
-from churnguard.kpis import KPI_NAMES, KpiReport, cohort_retention, compute_kpis, write_kpis
-from churnguard.labels import label_window_end
-from churnguard.registry import find_model, list_versions, read_metadata, resolve
-from churnguard.synth import generate as generate_data
+
+if TYPE_CHECKING:
+    from churnguard.contract import Dataset
+    from churnguard.evaluation import Evaluation
+    from churnguard.kpis import KpiReport
+    from churnguard.scoring import ScoreRun
+
+# The library's modules (DuckDB, Ibis, LightGBM, scikit-learn behind them) are imported by the
+# commands that use them, so `churnguard --help` answers at once.
 
 app = typer.Typer(
     help="Churn prediction from behavioural data: validate data, build point-in-time "
@@ -109,6 +109,8 @@ def _one_line(command: Callable[..., None]) -> Callable[..., None]:
 
 
 def _load(cfg: PipelineConfig) -> Dataset:
+    from churnguard.contract import load_dataset
+
     return load_dataset(cfg.data, definition=cfg.churn.definition, engine=cfg.engine)
 
 
@@ -137,6 +139,8 @@ def validate(config: ConfigOption = None, data: DataOption = None) -> None:
 
     Exit code 2 and one line naming file, line/row and column on the first problem.
     """
+    from churnguard.features import plan_features
+
     cfg = _config(config, **{"data.path": data})
     dataset = _load(cfg)
     plan = plan_features(dataset, config=cfg.features, activity_events=cfg.churn.activity_events)
@@ -170,6 +174,9 @@ def generate(
 
     Refuses a folder that is not empty unless --force.
     """
+    from churnguard.features import normalize_as_of
+    from churnguard.synth import generate as generate_data
+
     first = normalize_as_of([start])[0].date()
     began = time.perf_counter()
     summary = generate_data(
@@ -198,6 +205,9 @@ def features(
     engine: EngineOption = None,
 ) -> None:
     """Build point-in-time features for one or more as-of dates in one pass."""
+    from churnguard.engine import write_features
+    from churnguard.features import normalize_as_of, plan_features
+
     cfg = _config(config, **{"data.path": data, "engine.name": engine})
     dates = normalize_as_of(as_of)
     dataset = _load(cfg)
@@ -234,6 +244,8 @@ def train(
     The bundle (booster, calibrator, baseline, metadata, report.html) goes to
     <registry>/<name>/<version>/ and <name>/latest points at it.
     """
+    from churnguard import training
+
     cfg = _config(config, **{"data.path": data, "engine.name": engine})
     with err.status("starting") as status:
         run = training.train(cfg, tune_params=tune, progress=status.update)
@@ -309,15 +321,19 @@ def evaluate(
         Path | None,
         typer.Option("--out", "-o", help="Folder for report.html and metrics.json."),
     ] = None,
+    engine: EngineOption = None,
 ) -> None:
     """Backtest a saved model: score the customers at --as-of and compare with what happened.
 
-    Uses the churn definition, features and campaign the model was trained with.
+    Uses the churn definition, features and campaign the model was trained with, on the
+    config's \\[data] (or --data) and \\[engine] (or --engine).
     """
-    cfg = _config(config, **{"data.path": data})
+    from churnguard import training
+
+    cfg = _config(config, **{"data.path": data, "engine.name": engine})
     folder = _model_folder(model, cfg)
     with err.status("scoring and evaluating"):
-        backtest = training.evaluate(folder, cfg.data.path, as_of=as_of, out=out_dir)
+        backtest = training.evaluate(folder, cfg.data, as_of=as_of, out=out_dir, engine=cfg.engine)
     table = _facts_table(f"{folder.name} at {backtest.as_of.date()}: {backtest.rows:,} customers")
     table.add_row("churn rate", f"{backtest.evaluation.metrics['model']['churn_rate']:.1%}")
     _metric_rows(table, backtest.evaluation)
@@ -328,6 +344,8 @@ def evaluate(
 
 def _model_folder(model: str, cfg: PipelineConfig) -> Path:
     """``--model``: a bundle folder (a path, with a ``/``), or a version of the config's model."""
+    from churnguard.registry import find_model
+
     return find_model(model, registry=cfg.model.registry, name=cfg.model.name)
 
 
@@ -335,6 +353,8 @@ def _model_folder(model: str, cfg: PipelineConfig) -> Path:
 @_one_line
 def models_list(config: ConfigOption = None) -> None:
     """Saved versions of the config's model, oldest first; latest is marked."""
+    from churnguard.registry import list_versions, read_metadata, resolve
+
     cfg = _config(config)
     versions = list_versions(cfg.model.registry, cfg.model.name)
     if not versions:
@@ -366,6 +386,8 @@ def models_show(
     config: ConfigOption = None,
 ) -> None:
     """Verify a saved model's files and print its metadata."""
+    from churnguard.registry import read_metadata, resolve
+
     cfg = _config(config)
     meta = read_metadata(resolve(cfg.model.registry, cfg.model.name, version))
     meta["features"] = [f["name"] for f in meta["features"]]
@@ -400,18 +422,18 @@ def score(
     Writes interventions.csv, scores.parquet and manifest.json to the out folder. Exit codes:
     0 done, 2 bad input, 3 model problem (hashes, schema), 1 anything else.
     """
+    from churnguard import scoring
+
     cfg = _config(config, **{"data.path": data, "engine.name": engine})
-    day = normalize_as_of([as_of])[0].date().isoformat()
-    folder = Path((out_dir or cfg.score.out).replace("{as_of}", day))
     bundle = _model_folder(model, cfg)
     if quiet:
-        run = scoring.score(cfg, as_of=as_of, out=folder, model=bundle, features=features_file)
+        run = scoring.score(cfg, as_of=as_of, out=out_dir, model=bundle, features=features_file)
     else:
         with err.status("starting") as status:
             run = scoring.score(
                 cfg,
                 as_of=as_of,
-                out=folder,
+                out=out_dir,
                 model=bundle,
                 features=features_file,
                 progress=status.update,
@@ -423,7 +445,7 @@ def score(
         _print_score(run)
 
 
-def _print_score(run: scoring.ScoreRun) -> None:
+def _print_score(run: ScoreRun) -> None:
     m = run.manifest
     table = _facts_table(f"scored {m['rows']['scored']:,} customers as of {m['as_of']}")
     tiers = ", ".join(f"{tier} {count:,}" for tier, count in m["risk_tiers"].items())
@@ -468,6 +490,8 @@ def kpis(
     ] = None,
 ) -> None:
     """Retention KPIs for a period and per month or quarter, plus cohort retention."""
+    from churnguard.kpis import cohort_retention, compute_kpis, write_kpis
+
     cfg = _config(config, **{"data.path": data})
     dataset = _load(cfg)
     report = compute_kpis(dataset, start=start, end=end, churn=cfg.churn, freq=freq)  # type: ignore[arg-type]
@@ -484,6 +508,8 @@ _KPI_HEADERS = ("churn %", "retention %", "repeat %", "CLV", "NPS", "CSAT %", "M
 
 
 def _print_kpis(report: KpiReport) -> None:
+    from churnguard.kpis import KPI_NAMES
+
     table = Table(title=f"KPIs {report.total.start} to {report.total.end}")
     table.add_column("period", no_wrap=True)
     for header in _KPI_HEADERS:
@@ -513,6 +539,11 @@ def demo(
     Everything goes under --out: data/, models/ (with the report), evaluation/, scores/<date>/
     and kpis/. pipelines/nightly.toml then scores the same data with the same model.
     """
+    from churnguard import scoring, training
+    from churnguard.kpis import cohort_retention, compute_kpis, write_kpis
+    from churnguard.labels import label_window_end
+    from churnguard.synth import generate as generate_data
+
     began = time.perf_counter()
     data_dir = out_dir / "data"
     summary = generate_data(data_dir, customers=customers, days=730, seed=seed, force=True)

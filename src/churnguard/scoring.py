@@ -124,6 +124,11 @@ def lock_path(out: Path) -> Path:
     return real.parent / f".{real.name}.churnguard-score.lock"
 
 
+def out_folder(template: Path | str, when: dt.datetime) -> Path:
+    """The out folder of a run at ``when``: ``{as_of}`` in the template filled with its date."""
+    return Path(str(template).replace("{as_of}", when.date().isoformat()))
+
+
 def _lock(out: Path, timeout: float) -> FileLock:
     """Take the out folder's lock, taken once the inputs are checked: a run refused for its
     input leaves no file behind, and a second run on the folder fails (or waits) here."""
@@ -166,7 +171,7 @@ def score(
     config: PipelineConfig,
     *,
     as_of: dt.date | dt.datetime | str,
-    out: Path,
+    out: Path | str | None = None,
     model: str | Path | None = None,
     features: Path | None = None,
     progress: Progress | None = None,
@@ -177,6 +182,7 @@ def score(
     ----------
     config : the run's config: data, ``[score]``, ``[[interventions]]``, ``[model]``, engine.
         Churn definition, horizon and features come from the model's own saved config.
+    out : the out folder, ``{as_of}`` filled in with the date; default ``[score] out``.
     model : a bundle folder (a :class:`~pathlib.Path` or text with a ``/``), or a version of
         the config's model; default its ``latest``.
     features : a Parquet file from ``churnguard features`` to read instead of building them.
@@ -203,7 +209,7 @@ def score(
         clock = now
 
     (when,) = normalize_as_of([as_of])
-    out = Path(out)
+    out = out_folder(out if out is not None else config.score.out, when)
     say("loading the model")
     folder = find_model(model, registry=config.model.registry, name=config.model.name)
     churn_model, metadata = load_model(folder)

@@ -19,7 +19,7 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 
 from churnguard import drift
-from churnguard.config import PipelineConfig, config_from_dict
+from churnguard.config import DataConfig, EngineConfig, PipelineConfig, config_from_dict
 from churnguard.contract import Dataset, load_dataset
 from churnguard.dataset import (
     SnapshotSplit,
@@ -196,16 +196,19 @@ class Backtest:
 
 def evaluate(
     model: Path,
-    data: Dataset | Path | str,
+    data: Dataset | DataConfig | Path | str,
     *,
     as_of: dt.date | dt.datetime | str,
     out: Path | None = None,
+    engine: EngineConfig | None = None,
 ) -> Backtest:
     """Score the customers at ``as_of`` with the saved model and compare with what happened.
 
     The churn definition, horizon, features and campaign are the ones the model was trained
     with. ``data`` may be another dataset than the training one (a later export), as long as it
-    yields the model's features. With ``out``, ``report.html`` and ``metrics.json`` go there.
+    yields the model's features, given as a folder or a ``[data]`` config (per-table paths),
+    read on ``engine`` (default: the one the model was trained on). With ``out``,
+    ``report.html`` and ``metrics.json`` go there.
 
     Raises
     ------
@@ -219,7 +222,11 @@ def evaluate(
     dataset = (
         data
         if isinstance(data, Dataset)
-        else load_dataset(Path(data), definition=config.churn.definition, engine=config.engine)
+        else load_dataset(
+            data if isinstance(data, DataConfig) else Path(data),
+            definition=config.churn.definition,
+            engine=engine or config.engine,
+        )
     )
     when = normalize_as_of([as_of])
     check_label_windows(

@@ -52,7 +52,7 @@ def child(mode: str, folder: Path, k: int, out: Path) -> dict[str, float]:
     timings: dict[str, float] = {}
     if mode == "engine":
         import churnguard as cg
-        from churnguard.engine import write_features
+        from churnguard.feature_files import write_features
 
         data = cg.load_dataset(folder)
         timings["validate_s"] = time.perf_counter() - began

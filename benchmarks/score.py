@@ -32,7 +32,7 @@ AS_OF = "2025-12-01"
 
 def child(mode: str, data: Path, model: Path, work: Path) -> dict[str, float]:
     import churnguard as cg
-    from churnguard.engine import write_features
+    from churnguard.feature_files import write_features
     from churnguard.scoring import score
 
     cfg = cg.load_config(ROOT / "pipelines" / "nightly.toml", {"data.path": data})
@@ -41,9 +41,7 @@ def child(mode: str, data: Path, model: Path, work: Path) -> dict[str, float]:
     if mode == "features":
         dataset = cg.load_dataset(cfg.data, definition="subscription", engine=cfg.engine)
         plan = cg.plan_features(dataset, config=cfg.features)
-        out["rows"] = write_features(
-            dataset, work / "features.parquet", as_of=[AS_OF], plan=plan, engine=cfg.engine
-        )
+        out["rows"] = write_features(dataset, work / "features.parquet", as_of=[AS_OF], plan=plan)
     else:
         features = work / "features.parquet" if mode == "precomputed" else None
         run = score(cfg, as_of=AS_OF, out=work / mode, model=model, features=features)

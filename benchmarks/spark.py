@@ -32,7 +32,7 @@ SPARK = {"master": "local[2]", "conf": {"spark.driver.memory": "8g"}}
 
 def child(engine: str, step: str, data: Path, model: Path, work: Path) -> dict[str, float]:
     import churnguard as cg
-    from churnguard.engine import write_features
+    from churnguard.feature_files import write_features
 
     overrides: dict[str, object] = {"data.path": data, "engine.name": engine}
     out: dict[str, float] = {"session_s": 0.0}

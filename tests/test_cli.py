@@ -9,7 +9,7 @@ import pandas as pd
 from typer.testing import CliRunner
 
 from churnguard.cli import app
-from churnguard.engine import feature_metadata
+from churnguard.feature_files import feature_metadata
 
 runner = CliRunner()
 

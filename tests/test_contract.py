@@ -234,7 +234,7 @@ def test_offsets_are_converted_to_utc(tmp_path, shop):
         "%Y-%m-%dT%H:%M:%S+02:00"
     )
     dataset = cg.load_dataset(write_dataset(tmp_path / "d", **shop))
-    first = dataset.con.execute("SELECT min(timestamp) FROM events").fetchall()[0][0]
+    first = dataset.table("events").timestamp.min().execute()
     assert str(first) == "2024-06-01 10:00:00"
 
 

@@ -18,9 +18,10 @@ from filelock import FileLock
 from typer.testing import CliRunner
 
 import churnguard as cg
-from churnguard import drift, scoring
+from churnguard import drift, interventions, scoring
 from churnguard.cli import app
 from churnguard.config import InterventionConfig, load_config
+from churnguard.engine import duckdb as duckdb_engine
 from churnguard.features import FeatureSpec
 from churnguard.io import sha256_path
 from churnguard.reasons import describe, top_drivers
@@ -135,7 +136,7 @@ def test_each_customer_gets_the_best_fitting_intervention_and_losers_are_not_lis
             "value_at_risk": [500.0, 400.0, 300.0, 600.0],
         }
     )
-    listed = scoring.choose(
+    listed = interventions.choose(
         CUSTOMERS, scores, KnownDrivers(), CATALOGUE, load_config(None)
     ).set_index("customer_id")
     # unhappy: escalation 0.5*1000*0.4-30 = 170 beats e-mail 24; the value call does not apply
@@ -162,9 +163,9 @@ def test_top_n_and_budget_cut_the_ranked_list():
         }
     )
     cut = load_config(None, {"score.top_n": 2})
-    assert len(scoring.choose(CUSTOMERS, scores, KnownDrivers(), CATALOGUE, cut)) == 2
+    assert len(interventions.choose(CUSTOMERS, scores, KnownDrivers(), CATALOGUE, cut)) == 2
     budget = load_config(None, {"score.budget": 40.0})  # 30 (escalation) fits, +20 does not
-    listed = scoring.choose(CUSTOMERS, scores, KnownDrivers(), CATALOGUE, budget)
+    listed = interventions.choose(CUSTOMERS, scores, KnownDrivers(), CATALOGUE, budget)
     assert list(listed["customer_id"]) == ["unhappy"]
 
 
@@ -184,7 +185,7 @@ def test_cells_a_spreadsheet_would_run_are_neutralised(tmp_path):
 
 def test_the_nightly_catalogue_is_the_packaged_default():
     nightly = tomllib.loads(open("pipelines/nightly.toml", encoding="utf-8").read())
-    assert load_config("pipelines/nightly.toml").interventions == scoring.default_interventions()
+    assert load_config("pipelines/nightly.toml").interventions == interventions.default_interventions()
     assert len(nightly["interventions"]) >= 8
 
 
@@ -232,7 +233,7 @@ def test_a_failed_write_leaves_no_file(nightly, tmp_path, monkeypatch):
     def broken(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr(scoring.pq, "write_table", broken)
+    monkeypatch.setattr(duckdb_engine.pq.ParquetWriter, "write_table", broken)
     result = _score(nightly, "--out", str(tmp_path))
     assert result.exit_code == 1
     assert "OSError: disk full" in result.output and len(result.output.strip().splitlines()) == 1

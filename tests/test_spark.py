@@ -16,8 +16,8 @@ from typer.testing import CliRunner
 import churnguard as cg
 from churnguard.cli import app
 from churnguard.config import EngineConfig, SparkConfig, load_config
-from churnguard.engine import feature_metadata
 from churnguard.errors import EngineError
+from churnguard.feature_files import feature_metadata
 from conftest import write_dataset
 from test_contract import CASES, broken_dataset, expect_error
 

@@ -174,7 +174,7 @@ def generate(
 
     Refuses a folder that is not empty unless --force.
     """
-    from churnguard.features import normalize_as_of
+    from churnguard.asof import normalize_as_of
     from churnguard.synth import generate as generate_data
 
     first = normalize_as_of([start])[0].date()
@@ -205,15 +205,16 @@ def features(
     engine: EngineOption = None,
 ) -> None:
     """Build point-in-time features for one or more as-of dates in one pass."""
-    from churnguard.engine import write_features
-    from churnguard.features import normalize_as_of, plan_features
+    from churnguard.asof import normalize_as_of
+    from churnguard.feature_files import write_features
+    from churnguard.features import plan_features
 
     cfg = _config(config, **{"data.path": data, "engine.name": engine})
     dates = normalize_as_of(as_of)
     dataset = _load(cfg)
     plan = plan_features(dataset, config=cfg.features, activity_events=cfg.churn.activity_events)
     began = time.perf_counter()
-    rows = write_features(dataset, out_file, as_of=dates, plan=plan, engine=cfg.engine)
+    rows = write_features(dataset, out_file, as_of=dates, plan=plan)
     out.print(
         f"wrote {rows:,} rows x {len(plan.specs)} features for {len(dates)} as-of date(s) "
         f"to {_shown(out_file)} in {time.perf_counter() - began:.1f}s"

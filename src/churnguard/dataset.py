@@ -16,10 +16,11 @@ import ibis
 import ibis.expr.types as ir
 import pandas as pd
 
+from churnguard.asof import normalize_as_of
 from churnguard.config import ChurnConfig, FeaturesConfig, TrainConfig
 from churnguard.contract import Dataset
 from churnguard.errors import ConfigError, LeakageError
-from churnguard.features import FeaturePlan, build_features, normalize_as_of, plan_features
+from churnguard.features import FeaturePlan, build_features, plan_features
 from churnguard.labels import build_labels, label_window_end
 
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -35,8 +35,9 @@ import ibis.expr.types as ir
 import pandas as pd
 from ibis import _
 
+from churnguard.asof import AsOf, normalize_as_of
 from churnguard.config import LEAKY_NAME_PARTS, FeaturesConfig
-from churnguard.contract import FIRST_DATE, LAST_DATE, Dataset
+from churnguard.contract import Dataset
 from churnguard.errors import ConfigError, DataContractError, LeakageError
 
 Stat = Literal[
@@ -165,7 +166,7 @@ def _kept_event_types(kinds: pd.DataFrame, config: FeaturesConfig) -> pd.DataFra
 def build_features(
     dataset: Dataset,
     *,
-    as_of: Sequence[dt.date | dt.datetime | str],
+    as_of: Sequence[AsOf],
     config: FeaturesConfig = FeaturesConfig(),
     activity_events: Sequence[str] = (),
     plan: FeaturePlan | None = None,
@@ -227,37 +228,6 @@ def _between(table: ir.Table, low: str | None, high: str | None) -> ir.Table:
     if high is not None:
         table = table.filter(table.customer_id < high)
     return table
-
-
-def normalize_as_of(as_of: Iterable[dt.date | dt.datetime | str]) -> list[dt.datetime]:
-    """Sorted, distinct as-of dates as midnight datetimes; refuses times of day, dates outside
-    :data:`FIRST_DATE` to :data:`LAST_DATE`, and no dates."""
-    out = set()
-    for value in as_of:
-        if isinstance(value, str):
-            try:
-                value = dt.datetime.fromisoformat(value)
-            except ValueError:
-                raise ConfigError(f"as-of date {value!r} is not a date like 2025-01-31") from None
-        if isinstance(value, dt.datetime):
-            if value.time() != dt.time():
-                raise ConfigError(
-                    f"as-of {value.isoformat()} has a time of day; as-of values are dates "
-                    "(features at T use everything before midnight of T)"
-                )
-            out.add(value.replace(tzinfo=None))
-        elif isinstance(value, dt.date):
-            out.add(dt.datetime.combine(value, dt.time()))
-        else:
-            raise ConfigError(f"as-of date {value!r} is not a date")
-    if not out:
-        raise ConfigError("at least one as-of date is needed")
-    outside = [d for d in out if not FIRST_DATE <= d < LAST_DATE]
-    if outside:
-        raise ConfigError(
-            f"date {min(outside).date()} is outside {FIRST_DATE.date()} to {LAST_DATE.date()}"
-        )
-    return sorted(out)
 
 
 def _days(later: ir.TimestampValue, earlier: ir.TimestampValue) -> ir.FloatingValue:

@@ -33,10 +33,10 @@ from typing import Literal
 import ibis
 import pandas as pd
 
+from churnguard.asof import normalize_as_of
 from churnguard.config import ChurnConfig
 from churnguard.contract import Dataset
 from churnguard.errors import ConfigError
-from churnguard.features import normalize_as_of
 from churnguard.io import atomic_path
 from churnguard.labels import build_labels
 

@@ -20,10 +20,10 @@ import ibis
 import ibis.expr.types as ir
 import pandas as pd
 
+from churnguard.asof import normalize_as_of
 from churnguard.config import ChurnConfig
 from churnguard.contract import Dataset
 from churnguard.errors import ConfigError
-from churnguard.features import normalize_as_of
 
 
 def build_labels(

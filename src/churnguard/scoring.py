@@ -24,13 +24,12 @@ import datetime as dt
 import json
 import logging
 import time
-import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass
-from importlib.resources import files as package_files
 from pathlib import Path
 from typing import Any
 
+import ibis
 import ibis.expr.types as ir
 import numpy as np
 import pandas as pd
@@ -39,16 +38,20 @@ import pyarrow.parquet as pq
 from filelock import FileLock, Timeout
 
 from churnguard import drift
-from churnguard.config import (
-    CONDITION,
-    ChurnConfig,
-    InterventionConfig,
-    PipelineConfig,
-    config_from_dict,
-)
-from churnguard.contract import Dataset, glob_literal, load_dataset, refuse_glob
+from churnguard.asof import one_as_of
+from churnguard.config import ChurnConfig, InterventionConfig, PipelineConfig, config_from_dict
+from churnguard.contract import Dataset, load_dataset
+from churnguard.dataset import sampled
 from churnguard.errors import ChurnguardError, ConfigError, DataContractError
-from churnguard.features import FeaturePlan, build_features, normalize_as_of, plan_features
+from churnguard.features import FeaturePlan, build_features, plan_features
+from churnguard.interventions import (
+    BEST_CASE,
+    LIST_COLUMNS,
+    best_cases,
+    build_list,
+    check_conditions,
+    default_interventions,
+)
 from churnguard.io import (
     atomic_folder,
     atomic_path,
@@ -59,26 +62,18 @@ from churnguard.io import (
 )
 from churnguard.labels import data_end, far_rows_warning, population
 from churnguard.model import ChurnModel
-from churnguard.reasons import TOP, describe, top_drivers
 from churnguard.registry import check_schema, find_model, load_model
-from churnguard.value import values_at
+from churnguard.value import (
+    customer_value,
+    expected_lifetime_months,
+    purchase_history,
+    purchase_prior,
+)
 
 log = logging.getLogger("churnguard.scoring")
 
-LIST_COLUMNS = (
-    "rank",
-    "customer_id",
-    "churn_probability",
-    "risk_tier",
-    "customer_value",
-    "value_at_risk",
-    "reason_1",
-    "reason_2",
-    "reason_3",
-    "intervention",
-    "intervention_cost",
-    "expected_benefit",
-)
+__all__ = ["LIST_COLUMNS", "SCORE_COLUMNS", "ScoreRun", "score"]
+
 SCORE_COLUMNS = (
     "customer_id",
     "churn_probability",
@@ -86,6 +81,9 @@ SCORE_COLUMNS = (
     "customer_value",
     "value_at_risk",
 )
+#: Rows of the scored population read to measure drift (PSI) on: a sample by customer_id hash
+#: beyond this, the same on every engine.
+DRIFT_SAMPLE_ROWS = 200_000
 #: What a run writes; an out folder holding anything else is not replaced.
 RUN_FILES = ("interventions.csv", "scores.parquet", "manifest.json")
 #: First characters that make a spreadsheet read a cell as a formula or break its row,
@@ -160,13 +158,6 @@ def _check_replaceable(out: Path) -> None:
         )
 
 
-def default_interventions() -> tuple[InterventionConfig, ...]:
-    """The packaged catalogue (the same entries as ``pipelines/nightly.toml``)."""
-    text = package_files("churnguard").joinpath("interventions.toml").read_text("utf-8")
-    raw = tomllib.loads(text)
-    return config_from_dict({"interventions": raw["interventions"]}).interventions
-
-
 def score(
     config: PipelineConfig,
     *,
@@ -208,7 +199,7 @@ def score(
         timings[name] = round(now - clock, 3)
         clock = now
 
-    (when,) = normalize_as_of([as_of])
+    when = one_as_of(as_of)
     out = out_folder(out if out is not None else config.score.out, when)
     say("loading the model")
     folder = find_model(model, registry=config.model.registry, name=config.model.name)
@@ -233,14 +224,7 @@ def score(
     try:
         with atomic_folder(target) as staging:
             staging.mkdir()
-            if dataset.engine == "spark":
-                from churnguard.engine import spark
-
-                say("scoring in Spark")
-                result = spark.score(run, table, staging / "scores.parquet")
-                lap("score_s")
-            else:
-                result = _score_local(run, table, staging / "scores.parquet", say, lap)
+            result = _score(run, table, staging / "scores.parquet", say, lap)
             say("writing")
             _write_list(result.listed, staging / "interventions.csv")
             warnings = notes + [
@@ -266,7 +250,7 @@ def score(
                 "features_file": None if features is None else str(features),
                 "config_fingerprint": config.fingerprint(),
                 "catalogue": "config" if config.interventions else "default",
-                "engine": dataset.engine,
+                "engine": dataset.engine.name,
                 "rows": {"scored": result.rows, "listed": len(result.listed)},
                 "risk_tiers": result.tiers,
                 "value_at_risk_total": round(result.value_at_risk, 2),
@@ -307,12 +291,7 @@ def _features(
         table = build_features(dataset, as_of=[when], config=trained.features, plan=plan)
     else:
         _check_parquet(precomputed)
-        # A folder is a feature table written by Spark: its Parquet parts.
-        if dataset.engine == "spark":
-            refuse_glob(precomputed)
-        literal = glob_literal(precomputed) if dataset.engine == "duckdb" else str(precomputed)
-        source = f"{literal}/*.parquet" if precomputed.is_dir() else literal
-        table = dataset.backend.read_parquet(source)
+        table = dataset.engine.read_parquet(precomputed)
         present = [s for s in model.features if s.name in table.columns]
         check_schema(model, present, where=str(precomputed))
         table = table.filter(table.as_of == when)
@@ -420,38 +399,94 @@ class Scored:
     value_at_risk: float
 
 
-def _score_local(
+def _score(
     run: _Run, table: ir.Table, path: Path, say: Progress, lap: Callable[[str], None]
 ) -> Scored:
-    """Score on the driver: features into pandas, then probabilities, values and the list."""
-    frame = table.to_pandas()
-    lap("features_s")
-    if frame.empty:
-        raise run.empty()
-    say(f"scoring {len(frame):,} customers")
-    probability = run.model.predict_proba(frame)
-    value = values_at(
-        run.dataset,
-        frame,
-        probability,
-        plan=run.plan,
-        as_of=run.when,
-        horizon_days=run.trained.churn.horizon_days,
+    """Score the population on the dataset's engine and write ``scores.parquet``.
+
+    Probabilities, then values (they need the population's mean probability and purchase
+    figures) run in batches where the data is; only the head of the candidates (grown until
+    the list settles, see :func:`~churnguard.interventions.build_list`) and at most
+    :data:`DRIFT_SAMPLE_ROWS` rows for drift reach this process.
+    """
+    engine, model, config, catalogue = run.dataset.engine, run.model, run.config, run.catalogue
+    names = [s.name for s in model.features]
+    say("scoring")
+    predicted = engine.map_batches(
+        table,
+        lambda batch: batch.assign(_probability=model.predict_proba(batch)),
+        keep=table.columns,
+        added={"_probability": "float64"},
     )
-    scores = score_rows(frame, probability, value, run.config)
-    lap("score_s")
-    say("choosing interventions")
-    listed = choose(frame, scores, run.model, run.catalogue, run.config)
-    assert listed is not None  # every candidate was given
-    lap("interventions_s")
-    _write_scores(scores, path)
+    try:
+        stats = predicted.aggregate(n=predicted.count(), mean=predicted._probability.mean())
+        count, mean = stats.to_pandas().iloc[0]
+        if not count:
+            raise run.empty()
+        lap("features_s")
+        months = expected_lifetime_months(float(mean), run.trained.churn.horizon_days)
+        prior, joined = None, predicted
+        history = purchase_history(run.dataset, run.when, run.plan)
+        if history is not None and _needs_history(predicted):
+            prior = purchase_prior(history)
+            joined = predicted.left_join(history, "customer_id").drop("customer_id_right")
+
+        def value(batch: pd.DataFrame) -> pd.DataFrame:
+            probability = batch["_probability"].to_numpy(float)
+            worth = customer_value(batch, months=months, prior=prior)
+            scores = score_rows(batch, probability, worth, config)
+            _, best = best_cases(scores, catalogue)
+            return batch.assign(**{c: scores[c].to_numpy() for c in scores.columns}).assign(
+                **{BEST_CASE: best}
+            )
+
+        added = {c: "string" if c == "risk_tier" else "float64" for c in SCORE_COLUMNS[1:]}
+        scored = engine.map_batches(
+            joined,
+            value,
+            keep=["customer_id", *names],
+            added={**added, BEST_CASE: "float64"},
+        )
+    finally:
+        engine.release(predicted)
+    try:
+        rows = engine.write_parquet([scored.select(*SCORE_COLUMNS).order_by("customer_id")], path)
+        totals = scored.group_by("risk_tier").aggregate(n=scored.count()).to_pandas()
+        at_risk = scored.aggregate(v=scored.value_at_risk.sum()).to_pandas()["v"].iloc[0]
+        lap("score_s")
+        sample = scored
+        if rows > DRIFT_SAMPLE_ROWS:
+            sample = scored.filter(sampled(scored.customer_id, DRIFT_SAMPLE_ROWS / rows, 0))
+        drifted = sample.select("customer_id", *names, "churn_probability").to_pandas()
+        drift = drift_summary(run.metadata, drifted, drifted["churn_probability"].to_numpy())
+        drift["sample_rows"] = len(drifted)
+        say("choosing interventions")
+        candidates = scored.filter(scored[BEST_CASE] > 0).order_by(
+            [ibis.desc(BEST_CASE), "customer_id"]
+        )
+        listed = build_list(
+            lambda n: (candidates.limit(n) if n else candidates).to_pandas(),
+            model,
+            catalogue,
+            config,
+        )
+        lap("interventions_s")
+    finally:
+        engine.release(scored)
     return Scored(
         listed=listed,
-        drift=drift_summary(run.metadata, frame, probability),
-        rows=len(scores),
-        tiers=scores["risk_tier"].value_counts().sort_index().to_dict(),
-        value_at_risk=float(scores["value_at_risk"].sum()),
+        drift=drift,
+        rows=rows,
+        tiers=dict(sorted(zip(totals["risk_tier"], totals["n"].astype(int), strict=True))),
+        value_at_risk=float(at_risk or 0.0),
     )
+
+
+def _needs_history(table: ir.Table) -> bool:
+    """Whether some customer has no MRR to value them by (the purchase history is then read)."""
+    if "mrr" not in table.columns:
+        return True
+    return bool(table.filter(table.mrr.fill_null(0) <= 0).limit(1).count().execute())
 
 
 def score_rows(
@@ -485,181 +520,11 @@ def drift_summary(metadata: dict[str, Any], frame: pd.DataFrame, probability: np
     return {"score": score_psi, "features": psi, "over_threshold": over}
 
 
-def best_cases(
-    scores: pd.DataFrame, catalogue: tuple[InterventionConfig, ...]
-) -> tuple[np.ndarray, np.ndarray]:
-    """Expected benefit of every intervention for every row, and each row's best case (the most
-    effective intervention, ignoring reasons): p × value × success − cost."""
-    p = scores["churn_probability"].to_numpy(float)
-    value = scores["customer_value"].to_numpy(float)
-    success = np.array([i.success_rate for i in catalogue])
-    cost = np.array([i.cost for i in catalogue])
-    benefit = p[:, None] * value[:, None] * success[None, :] - cost[None, :]
-    return benefit, benefit.max(axis=1)
-
-
-def choose(
-    frame: pd.DataFrame,
-    scores: pd.DataFrame,
-    model: ChurnModel,
-    catalogue: tuple[InterventionConfig, ...],
-    config: PipelineConfig,
-    *,
-    beyond: float = -np.inf,
-) -> pd.DataFrame | None:
-    """Choose, rank and cut: the ``interventions.csv`` rows.
-
-    Per-customer contributions (TreeSHAP) are the expensive part, so customers are taken in
-    order of their best case, in growing batches, until the list is settled: ``top_n`` or
-    ``budget`` rows whose chosen benefit beats every remaining best case. Without a limit every
-    customer with a positive best case is explained.
-
-    ``frame`` and ``scores`` may hold only the head of the candidates (in best-case order, a
-    whole number of batches) when every other customer's best case is at most ``beyond``; then
-    None means the head cannot settle the list and a longer one is needed.
-    """
-    p = scores["churn_probability"].to_numpy()
-    value = scores["customer_value"].to_numpy()
-    cost = np.array([i.cost for i in catalogue])
-    benefit, best_case = best_cases(scores, catalogue)
-    order = np.lexsort((scores["customer_id"].to_numpy(), -best_case))
-    order = order[best_case[order] > 0]
-    answers = np.array([[_answers(i, s.name) for s in model.features] for i in catalogue])
-    need = rows_needed(config, cost)
-    done: list[np.ndarray] = []
-    chosen_parts, gain_parts, driver_parts = [], [], []
-    start, batch = 0, first_batch(need) or order.size
-    while start < order.size:
-        rows = order[start : start + batch]
-        start += rows.size
-        batch *= 2
-        drivers = top_drivers(model.contributions(frame.iloc[rows]))
-        context = frame.iloc[rows].assign(churn_probability=p[rows], customer_value=value[rows])
-        eligible = np.column_stack(
-            [
-                _fits(intervention, answers[k], drivers, context)
-                for k, intervention in enumerate(catalogue)
-            ]
-        )
-        net = np.where(eligible, benefit[rows], -np.inf)
-        pick = net.argmax(axis=1)
-        done.append(rows)
-        chosen_parts.append(pick)
-        gain_parts.append(net[np.arange(rows.size), pick])
-        driver_parts.append(drivers)
-        if need and start < order.size:
-            settled = (np.concatenate(gain_parts) > best_case[order[start]]).sum()
-            if settled >= need:
-                break
-    gains = np.concatenate(gain_parts) if gain_parts else np.empty(0)
-    if beyond > 0 and (not need or (gains > beyond).sum() < need):
-        return None
-    if not done:
-        return pd.DataFrame(columns=list(LIST_COLUMNS))
-    rows, pick = np.concatenate(done), np.concatenate(chosen_parts)
-    gain, drivers = np.concatenate(gain_parts), np.concatenate(driver_parts)
-    gain = np.round(gain, 2)  # as written: a benefit that rounds to 0.00 is not listed
-    keep = gain > 0
-    rows, pick, gain, drivers = rows[keep], pick[keep], gain[keep], drivers[keep]
-    ranked = np.lexsort((scores["customer_id"].to_numpy()[rows], -gain))
-    if config.score.top_n:
-        ranked = ranked[: config.score.top_n]
-    if config.score.budget:
-        ranked = ranked[np.cumsum(cost[pick[ranked]]) <= config.score.budget]
-    rows, pick, gain, drivers = rows[ranked], pick[ranked], gain[ranked], drivers[ranked]
-    sentences = [
-        s + [""] * (TOP - len(s)) for s in describe(model.features, frame.iloc[rows], drivers)
-    ]
-    listed = scores.iloc[rows].reset_index(drop=True)
-    listed.insert(0, "rank", np.arange(1, rows.size + 1))
-    return listed.assign(
-        **{f"reason_{n + 1}": [s[n] for s in sentences] for n in range(TOP)},
-        intervention=[catalogue[k].name for k in pick],
-        intervention_cost=cost[pick],
-        expected_benefit=gain,
-    )[list(LIST_COLUMNS)]
-
-
-def first_batch(need: int) -> int:
-    """Rows explained in the first batch (0: all at once); each later batch doubles."""
-    return max(256, 4 * need) if need else 0
-
-
-def rows_needed(config: PipelineConfig, cost: np.ndarray) -> int:
-    """The most rows the cut can keep (0: no limit)."""
-    limits = []
-    if config.score.top_n:
-        limits.append(config.score.top_n)
-    if config.score.budget and cost.min() > 0:
-        limits.append(int(config.score.budget // cost.min()) + 1)
-    return min(limits) if limits else 0
-
-
-def _answers(intervention: InterventionConfig, feature: str) -> bool:
-    """Whether the intervention answers a reason given by ``feature``."""
-    return "*" in intervention.answers or any(part in feature for part in intervention.answers)
-
-
-def check_conditions(catalogue: tuple[InterventionConfig, ...], model: ChurnModel) -> None:
-    """Refuse a condition of a config's own catalogue on a name that is neither a feature of
-    ``model`` nor ``customer_value``/``churn_probability``: a typo would silently switch its
-    intervention off. (The packaged catalogue is written for every dataset, so a condition of
-    it on a feature this data lacks simply never holds.)"""
-    known = {s.name for s in model.features} | {"customer_value", "churn_probability"}
-    for intervention in catalogue:
-        for condition in intervention.when:
-            name = CONDITION.fullmatch(condition).group(1)  # type: ignore[union-attr]
-            if name not in known:
-                raise ConfigError(
-                    f"interventions {intervention.name!r}: condition {condition!r} is on "
-                    f"{name!r}, which is not a feature of the model, customer_value or "
-                    "churn_probability; correct the name, or drop the condition"
-                )
-
-
-def _fits(
-    intervention: InterventionConfig,
-    answers: np.ndarray,
-    drivers: np.ndarray,
-    context: pd.DataFrame,
-) -> np.ndarray:
-    """Rows with a reason the intervention answers and whose values meet its conditions.
-
-    ``answers[j]`` says whether it answers feature ``j``; ``drivers`` holds each row's reason
-    feature indices (-1 = none).
-    """
-    fits = (answers[np.maximum(drivers, 0)] & (drivers >= 0)).any(axis=1)
-    for condition in intervention.when:
-        name, op, number = CONDITION.fullmatch(condition).groups()  # type: ignore[union-attr]
-        if name not in context:
-            return np.zeros(len(context), dtype=bool)  # a condition on data we lack never holds
-        values = pd.to_numeric(context[name], errors="coerce").to_numpy(float)
-        with np.errstate(invalid="ignore"):
-            fits &= _OPS[op](values, float(number))
-    return fits
-
-
-_OPS: dict[str, Callable[[np.ndarray, float], np.ndarray]] = {
-    "<": np.less,
-    "<=": np.less_equal,
-    ">": np.greater,
-    ">=": np.greater_equal,
-    "==": np.equal,
-    "!=": np.not_equal,
-}
-
-
 def _digest(path: Path) -> dict[str, str]:
     """An input's SHA-256; for a folder of parts (a lake table), a digest of its listing."""
     if path.is_dir():
         return {"listing_sha256": listing_sha256(path)}
     return {"sha256": sha256_file(path)}
-
-
-def _write_scores(scores: pd.DataFrame, path: Path) -> None:
-    table = pa.Table.from_pandas(scores[list(SCORE_COLUMNS)], preserve_index=False)
-    with atomic_path(path) as tmp:
-        pq.write_table(table, tmp, compression="zstd")
 
 
 def _write_list(listed: pd.DataFrame, path: Path) -> None:

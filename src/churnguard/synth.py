@@ -41,9 +41,9 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from churnguard.asof import normalize_as_of
 from churnguard.config import MAX_SEED
 from churnguard.errors import ConfigError
-from churnguard.features import normalize_as_of
 
 CHUNK_CUSTOMERS = 20_000
 PLANS = ("basic", "standard", "premium")

@@ -19,6 +19,7 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 
 from churnguard import drift
+from churnguard.asof import normalize_as_of
 from churnguard.config import DataConfig, EngineConfig, PipelineConfig, config_from_dict
 from churnguard.contract import Dataset, load_dataset
 from churnguard.dataset import (
@@ -30,7 +31,7 @@ from churnguard.dataset import (
 )
 from churnguard.errors import ConfigError
 from churnguard.evaluation import Evaluation
-from churnguard.features import FeaturePlan, normalize_as_of, plan_features
+from churnguard.features import FeaturePlan, plan_features
 from churnguard.io import atomic_path
 from churnguard.labels import data_end, far_rows_warning, label_window_end, latest
 from churnguard.model import TrainResult, Tuning, fit, tune

@@ -1,57 +1,207 @@
-"""Query engines: DuckDB embedded (the default) and Spark (``[engine] name = "spark"``).
+"""The engine boundary: where tables are read, checked, queried and written.
 
-Both run the same Ibis feature definitions; this module picks the writer for a dataset's engine
-and reads back what a feature file says about its columns.
+An engine owns its connection (DuckDB, in process) or session (Spark) and what it costs: memory,
+threads, spill space. It reads a file, or a folder of part files, into a raw view; counts the
+rows that meet SQL conditions in one pass and locates the first one (a CSV line or a Parquet
+row); registers typed views; runs Ibis expressions to pandas or, atomically, to Parquet; and
+maps a Python function over a table in batches (chunks on DuckDB, ``mapInPandas`` on Spark).
+
+The rules live in the domain modules (:mod:`churnguard.contract` states the checks,
+:mod:`churnguard.features` and :mod:`churnguard.labels` the Ibis definitions,
+:mod:`churnguard.scoring` the steps of a run); engines import none of them.
+:func:`open_engine` is the one place that picks an engine by ``[engine] name``.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import json
-from collections.abc import Sequence
+import abc
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-
-import pyarrow.parquet as pq
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 from churnguard.config import EngineConfig
-from churnguard.contract import Dataset
-from churnguard.features import FeaturePlan, normalize_as_of
+from churnguard.errors import DataContractError
 
-#: Key of the feature descriptions in a feature file's Parquet metadata ...
-FEATURES_KEY = "churnguard.features"
-#: ... and the file holding them inside a feature folder written by Spark.
-FEATURES_SIDECAR = "_churnguard_features.json"
+if TYPE_CHECKING:
+    import ibis
+    import ibis.expr.types as ir
+    import pandas as pd
+
+#: Turns a batch of rows into the same rows with columns added.
+BatchFunction = Callable[["pd.DataFrame"], "pd.DataFrame"]
+#: Kinds of column an engine reports for a raw table.
+Kind = Literal["text", "number", "time", "other"]
 
 
-def write_features(
-    dataset: Dataset,
-    path: Path,
-    *,
-    as_of: Sequence[dt.date | dt.datetime | str],
-    plan: FeaturePlan,
-    engine: EngineConfig = EngineConfig(),
-) -> int:
-    """Build the features of ``plan`` at each as-of date and write them to ``path``.
+@dataclass
+class Raw:
+    """A table as read, before any check: all text (CSV) or the file's own types (Parquet)."""
 
-    DuckDB writes one Parquet file, Spark a folder of Parquet parts (both read as one table by
-    pandas, pyarrow, DuckDB and Spark). Rows are ordered by customer_id, then as-of date.
-    Returns the number of rows.
+    path: Path
+    format: Literal["csv", "parquet"]
+    #: Name of the raw view in the engine.
+    view: str
+    columns: list[str]
+    #: What each column holds, as far as SQL goes.
+    kinds: dict[str, Kind]
+
+
+@dataclass(frozen=True)
+class Location:
+    """Where a bad row is: the file to name (a part of a folder), ``line N`` or ``row N``, the
+    number alone, and the value of the column asked for."""
+
+    path: Path
+    where: str
+    number: int
+    value: object
+
+
+def file_format(path: Path) -> Literal["csv", "parquet"]:
+    """``csv`` or ``parquet`` by the name's suffix; a folder of parts counts as its suffix."""
+    suffix = path.suffix.lower()
+    if suffix not in (".parquet", ".csv"):
+        raise DataContractError(f"{path}: expected a .csv or .parquet file")
+    return "csv" if suffix == ".csv" else "parquet"
+
+
+def sql_ident(name: str, quote: str = '"') -> str:
+    """``name`` as a quoted SQL identifier, its quote characters doubled: safe whatever it holds.
+
+    DuckDB quotes with ``"``; Spark SQL with a backtick.
     """
-    dates = normalize_as_of(as_of)
-    if dataset.engine == "spark":
-        from churnguard.engine import spark
-
-        return spark.write_features(dataset, path, dates, plan)
-    from churnguard.engine import duckdb
-
-    return duckdb.write_features(dataset, path, dates, plan, engine)
+    return quote + name.replace(quote, quote * 2) + quote
 
 
-def feature_metadata(path: Path) -> list[dict[str, str]]:
-    """The feature descriptions stored with a feature file or folder written by churnguard."""
-    if path.is_dir():
-        sidecar = path / FEATURES_SIDECAR
-        return json.loads(sidecar.read_text("utf-8")) if sidecar.exists() else []
-    metadata = pq.read_schema(path).metadata or {}
-    raw = metadata.get(FEATURES_KEY.encode())
-    return json.loads(raw) if raw else []
+class Engine(abc.ABC):
+    """What the domain asks of an engine. SQL fragments it builds are in the engine's dialect;
+    conditions handed back to it are built from them."""
+
+    name: ClassVar[str]
+    #: The identifier quote and the text type of the dialect.
+    quote: ClassVar[str]
+    text_type: ClassVar[str]
+
+    @property
+    @abc.abstractmethod
+    def backend(self) -> ibis.BaseBackend:
+        """The Ibis backend over the engine's connection or session."""
+
+    # -- SQL dialect ---------------------------------------------------------------------------
+
+    def ident(self, name: str) -> str:
+        return sql_ident(name, self.quote)
+
+    def text(self, column: str) -> str:
+        """A cell as trimmed text, NULL when empty."""
+        return f"nullif(trim(CAST({self.ident(column)} AS {self.text_type})), '')"
+
+    @abc.abstractmethod
+    def matches(self, value: str, pattern: str) -> str:
+        """SQL true when the text ``value`` holds a match of the regular expression."""
+
+    @abc.abstractmethod
+    def parse_time(self, value: str) -> str:
+        """SQL reading the text ``value`` as a naive UTC TIMESTAMP (offsets converted), NULL
+        when it is not a date or date-time."""
+
+    @abc.abstractmethod
+    def row_hash(self, columns: Sequence[str]) -> str:
+        """SQL hashing the whole row of ``columns``."""
+
+    # -- reading and checking ------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def read(self, path: Path, name: str) -> Raw:
+        """Read ``path`` into a raw view for table ``name``.
+
+        Raises
+        ------
+        DataContractError
+            The file is missing, empty, not UTF-8 or not readable as its format, or its
+            header is broken.
+        """
+
+    @abc.abstractmethod
+    def aggregate(self, raw: Raw, values: dict[str, str], where: str | None = None) -> dict:
+        """Aggregates (SQL, by key) over the raw table's rows, in one pass; ``where`` may hold
+        subqueries."""
+
+    def counts(self, raw: Raw, conditions: dict[str, str]) -> dict[str, int]:
+        """How many rows meet each condition, in one pass."""
+        if not conditions:
+            return {}
+        found = self.aggregate(raw, {k: f"count_if({c})" for k, c in conditions.items()})
+        return {k: int(v or 0) for k, v in found.items()}
+
+    def count(self, raw: Raw, condition: str) -> int:
+        """How many rows meet ``condition``, which may hold subqueries."""
+        return int(self.aggregate(raw, {"n": "count(*)"}, where=condition)["n"] or 0)
+
+    @abc.abstractmethod
+    def locate(self, raw: Raw, condition: str, column: str, match: Sequence[str] = ()) -> Location:
+        """The first row (in file order) meeting ``condition``; ``match`` names more columns
+        that pin its CSV line down when the engine does not number rows."""
+
+    @abc.abstractmethod
+    def register(self, name: str, select: str, source: str) -> str:
+        """Create the view ``name`` as ``SELECT select FROM source``; returns the name it has
+        in the engine (unique per dataset on a shared session)."""
+
+    # -- running -------------------------------------------------------------------------------
+
+    def table(self, view: str) -> ibis.Table:
+        return self.backend.table(view)
+
+    @abc.abstractmethod
+    def read_parquet(self, path: Path) -> ir.Table:
+        """A Parquet file, or a folder of parts, as a table (the path taken literally)."""
+
+    @abc.abstractmethod
+    def write_parquet(
+        self, pieces: Sequence[ir.Table], path: Path, metadata: dict[str, str] | None = None
+    ) -> int:
+        """Write the rows of ``pieces``, in order, as Parquet at ``path``, atomically, with
+        ``metadata`` (key to text) carried along; returns the rows written. DuckDB writes
+        one file with the metadata inside, Spark a folder of parts with the metadata as
+        files beside them (:func:`sidecar_name`)."""
+
+    @abc.abstractmethod
+    def map_batches(
+        self,
+        table: ir.Table,
+        function: BatchFunction,
+        *,
+        keep: Sequence[str],
+        added: dict[str, str],
+    ) -> ir.Table:
+        """``function`` applied to ``table`` in batches: a table of the ``keep`` columns and the
+        ``added`` ones (name to ``float64`` or ``string``) the function returns, held by the
+        engine until :meth:`release`."""
+
+    @abc.abstractmethod
+    def release(self, table: ir.Table) -> None:
+        """Free what :meth:`map_batches` holds for ``table``."""
+
+    def pieces(self, rows: int, columns: int) -> int:
+        """Into how many customer ranges an output of ``rows`` x ``columns`` must be built to
+        fit the engine's memory (1: in one piece)."""
+        return 1
+
+
+def sidecar_name(key: str) -> str:
+    """The file inside a Parquet folder holding metadata ``key`` (readers skip ``_`` files)."""
+    return "_" + key.replace(".", "_") + ".json"
+
+
+def open_engine(config: EngineConfig = EngineConfig()) -> Engine:
+    """The engine ``[engine] name`` asks for, set up with its resources: the one place an engine
+    is chosen."""
+    if config.name == "spark":
+        from churnguard.engine.spark import SparkEngine
+
+        return SparkEngine(config)
+    from churnguard.engine.duckdb import DuckDBEngine
+
+    return DuckDBEngine(config)

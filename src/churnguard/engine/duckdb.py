@@ -1,112 +1,287 @@
-"""Running feature definitions on the embedded DuckDB engine and writing results atomically.
+"""The embedded DuckDB engine (the default): one in-process connection, out of core.
 
 DuckDB streams and spills, but a feature table is wide: a population of millions of customers
-times several as-of dates does not fit a small memory limit in one piece. :func:`write_features`
-then builds it in ranges of ``customer_id``, each within the limit, and stitches the parts into
-one file, still ordered by customer and as-of date.
+times several as-of dates does not fit a small memory limit in one piece. :meth:`pieces` then
+says how many customer ranges keep each piece within ``[engine] memory_limit``, and
+:meth:`write_parquet` streams the pieces into one file, in order.
 """
 
 from __future__ import annotations
 
-import datetime as dt
+import csv
+import itertools
 import math
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
+import duckdb
 import ibis
 import ibis.expr.types as ir
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from churnguard.config import EngineConfig
-from churnguard.contract import Dataset
-from churnguard.engine import FEATURES_KEY
-from churnguard.features import FeaturePlan, build_features
-from churnguard.io import atomic_path, temporary_sibling
+from churnguard.csvfiles import (
+    check_column_names,
+    check_header,
+    check_utf8,
+    csv_header,
+    csv_line,
+    csv_problem,
+    first_line,
+)
+from churnguard.engine import BatchFunction, Engine, Kind, Location, Raw, file_format
+from churnguard.errors import DataContractError
+from churnguard.io import atomic_path, glob_escape
 
 #: Bytes of DuckDB memory budgeted per output cell. Measured on 1M customers x 6 dates with a
 #: 1500MB limit: 16 spills hard (90 s), 32 is fastest (72 s, 1.6 GiB peak), 64 adds pieces (77 s).
 _BYTES_PER_CELL = 32
-#: Rows per Parquet row group of a feature file (DuckDB's own default).
+#: Rows per Parquet row group of a written file (DuckDB's own default).
 _ROW_GROUP = 122_880
+#: Rows handed to a batch function at once.
+_BATCH_ROWS = 1 << 20
+_NUMBER_TYPES = (
+    "TINYINT",
+    "SMALLINT",
+    "INTEGER",
+    "BIGINT",
+    "HUGEINT",
+    "UTINYINT",
+    "USMALLINT",
+    "UINTEGER",
+    "UBIGINT",
+    "FLOAT",
+    "DOUBLE",
+    "REAL",
+    "DECIMAL",
+)
+_names = itertools.count()
 
 
-def partitions_needed(rows: int, columns: int, engine: EngineConfig) -> int:
-    """How many customer partitions keep one piece of a ``rows`` x ``columns`` build in memory."""
-    return max(1, math.ceil(rows * columns * _BYTES_PER_CELL / engine.memory_limit_bytes()))
-
-
-def write_features(
-    dataset: Dataset, path: Path, dates: list[dt.datetime], plan: FeaturePlan, engine: EngineConfig
-) -> int:
-    """:func:`churnguard.engine.write_features` on DuckDB: one Parquet file, built in customer
-    ranges when it would not fit ``engine.memory_limit`` in one piece."""
-    count = partitions_needed(
-        dataset.tables["customers"].rows * len(dates), len(plan.specs) + 2, engine
-    )
-    if count == 1:
-        return write_parquet(
-            build_features(dataset, as_of=dates, plan=plan), dataset.backend, path, plan=plan
+def execute_one(
+    con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None
+) -> duckdb.DuckDBPyConnection:
+    """Run exactly one SQL statement: DuckDB runs every statement of a string it is given, so a
+    string that parses as more than one is refused rather than run."""
+    statements = con.extract_statements(sql)
+    if len(statements) != 1:
+        raise DataContractError(
+            f"refusing to run {len(statements)} SQL statements where one was built; "
+            "a name in the data may hold SQL"
         )
-    parts = [temporary_sibling(path, f"part{i}") for i in range(count)]
-    bounds = _customer_quantiles(dataset, count)
-    try:
-        for part, low, high in zip(parts, [None, *bounds], [*bounds, None], strict=True):
-            expr = build_features(dataset, as_of=dates, plan=plan, customers_between=(low, high))
-            _write_arrow(expr, dataset.backend, part, metadata=None)
-        return _concatenate(parts, path, plan)
-    finally:
-        for part in parts:
-            part.unlink(missing_ok=True)
+    return con.execute(statements[0], params or [])
 
 
-def _customer_quantiles(dataset: Dataset, count: int) -> list[str]:
-    """``count - 1`` customer ids splitting the customers into ranges of about equal size."""
-    fractions = [i / count for i in range(1, count)]
-    rows = dataset.con.execute(
-        "SELECT quantile_disc(customer_id, ?::DOUBLE[]) FROM customers", [fractions]
-    ).fetchall()
-    return sorted(set(rows[0][0]))
+def literal(path: Path) -> str:
+    """``path`` as a SQL string literal naming that one file: glob characters escaped, quotes
+    doubled (DDL cannot take bound parameters)."""
+    return "'" + glob_escape(str(path)).replace("'", "''") + "'"
 
 
-def write_parquet(
-    expr: ir.Table, backend: ibis.BaseBackend, path: Path, *, plan: FeaturePlan | None = None
-) -> int:
-    """Write ``expr`` to ``path`` as Parquet; the file appears when complete.
-
-    The feature descriptions of ``plan`` travel in the file's key-value metadata under
-    :data:`FEATURES_KEY`, so a feature file explains itself. Returns the number of rows.
-    """
-    metadata = None if plan is None else {FEATURES_KEY: plan.to_json()}
-    with atomic_path(path) as tmp:
-        rows = _write_arrow(expr, backend, tmp, metadata=metadata)
-    return rows
+def partitions_needed(rows: int, columns: int, config: EngineConfig) -> int:
+    """How many customer partitions keep one piece of a ``rows`` x ``columns`` build in memory."""
+    return max(1, math.ceil(rows * columns * _BYTES_PER_CELL / config.memory_limit_bytes()))
 
 
-def _write_arrow(
-    expr: ir.Table, backend: ibis.BaseBackend, path: Path, *, metadata: dict[str, str] | None
-) -> int:
-    """Run ``expr`` into Arrow and write it to ``path`` with pyarrow.
+class DuckDBEngine(Engine):
+    """An in-memory DuckDB connection with the config's memory limit, threads and spill folder;
+    times in UTC."""
 
-    Neither the path nor the metadata (which holds names from the data) is ever written into
-    SQL, as a COPY statement would need both as literals in its text. The result is held in
-    memory once: :func:`write_features` sizes each piece to fit the memory limit at
-    :data:`_BYTES_PER_CELL` bytes a cell, four times what an Arrow double takes.
-    """
-    table = backend.to_pyarrow(expr)
-    if metadata:
-        table = table.replace_schema_metadata(metadata)
-    pq.write_table(table, path, compression="zstd", row_group_size=_ROW_GROUP)
-    return table.num_rows
+    name = "duckdb"
+    quote = '"'
+    text_type = "VARCHAR"
+
+    def __init__(self, config: EngineConfig = EngineConfig()):
+        self.config = config
+        self.con = duckdb.connect()
+        self.con.execute("SET TimeZone = 'UTC'")
+        try:
+            self.con.execute("SET enable_progress_bar = false")
+        except duckdb.InvalidInputException:
+            pass  # Jupyter without ipywidgets: the bar is already off, and DuckDB refuses the SET
+        self.con.execute("SET memory_limit = ?", [config.memory_limit])
+        self.con.execute("SET threads = ?", [config.thread_count()])
+        if config.temp_directory:
+            self.con.execute("SET temp_directory = ?", [config.temp_directory])
+        self._backend: ibis.BaseBackend | None = None
+
+    @property
+    def backend(self) -> ibis.BaseBackend:
+        if self._backend is None:
+            self._backend = ibis.duckdb.from_connection(self.con)
+        return self._backend
+
+    def matches(self, value: str, pattern: str) -> str:
+        return f"regexp_matches({value}, '{pattern}')"
+
+    def parse_time(self, value: str) -> str:
+        return f"CAST(TRY_CAST({value} AS TIMESTAMPTZ) AS TIMESTAMP)"  # the session zone is UTC
+
+    def row_hash(self, columns: Sequence[str]) -> str:
+        return f"hash({', '.join(self.ident(c) for c in columns)})"
+
+    def read(self, path: Path, name: str) -> Raw:
+        form = file_format(path)
+        if not path.exists():
+            raise DataContractError(f"{path}: file not found")
+        if path.stat().st_size == 0:
+            raise DataContractError(f"{path}: file is empty (0 bytes); expected a header and rows")
+        if path.is_dir():
+            raise DataContractError(
+                f"{path}: is a folder; the duckdb engine reads one file per table (a folder of "
+                "Parquet parts needs --engine spark)"
+            )
+        raw = Raw(path, form, f"raw_{name}", [], {})
+        if form == "csv":
+            check_utf8(path)
+            source = f"read_csv({literal(path)}, all_varchar = true, header = true)"
+        else:
+            source = f"read_parquet({literal(path)}, file_row_number = true)"
+        try:
+            execute_one(
+                self.con, f"CREATE OR REPLACE TEMP VIEW {raw.view} AS SELECT * FROM {source}"
+            )
+            described = execute_one(self.con, f"DESCRIBE SELECT * FROM {raw.view}").fetchall()
+        except duckdb.Error as exc:
+            raise self._unreadable(raw, exc, f"cannot be read as {form.upper()}") from None
+        types = {row[0]: row[1] for row in described if row[0] != "file_row_number"}
+        raw.columns, raw.kinds = list(types), {c: _kind(t) for c, t in types.items()}
+        if form == "csv":
+            header = csv_header(path, self._dialect(path))
+            # A reader that met a broken line guesses: one wide column, or a row as header.
+            if header != raw.columns or len(raw.columns) == 1:
+                if problem := csv_problem(path):
+                    raise DataContractError(problem)
+            check_header(path, header, raw.columns)
+        check_column_names(path, raw.columns, header=form == "csv")
+        return raw
+
+    def _dialect(self, path: Path) -> dict[str, Any]:
+        """The :mod:`csv` options matching the delimiter, quote and escape DuckDB found."""
+        row = execute_one(
+            self.con, "SELECT Delimiter, Quote, Escape FROM sniff_csv(?)", [glob_escape(str(path))]
+        ).fetchone()
+        delimiter, quote, escape = (None if v in (None, "(empty)", "") else v for v in row)
+        options: dict[str, Any] = {"delimiter": delimiter or ","}
+        if quote is None:
+            options["quoting"] = csv.QUOTE_NONE
+        else:
+            options["quotechar"] = quote
+        if escape is not None and escape != quote:
+            options["escapechar"] = escape
+        return options
+
+    def _unreadable(self, raw: Raw, exc: duckdb.Error, what: str) -> DataContractError:
+        """The error for a file DuckDB could not read: for CSV, the line that breaks the format
+        when one can be found, else DuckDB's first line."""
+        problem = csv_problem(raw.path) if raw.format == "csv" else None
+        return DataContractError(problem or f"{raw.path}: {what}: {first_line(exc)}")
+
+    def _query(self, raw: Raw, sql: str, params: list | None = None) -> list[tuple]:
+        try:
+            return execute_one(self.con, sql, params).fetchall()
+        except duckdb.Error as exc:
+            raise self._unreadable(raw, exc, "cannot be read") from None
+
+    def aggregate(self, raw: Raw, values: dict[str, str], where: str | None = None) -> dict:
+        body = ", ".join(f"{sql} AS {self.ident(key)}" for key, sql in values.items())
+        condition = f" WHERE {where}" if where else ""
+        row = self._query(raw, f"SELECT {body} FROM {self.ident(raw.view)}{condition}")[0]
+        return dict(zip(values, row, strict=True))
+
+    def locate(self, raw: Raw, condition: str, column: str, match: Sequence[str] = ()) -> Location:
+        if raw.format == "parquet":
+            row, value = self._query(
+                raw,
+                f"SELECT file_row_number + 1, {self.ident(column)} FROM {raw.view} "
+                f"WHERE {condition} ORDER BY file_row_number LIMIT 1",
+            )[0]
+            return Location(raw.path, f"row {row}", int(row), value)
+        # CSV has no row-number column: number the rows single-threaded, which keeps file order.
+        threads = self._query(raw, "SELECT current_setting('threads')")[0][0]
+        execute_one(self.con, "SET threads = 1")
+        try:
+            row, value = self._query(
+                raw,
+                f"SELECT n, {self.ident(column)} FROM (SELECT row_number() OVER () AS n, * "
+                f"FROM {raw.view}) WHERE {condition} ORDER BY n LIMIT 1",
+            )[0]
+        finally:
+            execute_one(self.con, "SET threads = ?", [int(threads)])
+        line = csv_line(raw.path, int(row))
+        return Location(raw.path, f"line {line}", line, value)
+
+    def read_parquet(self, path: Path) -> ir.Table:
+        source = glob_escape(str(path))
+        return self.backend.read_parquet(f"{source}/*.parquet" if path.is_dir() else source)
+
+    def register(self, name: str, select: str, source: str) -> str:
+        execute_one(
+            self.con,
+            f"CREATE OR REPLACE TEMP VIEW {self.ident(name)} AS SELECT {select} FROM {source}",
+        )
+        return name
+
+    def write_parquet(
+        self, pieces: Sequence[ir.Table], path: Path, metadata: dict[str, str] | None = None
+    ) -> int:
+        """Each piece runs into Arrow and is written by pyarrow: neither the path nor the
+        metadata (which holds names from the data) is ever written into SQL, as a COPY
+        statement would need both as literals in its text. One piece is in memory at a time:
+        :meth:`pieces` sizes them at :data:`_BYTES_PER_CELL` bytes a cell, four times what an
+        Arrow double takes."""
+        rows = 0
+        with atomic_path(path) as tmp:
+            writer = None
+            try:
+                for piece in pieces:
+                    table = self.backend.to_pyarrow(piece)
+                    if writer is None:
+                        schema = table.schema.with_metadata(metadata or {})
+                        writer = pq.ParquetWriter(tmp, schema, compression="zstd")
+                    writer.write_table(table.cast(writer.schema), row_group_size=_ROW_GROUP)
+                    rows += table.num_rows
+            finally:
+                if writer is not None:
+                    writer.close()
+        return rows
+
+    def map_batches(
+        self,
+        table: ir.Table,
+        function: BatchFunction,
+        *,
+        keep: Sequence[str],
+        added: dict[str, str],
+    ) -> ir.Table:
+        """Batches of :data:`_BATCH_ROWS` rows; the result is held in memory as Arrow."""
+        data = self.backend.to_pyarrow(table).combine_chunks()
+        columns = [*keep, *added]
+        parts = [
+            pa.Table.from_pandas(
+                function(data.slice(start, _BATCH_ROWS).to_pandas())[columns],
+                preserve_index=False,
+            )
+            for start in range(0, max(data.num_rows, 1), _BATCH_ROWS)
+        ]
+        name = f"_churnguard_batches_{next(_names)}"
+        self.con.register(name, pa.concat_tables(parts, promote_options="permissive"))
+        return self.backend.table(name)
+
+    def release(self, table: ir.Table) -> None:
+        self.con.unregister(table.get_name())
+
+    def pieces(self, rows: int, columns: int) -> int:
+        return partitions_needed(rows, columns, self.config)
 
 
-def _concatenate(parts: list[Path], path: Path, plan: FeaturePlan) -> int:
-    """Stream the row groups of ``parts`` into one file at ``path``, atomically."""
-    schema = pq.read_schema(parts[0]).with_metadata({FEATURES_KEY: plan.to_json()})
-    rows = 0
-    with atomic_path(path) as tmp, pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
-        for part in parts:
-            source = pq.ParquetFile(part)
-            for group in range(source.num_row_groups):
-                table = source.read_row_group(group).replace_schema_metadata(schema.metadata)
-                writer.write_table(table)
-                rows += table.num_rows
-    return rows
+def _kind(duckdb_type: str) -> Kind:
+    if duckdb_type == "VARCHAR":
+        return "text"
+    if duckdb_type.startswith(_NUMBER_TYPES):
+        return "number"
+    if duckdb_type.startswith(("TIMESTAMP", "DATE")):
+        return "time"
+    return "other"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import subprocess
 import sys
 
@@ -9,6 +10,7 @@ import pandas as pd
 from typer.testing import CliRunner
 
 from churnguard.cli import app
+from churnguard.demo import run_demo
 from churnguard.feature_files import feature_metadata
 
 runner = CliRunner()
@@ -84,6 +86,22 @@ def test_demo_runs_end_to_end_into_its_out_folder(tmp_path):
     listed = pd.read_csv(scores / "interventions.csv")
     assert 0 < len(listed) <= 500
     assert (out / "kpis" / "kpis.json").exists()
+
+
+def test_the_demo_is_a_library_call_whose_next_command_works(tmp_path):
+    steps: list[str] = []
+    demo = run_demo(
+        tmp_path / "elsewhere", customers=800, seed=3, step=lambda n, name, *_: steps.append(name)
+    )
+    assert steps == ["data", "validate", "train", "evaluate", "score", "KPIs"]
+    assert demo.scored.out.is_dir() and demo.trained.folder.is_dir()
+    command = shlex.split(demo.next_command)
+    assert command[:2] == ["churnguard", "score"]
+    tonight = runner.invoke(app, [*command[1:], "--out", str(tmp_path / "tonight")])
+    assert tonight.exit_code == 0, tonight.output
+    assert (tmp_path / "tonight" / "interventions.csv").read_bytes() == (
+        demo.scored.files["interventions.csv"].read_bytes()
+    )
 
 
 def test_a_time_of_day_as_of_is_refused(tmp_path):

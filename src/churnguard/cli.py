@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-import datetime as dt
 import functools
 import logging
 import time
@@ -491,14 +489,11 @@ def kpis(
     ] = None,
 ) -> None:
     """Retention KPIs for a period and per month or quarter, plus cohort retention."""
-    from churnguard.kpis import cohort_retention, compute_kpis, write_kpis
+    from churnguard.kpis import retention_report, write_kpis
 
     cfg = _config(config, **{"data.path": data})
     dataset = _load(cfg)
-    report = compute_kpis(dataset, start=start, end=end, churn=cfg.churn, freq=freq)  # type: ignore[arg-type]
-    cohorts = None
-    if cfg.churn.definition != "labels" and "signup_date" in dataset.tables["customers"].columns:
-        cohorts = cohort_retention(dataset, churn=cfg.churn, until=end)
+    report, cohorts = retention_report(dataset, start=start, end=end, churn=cfg.churn, freq=freq)  # type: ignore[arg-type]
     files = write_kpis(report, cohorts, out_dir) if out_dir else {}
     _print_kpis(report)
     for name, path in files.items():
@@ -538,103 +533,19 @@ def demo(
     """The whole flow on simulated data: generate, validate, train, evaluate, score, KPIs.
 
     Everything goes under --out: data/, models/ (with the report), evaluation/, scores/<date>/
-    and kpis/. pipelines/nightly.toml then scores the same data with the same model.
+    and kpis/. The closing line gives the command that scores the same data with the same
+    model from pipelines/nightly.toml.
     """
-    from churnguard import scoring, training
-    from churnguard.kpis import cohort_retention, compute_kpis, write_kpis
-    from churnguard.labels import label_window_end
-    from churnguard.synth import generate as generate_data
+    from churnguard.demo import run_demo
 
     began = time.perf_counter()
-    data_dir = out_dir / "data"
-    summary = generate_data(data_dir, customers=customers, days=730, seed=seed, force=True)
-    _step(1, "data", f"{summary.customers:,} customers, {summary.events:,} events", data_dir)
-    end = dt.datetime.combine(summary.end, dt.time())
-    cfg = _config(
-        None,
-        **{
-            "data.path": data_dir,
-            "churn.definition": "subscription",
-            "model.registry": out_dir / "models",
-        },
-    )
-    dataset = _load(cfg)
-    # backtest on the last as-of date whose label window the data covers; train before it
-    window_end = label_window_end(dataset, churn=cfg.churn)
-    backtest_day = dt.datetime.combine(window_end.date(), dt.time())
-    cfg = dataclasses.replace(
-        cfg,
-        train=dataclasses.replace(
-            cfg.train,
-            start=str(summary.start + dt.timedelta(days=182)),
-            end=str((backtest_day - dt.timedelta(days=30)).date()),
-        ),
-    )
-    rows = sum(t.rows for t in dataset.tables.values())
-    _step(2, "validate", f"{rows:,} rows pass the data contract")
-    with err.status("training"):
-        run = training.train(cfg, dataset=dataset)
-    m = run.evaluation.metrics
-    _step(
-        3,
-        "train",
-        f"{run.train_rows:,} rows over {len(run.split.train)} monthly snapshots; out of time "
-        f"at {run.split.validation[0].date()}: ROC-AUC {m['model']['roc_auc_score']:.3f} "
-        f"(baseline {m['baseline']['roc_auc_score']:.3f}, true hazard "
-        f"{m['true_hazard']['roc_auc_score']:.3f}), calibration error "
-        f"{m['model']['expected_calibration_error']:.3f}",
-        run.report,
-    )
-    with err.status("backtesting"):
-        backtest = training.evaluate(
-            run.folder, dataset, as_of=backtest_day, out=out_dir / "evaluation"
-        )
-    b, ranking = backtest.evaluation.metrics["model"], backtest.evaluation.ranking or {}
-    _step(
-        4,
-        "evaluate",
-        f"backtest at {backtest_day.date()}: ROC-AUC {b['roc_auc_score']:.3f}; with a budget "
-        f"of {ranking.get('budget', 0):,.0f}, ranking by expected benefit saves "
-        f"{ranking.get('by_expected_benefit', 0):,.0f} against "
-        f"{ranking.get('by_probability', 0):,.0f} by churn probability",
-        backtest.report,
-    )
-    tonight = end  # the first day after the data: tonight's run
-    with err.status("scoring"):
-        scored = scoring.score(
-            _config(
-                None,
-                **{
-                    "data.path": data_dir,
-                    "model.registry": out_dir / "models",
-                    "score.top_n": 500,
-                },
-            ),
-            as_of=tonight,
-            out=out_dir / "scores" / str(tonight.date()),
-            model=run.folder,
-        )
-    listed = scored.manifest["rows"]["listed"]
-    _step(
-        5,
-        "score",
-        f"{scored.manifest['rows']['scored']:,} customers as of {tonight.date()}, "
-        f"value at risk {scored.manifest['value_at_risk_total']:,.0f}; {listed:,} listed",
-        scored.files["interventions.csv"],
-    )
-    last = dt.date(end.year, end.month, 1)
-    report = compute_kpis(
-        dataset, start=dt.date(last.year - 1, last.month, 1), end=last, churn=cfg.churn
-    )
-    cohorts = cohort_retention(dataset, churn=cfg.churn, until=last)
-    files = write_kpis(report, cohorts, out_dir / "kpis")
-    _step(6, "KPIs", "over the last 12 months", out_dir / "kpis")
-    _print_kpis(report)
-    _print_score(scored)
+    with err.status("generating") as status:
+        result = run_demo(out_dir, customers=customers, seed=seed, step=_step, busy=status.update)
+    _print_kpis(result.kpis)
+    _print_score(result.scored)
     out.print(
-        f"done in {time.perf_counter() - began:.0f}s; files: {len(files)} KPI files, the model "
-        f"in {_shown(run.folder)}. Next: churnguard score --config pipelines/nightly.toml "
-        f"--as-of {tonight.date()}",
+        f"done in {time.perf_counter() - began:.0f}s; files: {len(result.kpi_files)} KPI files, "
+        f"the model in {_shown(result.trained.folder)}. Next: {_shown(result.next_command)}",
         highlight=False,
     )
 

@@ -373,3 +373,18 @@ def write_kpis(report: KpiReport, cohorts: pd.DataFrame | None, out: Path) -> di
         save_png(cohort_heatmap(cohorts), files["cohort_retention.png"])
         save_png(retention_curve(cohorts), files["retention_curve.png"])
     return files
+
+
+def retention_report(
+    dataset: Dataset,
+    *,
+    start: dt.date | str,
+    end: dt.date | str,
+    churn: ChurnConfig = ChurnConfig(),
+    freq: Frequency = "month",
+) -> tuple[KpiReport, pd.DataFrame | None]:
+    """The KPIs of a period and, when the data has dates to build them from (a signup_date
+    and a dated churn definition), the cohort retention up to ``end``."""
+    report = compute_kpis(dataset, start=start, end=end, churn=churn, freq=freq)
+    dated = churn.definition != "labels" and "signup_date" in dataset.tables["customers"].columns
+    return report, cohort_retention(dataset, churn=churn, until=end) if dated else None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import pickle
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -272,3 +273,61 @@ def test_random_damage_to_a_booster_never_crashes_the_process(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     loaded, refused = map(int, done.stdout.split())
     assert loaded + refused == 400 and refused > 100
+
+
+def _append(path: Path, text: str) -> None:
+    path.write_text(path.read_text() + text)
+
+
+#: What is done to a saved bundle, and the words of the one-line refusal.
+TAMPERING = {
+    "booster changed": (lambda f: _append(f / "booster.txt", "\n"), "booster.txt: sha256 differs"),
+    "calibrator changed": (
+        lambda f: (f / "calibrator.json").write_text('{"method": "sigmoid"}'),
+        "calibrator.json: sha256 differs",
+    ),
+    "baseline changed": (
+        lambda f: _append(f / "baseline.json", " "),
+        "baseline.json: sha256 differs",
+    ),
+    "metadata changed": (
+        lambda f: (f / "metadata.json").write_text(
+            (f / "metadata.json").read_text().replace('"churn"', '"other"', 1)
+        ),
+        "metadata.json: sha256 differs",
+    ),
+    "manifest changed": (
+        lambda f: (f / "manifest.json").write_text('{"files": {"booster.txt": "0"}}'),
+        "do not match the manifest",
+    ),
+    "manifest unreadable": (
+        lambda f: (f / "manifest.json").write_text("{not json"),
+        "missing or unreadable manifest.json",
+    ),
+    "extra file": (lambda f: (f / "notes.txt").write_text("hi"), "do not match the manifest"),
+    "missing file": (lambda f: (f / "baseline.json").unlink(), "do not match the manifest"),
+    "dangling latest": (
+        lambda f: (f.parent / "latest").write_text("20000101T000000Z"),
+        "no such model version (named by",
+    ),
+    "latest naming a path": (
+        lambda f: (f.parent / "latest").write_text("../../etc"),
+        "expected one version name",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(TAMPERING))
+def test_every_kind_of_tampering_is_refused_in_one_line_with_exit_3(tmp_path, trained, case):
+    registry = tmp_path / "registry"
+    folder = save_model(trained[0], registry=registry, name="churn", metadata={})
+    (registry / "churn" / "latest").write_text(folder.name)
+    damage, words = TAMPERING[case]
+    damage(folder)
+    with pytest.raises(ModelRegistryError, match=re.escape(words)):
+        load_model(resolve(registry, "churn"))
+    if "latest" not in case:  # the bundle itself is damaged, not the pointer to it
+        with pytest.raises(ModelRegistryError, match=re.escape(words)):
+            load_baseline(folder)
+    code, output = _models_show(registry, tmp_path, env={})
+    assert code == 3 and words in output and len(output.splitlines()) == 1

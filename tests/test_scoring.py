@@ -225,8 +225,12 @@ def test_a_nightly_run_scores_everyone_and_a_rerun_gives_the_same_bytes(nightly,
     assert manifest["rows"] == {"scored": len(scores), "listed": len(listed)}
     assert manifest["drift"]["score"] < drift.PSI_ALERT
     # customers have aged since the training snapshots: tenure drifts, and is named
-    assert all(name.endswith("tenure_days") for name in manifest["drift"]["over_threshold"])
-    assert len(manifest["warnings"]) == len(manifest["drift"]["over_threshold"])
+    drifted = manifest["drift"]["over_threshold"]
+    assert drifted and all(name.endswith("tenure_days") for name in drifted)
+    assert manifest["warnings"] == [
+        f"feature {name} drifted: PSI {psi:.3f} against the training data (over {drift.PSI_ALERT})"
+        for name, psi in drifted.items()
+    ]
     assert "scored" in second.output and "interventions.csv" in second.output
 
 

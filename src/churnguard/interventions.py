@@ -112,17 +112,17 @@ def choose(
         gain_parts.append(net[np.arange(rows.size), pick])
         driver_parts.append(drivers)
         if need and start < order.size:
-            settled = (np.concatenate(gain_parts) > best_case[order[start]]).sum()
+            settled = (_cents(np.concatenate(gain_parts)) > _cents(best_case[order[start]])).sum()
             if settled >= need:
                 break
     gains = np.concatenate(gain_parts) if gain_parts else np.empty(0)
-    if beyond > 0 and (not need or (gains > beyond).sum() < need):
+    if beyond > 0 and (not need or (_cents(gains) > _cents(beyond)).sum() < need):
         return None
     if not done:
         return pd.DataFrame(columns=list(LIST_COLUMNS))
     rows, pick = np.concatenate(done), np.concatenate(chosen_parts)
     gain, drivers = np.concatenate(gain_parts), np.concatenate(driver_parts)
-    gain = np.round(gain, 2)  # as written: a benefit that rounds to 0.00 is not listed
+    gain = _cents(gain)  # as written: a benefit that rounds to 0.00 is not listed
     keep = gain > 0
     rows, pick, gain, drivers = rows[keep], pick[keep], gain[keep], drivers[keep]
     ranked = np.lexsort((scores["customer_id"].to_numpy()[rows], -gain))
@@ -168,6 +168,13 @@ def build_list(
         if listed is not None:
             return listed
         size = 2 * size + first_batch(need)
+
+
+def _cents(money: np.ndarray | float) -> np.ndarray:
+    """Amounts as the list writes and ranks them. Whether a customer is settled is decided on
+    these too: customers a cent apart before rounding may tie after it, and a tie is broken
+    by customer_id, so an unread customer could otherwise come first."""
+    return np.round(money, 2)
 
 
 def first_batch(need: int) -> int:

@@ -1,9 +1,10 @@
 """Training sets: a grid of as-of snapshots, features joined to labels, an out-of-time split.
 
 Each snapshot's label window is ``[T, T + horizon)``. The latest ``validation_snapshots`` dates
-are held out. Training snapshots must have their label window end at least ``purge_days``
-before the first validation date (by default the horizon: ``T + horizon <= first validation``),
-so no training label sees the validation period.
+are held out. A training snapshot must be at least ``purge_days`` before the first validation
+date, ``T + purge <= first validation``; the default purge is the horizon, so each training
+label window ends by the first validation date and no training label sees the validation
+period.
 """
 
 from __future__ import annotations
@@ -164,11 +165,12 @@ def training_frames(
     train: TrainConfig,
     churn: ChurnConfig,
     features: FeaturesConfig = FeaturesConfig(),
+    plan: FeaturePlan | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame, SnapshotSplit]:
     """The out-of-time training and validation frames of ``[train]``, with the split used.
 
     Only ``[train] sample_fraction`` of the customers' training rows are read; validation rows
-    are all read.
+    are all read. ``plan`` is the run's feature plan (derived from the data if None).
     """
     if churn.definition == "labels":
         raise ConfigError(
@@ -184,6 +186,7 @@ def training_frames(
         as_of=[*split.train, *split.validation],
         churn=churn,
         features=features,
+        plan=plan,
         sample=(train.sample_fraction, train.seed),
         keep=split.validation,
     ).to_pandas()

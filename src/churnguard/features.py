@@ -26,8 +26,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Literal
 
 import ibis
@@ -72,13 +72,17 @@ class FeatureSpec:
 class FeaturePlan:
     """The features a dataset supports under a config: derived once, used to build and describe."""
 
-    specs: tuple[FeatureSpec, ...]
+    features: tuple[Feature, ...] = field(repr=False, compare=False)
     event_types: tuple[str, ...]
     activity_events: tuple[str, ...]
     value_events: tuple[str, ...]
     survey_events: tuple[str, ...]
     attributes: tuple[str, ...]
     windows: tuple[int, ...]
+
+    @property
+    def specs(self) -> tuple[FeatureSpec, ...]:
+        return tuple(f.spec for f in self.features)
 
     @property
     def names(self) -> list[str]:
@@ -134,10 +138,17 @@ def plan_features(
     activity = tuple(activity_events) or event_types
     surveys = tuple(t for t in event_types if t in config.survey_events and t in valued)
     attributes = _attributes(dataset, config)
-    specs = _specs(dataset, config, event_types, activity, value_events, surveys, attributes)
-    _check_unique(specs, attributes, dataset.tables["customers"].path)
+    features = _catalogue(
+        windows=config.windows,
+        event_types=event_types,
+        value_events=value_events,
+        surveys=surveys,
+        subscriptions=dataset.has("subscriptions"),
+        attributes={name: dataset.attributes[name] for name in attributes},
+    )
+    _check_unique([f.spec for f in features], attributes, dataset.tables["customers"].path)
     return FeaturePlan(
-        specs, event_types, activity, value_events, surveys, attributes, config.windows
+        tuple(features), event_types, activity, value_events, surveys, attributes, config.windows
     )
 
 
@@ -207,15 +218,21 @@ def build_features(
     result = _population(customers, as_of_table, history, subscriptions)
     parts = []
     if plan.event_types:
-        parts.append(_window_features(tables["events"], as_of_table, dates, plan))
+        at = as_of_table.mutate(_at=as_of_table.as_of.epoch_seconds())
+        parts += [
+            _windows(tables["events"], at, dates, plan),
+            _activity(tables["events"], at, dates, plan),
+        ]
     if subscriptions is not None:
-        parts.append(_subscription_features(subscriptions, as_of_table, plan))
+        parts.append(_subscriptions(subscriptions, as_of_table, plan))
     for part in parts:
         result = result.left_join(part, ["customer_id", "as_of"]).drop(
             "customer_id_right", "as_of_right"
         )
     if plan.attributes:
-        attrs = customers.select("customer_id", *plan.attributes)
+        attrs = customers.select(
+            "customer_id", **{f"_x{i}": customers[a] for i, a in enumerate(plan.attributes)}
+        )
         result = result.left_join(attrs, "customer_id").drop("customer_id_right")
     return result.select("customer_id", "as_of", **_final_columns(result, plan)).order_by(
         ["customer_id", "as_of"]
@@ -239,17 +256,21 @@ def _interval(days: int) -> ir.IntervalScalar:
     return ibis.interval(days=days)
 
 
-def _window_features(
-    events: ir.Table, as_of: ir.Table, dates: list[dt.datetime], plan: FeaturePlan
+#: Seconds in a day.
+_DAY = 86_400
+
+
+def _windows(
+    events: ir.Table, at: ir.Table, dates: list[dt.datetime], plan: FeaturePlan
 ) -> ir.Table:
-    """Counts, trends, spend, active days and gaps over the look-back windows.
+    """Per (customer, as-of) and event type ``k`` of the plan: ``_e{k}_n{days}`` events in the
+    last ``days`` (each window and twice each, for trends), and ``_e{k}_v{w}``/``_e{k}_m{w}``,
+    the sum and number of values in the last ``w`` days.
 
     Two narrow aggregations instead of one wide one: first per (customer, as_of, event type) with
-    conditions on the event's age only, then a pivot over event types; activity per day first,
-    then per customer. Conditions compare small integers (type code, age in seconds), never
-    strings or intervals.
+    conditions on the event's age only, then a pivot over event types. Conditions compare small
+    integers (type code, age in seconds), never strings or intervals.
     """
-    day = 86_400
     lookback = 2 * max(plan.windows)
     codes = {t: i for i, t in enumerate(plan.event_types)}
     # Per-event work happens once, before the join multiplies events by as-of dates.
@@ -262,8 +283,7 @@ def _window_features(
         _type=_.event_type.cases(*codes.items(), else_=-1).cast("int16"),
         _seconds=_.timestamp.epoch_seconds(),
     )
-    at = as_of.mutate(_at=as_of.as_of.epoch_seconds())
-    j = ev.join(at, [ev._seconds < at._at, ev._seconds >= at._at - lookback * day])
+    j = ev.join(at, [ev._seconds < at._at, ev._seconds >= at._at - lookback * _DAY])
     j = j.mutate(_age=j._at - j._seconds).drop("_at")
     widest = max(plan.windows)
     # T - w <= timestamp < T  <=>  0 < age <= w days (age > 0 by the join)
@@ -275,62 +295,37 @@ def _window_features(
         return condition.cast("float64").sum()
 
     per_type = j.group_by(["customer_id", "as_of", "_type"]).aggregate(
-        **{f"_n{b}": count(j._age <= b * day) for b in bounds},
+        **{f"_n{b}": count(j._age <= b * _DAY) for b in bounds},
         **{
-            f"_v{w}": ibis.ifelse(valued & (j._age <= w * day), j.value, 0.0).sum()
+            f"_v{w}": ibis.ifelse(valued & (j._age <= w * _DAY), j.value, 0.0).sum()
             for w in plan.windows
         },
-        **{f"_m{w}": count(valued & (j._age <= w * day)) for w in plan.windows},
+        **{f"_m{w}": count(valued & (j._age <= w * _DAY)) for w in plan.windows},
     )
 
-    def pick(t: str, column: str) -> ir.NumericValue:
-        return ibis.ifelse(per_type._type == codes[t], per_type[column], 0.0).sum()
-
-    def ratio(numerator: ir.NumericValue, denominator: ir.NumericValue) -> ir.FloatingValue:
-        return ibis.ifelse(denominator > 0, numerator.cast("float64") / denominator, ibis.null())
+    def pick(k: int, column: str) -> ir.NumericValue:
+        return ibis.ifelse(per_type._type == k, per_type[column], 0.0).sum()
 
     pivot: dict[str, ir.Value] = {}
-    for t in plan.event_types:
+    for t, k in codes.items():
         surveyed = t in plan.survey_events
         for b in plan.windows if surveyed else bounds:
-            pivot[f"_{t}_n{b}"] = pick(t, f"_n{b}")
+            pivot[f"_e{k}_n{b}"] = pick(k, f"_n{b}")
         for w in plan.windows if t in plan.value_events else (widest,) if surveyed else ():
-            pivot[f"_{t}_v{w}"] = pick(t, f"_v{w}")
-            pivot[f"_{t}_m{w}"] = pick(t, f"_m{w}")
-    wide = per_type.group_by(["customer_id", "as_of"]).aggregate(**pivot)
-
-    out: dict[str, ir.Value] = {}
-    for t in plan.event_types:
-        for w in plan.windows:
-            current = wide[f"_{t}_n{w}"]
-            out[f"{t}_count_{w}d"] = current
-            if t not in plan.survey_events:
-                previous = wide[f"_{t}_n{2 * w}"] - current
-                out[f"{t}_trend_{w}d"] = ratio(current - previous, previous)
-        if t in plan.value_events:
-            for w in plan.windows:
-                out[f"{t}_value_sum_{w}d"] = wide[f"_{t}_v{w}"]
-                out[f"{t}_value_mean_{w}d"] = ratio(wide[f"_{t}_v{w}"], wide[f"_{t}_m{w}"])
-        if t in plan.survey_events:
-            out[f"{t}_score_mean_{widest}d"] = ratio(
-                wide[f"_{t}_v{widest}"], wide[f"_{t}_m{widest}"]
-            )
-    counts = wide.select("customer_id", "as_of", **out)
-    activity = _activity_features(events, at, dates, plan)
-    return counts.left_join(activity, ["customer_id", "as_of"]).drop(
-        "customer_id_right", "as_of_right"
-    )
+            pivot[f"_e{k}_v{w}"] = pick(k, f"_v{w}")
+            pivot[f"_e{k}_m{w}"] = pick(k, f"_m{w}")
+    return per_type.group_by(["customer_id", "as_of"]).aggregate(**pivot)
 
 
-def _activity_features(
+def _activity(
     events: ir.Table, at: ir.Table, dates: list[dt.datetime], plan: FeaturePlan
 ) -> ir.Table:
-    """Active days per window and the mean gap between activities.
+    """Per (customer, as-of): ``_a_days{w}`` days with activity in the last ``w`` days, and
+    ``_a_n``, ``_a_first``, ``_a_last``: activities, first and last (epoch seconds) in the widest.
 
     Activity is first summed per (customer, day), once, before the join with the as-of dates;
     as-of dates are midnights, so a day lies wholly inside or outside each window.
     """
-    day = 86_400
     widest = max(plan.windows)
     act = events.filter(
         events.event_type.isin(plan.activity_events),
@@ -342,24 +337,22 @@ def _activity_features(
         _n=act.count(), _first=seconds.min(), _last=seconds.max()
     )
     daily = daily.mutate(_day_start=daily._day.epoch_seconds())
-    j = daily.join(at, [daily._day_start < at._at, daily._day_start >= at._at - widest * day])
+    j = daily.join(at, [daily._day_start < at._at, daily._day_start >= at._at - widest * _DAY])
     age = j._at - j._day_start  # whole days, as a number of seconds
-    g = j.group_by(["customer_id", "as_of"]).aggregate(
-        **{f"active_days_{w}d": (age <= w * day).cast("int64").sum() for w in plan.windows},
-        _n=j._n.sum(),
-        _first=j._first.min(),
-        _last=j._last.max(),
+    return j.group_by(["customer_id", "as_of"]).aggregate(
+        **{f"_a_days{w}": (age <= w * _DAY).cast("int64").sum() for w in plan.windows},
+        _a_n=j._n.sum(),
+        _a_first=j._first.min(),
+        _a_last=j._last.max(),
     )
-    gap = ibis.ifelse(
-        g._n > 1, (g._last - g._first).cast("float64") / day / (g._n - 1), ibis.null()
-    )
-    return g.mutate(**{f"activity_gap_mean_{widest}d": gap}).drop("_n", "_first", "_last")
 
 
 def _history(
     events: ir.Table, as_of: ir.Table, dates: list[dt.datetime], plan: FeaturePlan
 ) -> ir.Table:
-    """Recency, latest survey answers and first activity, over all history before each date.
+    """Per (customer, as-of), over all history before it: ``_h_first`` (the first event),
+    ``_h_last`` (the latest activity), and per event type ``k`` of the plan ``_h{k}_last`` (its
+    latest event) and, for surveys, ``_h{k}_score`` (the latest answer).
 
     Each event is aggregated once, into the interval ``[previous as-of, as-of)`` it falls in;
     each as-of date then combines the intervals up to it. Rows only for customers with events.
@@ -376,32 +369,33 @@ def _history(
     def latest(condition: ir.BooleanValue) -> ir.TimestampValue:
         return ibis.ifelse(condition, j.timestamp, ibis.null()).max()
 
+    surveys = {codes[s] for s in plan.survey_events}
     aggs: dict[str, ir.Value] = {
-        "_first_ts": j.timestamp.min(),
-        "_last_activity": latest(j._type.isin([codes[t] for t in plan.activity_events])),
+        "_h_first": j.timestamp.min(),
+        "_h_last": latest(j._type.isin([codes[t] for t in plan.activity_events])),
     }
-    for t in plan.event_types:
-        aggs[f"_last_{t}"] = latest(j._type == codes[t])
-    for s in plan.survey_events:
-        aggs[f"_last_{s}_value"] = j.value.argmax(j.timestamp, where=j._type == codes[s])
+    for k in codes.values():
+        aggs[f"_h{k}_last"] = latest(j._type == k)
+    for k in surveys:
+        aggs[f"_h{k}_answer"] = j.value.argmax(j.timestamp, where=j._type == k)
     per_bucket = j.group_by(["customer_id", "_bucket"]).aggregate(**aggs)
 
     h = per_bucket.join(as_of, per_bucket._bucket <= as_of.as_of)
     carried: dict[str, ir.Value] = {
-        "_first_ts": h._first_ts.min(),
-        "days_since_last_activity": _days(h.as_of.max(), h._last_activity.max()),
+        "_h_first": h._h_first.min(),
+        "_h_last": h._h_last.max(),
     }
-    for t in plan.event_types:
-        carried[f"days_since_last_{t}"] = _days(h.as_of.max(), h[f"_last_{t}"].max())
-    for s in plan.survey_events:
-        carried[f"last_{s}_score"] = h[f"_last_{s}_value"].argmax(h[f"_last_{s}"])
+    for k in codes.values():
+        carried[f"_h{k}_last"] = h[f"_h{k}_last"].max()
+    for k in surveys:
+        carried[f"_h{k}_score"] = h[f"_h{k}_answer"].argmax(h[f"_h{k}_last"])
     return h.group_by(["customer_id", "as_of"]).aggregate(**carried)
 
 
 def _population(
     customers: ir.Table, as_of: ir.Table, history: ir.Table | None, subs: ir.Table | None
 ) -> ir.Table:
-    """Customers who exist before each as-of date, with tenure and the history features.
+    """Customers who exist before each as-of date, with ``_p_tenure`` and the history.
 
     A customer exists from ``signup_date``, or without one from the first event or
     subscription start seen before the as-of date. In snapshot data (no events, no
@@ -413,24 +407,27 @@ def _population(
         grid = grid.left_join(history, ["customer_id", "as_of"]).drop(
             "customer_id_right", "as_of_right"
         )
-        first_seen.append(grid._first_ts)
+        first_seen.append(grid._h_first)
     if subs is not None:
-        first_sub = subs.group_by("customer_id").aggregate(_first_sub=subs.start_date.min())
+        first_sub = subs.group_by("customer_id").aggregate(_p_first_sub=subs.start_date.min())
         grid = grid.left_join(first_sub, "customer_id").drop("customer_id_right")
-        first_seen.append(ibis.ifelse(grid._first_sub < grid.as_of, grid._first_sub, ibis.null()))
+        first_seen.append(
+            ibis.ifelse(grid._p_first_sub < grid.as_of, grid._p_first_sub, ibis.null())
+        )
     start = grid.signup_date
     if first_seen:
         start = start.coalesce(ibis.least(*first_seen) if len(first_seen) > 1 else first_seen[0])
-    grid = grid.mutate(tenure_days=_days(grid.as_of, start))
+    grid = grid.mutate(_p_tenure=_days(grid.as_of, start))
     if first_seen:
-        grid = grid.filter(start < grid.as_of)
-    else:  # snapshot data: only a signup date, if any, can say a customer did not exist yet
-        grid = grid.filter(start.isnull() | (start < grid.as_of))
-    return grid.drop(*[c for c in ("signup_date", "_first_ts", "_first_sub") if c in grid.columns])
+        return grid.filter(start < grid.as_of)
+    # snapshot data: only a signup date, if any, can say a customer did not exist yet
+    return grid.filter(start.isnull() | (start < grid.as_of))
 
 
-def _subscription_features(subs: ir.Table, as_of: ir.Table, plan: FeaturePlan) -> ir.Table:
-    """Subscription state at T: active flag, MRR, plan, tenure, plan changes and downgrades."""
+def _subscriptions(subs: ir.Table, as_of: ir.Table, plan: FeaturePlan) -> ir.Table:
+    """Per (customer, as-of): ``_s_active``, ``_s_mrr`` and ``_s_plan`` of the active
+    subscriptions, ``_s_first`` (the first start), and plan changes and downgrades in the
+    widest window (``_s_changes``, ``_s_downgrades``)."""
     widest = max(plan.windows)
     by_customer = ibis.window(group_by="customer_id", order_by=["start_date", "mrr", "plan"])
     subs = subs.mutate(
@@ -441,26 +438,21 @@ def _subscription_features(subs: ir.Table, as_of: ir.Table, plan: FeaturePlan) -
     active = j.end_date.isnull() | (j.end_date >= j.as_of)
     recent = j.start_date >= j.as_of - _interval(widest)
     grouped = j.group_by(["customer_id", "as_of"]).aggregate(
-        subscription_active=active.cast("int64").max(),
-        mrr=j.mrr.sum(where=active),
-        plan=j.plan.argmax(j.start_date, where=active),
-        _first_start=j.start_date.min(),
-        **{
-            f"plan_change_count_{widest}d": j.start_date.count(where=recent & (j._nth > 0)),
-            f"downgrade_count_{widest}d": j.start_date.count(where=recent & (j.mrr < j._prev_mrr)),
-        },
+        _s_active=active.cast("int64").max(),
+        _s_mrr=j.mrr.sum(where=active),
+        _s_plan=j.plan.argmax(j.start_date, where=active),
+        _s_first=j.start_date.min(),
+        _s_changes=j.start_date.count(where=recent & (j._nth > 0)),
+        _s_downgrades=j.start_date.count(where=recent & (j.mrr < j._prev_mrr)),
     )
-    return grouped.mutate(
-        mrr=grouped.mrr.fill_null(0.0),
-        subscription_tenure_days=_days(grouped.as_of, grouped._first_start),
-    ).drop("_first_start")
+    return grouped.mutate(_s_mrr=grouped._s_mrr.fill_null(0.0))
 
 
 def _final_columns(table: ir.Table, plan: FeaturePlan) -> dict[str, ir.Value]:
     """Feature columns in plan order; counts of absent customers are 0, not missing."""
     out: dict[str, ir.Value] = {}
-    for spec in plan.specs:
-        column = table[spec.name]
+    for feature in plan.features:
+        spec, column = feature.spec, feature.value(table)
         if spec.stat in ("count", "amount") or spec.name == "subscription_active":
             column = column.fill_null(0)
         if spec.kind == "numeric":
@@ -469,32 +461,130 @@ def _final_columns(table: ir.Table, plan: FeaturePlan) -> dict[str, ir.Value]:
     return out
 
 
-def _specs(
-    dataset: Dataset,
-    config: FeaturesConfig,
+@dataclass(frozen=True)
+class Feature:
+    """A feature as defined: its spec, and its value read from the building table (the
+    population joined to the aggregates of :func:`build_features`, columns starting ``_``)."""
+
+    spec: FeatureSpec
+    value: Callable[[ir.Table], ir.Value]
+
+
+def _column(name: str) -> Callable[[ir.Table], ir.Value]:
+    return lambda t: t[name]
+
+
+def _ratio(numerator: ir.NumericValue, denominator: ir.NumericValue) -> ir.FloatingValue:
+    return ibis.ifelse(denominator > 0, numerator.cast("float64") / denominator, ibis.null())
+
+
+def _since(column: str) -> Callable[[ir.Table], ir.Value]:
+    """Days from the time in ``column`` to the as-of date."""
+    return lambda t: _days(t.as_of, t[column])
+
+
+def _catalogue(
+    *,
+    windows: tuple[int, ...],
     event_types: tuple[str, ...],
-    activity: tuple[str, ...],
     value_events: tuple[str, ...],
     surveys: tuple[str, ...],
-    attributes: tuple[str, ...],
-) -> tuple[FeatureSpec, ...]:
-    specs = [FeatureSpec("tenure_days", "days since the customer signed up", "days")]
-    windows = config.windows
+    subscriptions: bool,
+    attributes: dict[str, Literal["numeric", "categorical"]],
+) -> list[Feature]:
+    """Every feature a dataset supports, in plan order: each one's name, description and
+    value in one place. The aggregates the values read are built by :func:`build_features`."""
     widest = max(windows)
-    for t in event_types:
-        label = t.replace("_", " ")
-        for w in windows:
-            specs.append(
+    out = [
+        Feature(
+            FeatureSpec("tenure_days", "days since the customer signed up", "days"),
+            _column("_p_tenure"),
+        )
+    ]
+    for k, t in enumerate(event_types):
+        out += _event_type_features(k, t, windows, valued=t in value_events, survey=t in surveys)
+    if event_types:
+        out.append(
+            Feature(
+                FeatureSpec(
+                    "days_since_last_activity",
+                    "days since the last activity of any kind",
+                    "recency",
+                ),
+                _since("_h_last"),
+            )
+        )
+        out += [
+            Feature(
+                FeatureSpec(
+                    f"active_days_{w}d",
+                    f"days with activity in the last {w} days",
+                    "count",
+                    window_days=w,
+                ),
+                _column(f"_a_days{w}"),
+            )
+            for w in windows
+        ]
+        out.append(
+            Feature(
+                FeatureSpec(
+                    f"activity_gap_mean_{widest}d",
+                    f"average days between activities in the last {widest} days",
+                    "gap",
+                    window_days=widest,
+                ),
+                lambda t: ibis.ifelse(
+                    t._a_n > 1,
+                    (t._a_last - t._a_first).cast("float64") / _DAY / (t._a_n - 1),
+                    ibis.null(),
+                ),
+            )
+        )
+    if subscriptions:
+        out += _subscription_features(widest)
+    for i, (name, kind) in enumerate(attributes.items()):
+        spec = FeatureSpec(
+            name,
+            f"customer attribute {name} (as it is now, not at the as-of date)",
+            "category" if kind == "categorical" else "number",
+            kind,
+        )
+        out.append(Feature(spec, _column(f"_x{i}")))
+    return out
+
+
+def _event_type_features(
+    k: int, t: str, windows: tuple[int, ...], *, valued: bool, survey: bool
+) -> list[Feature]:
+    """Counts and trends per window, spend, survey answers and recency of event type ``t``, the
+    ``k``-th of the plan.
+
+    They read the aggregates of :func:`_windows` and :func:`_history`, named by ``k`` (never by
+    the type, which comes from the data): ``_e{k}_n{days}`` (events in the last ``days``),
+    ``_e{k}_v{w}`` and ``_e{k}_m{w}`` (sum and number of values in the last ``w`` days),
+    ``_h{k}_last`` and ``_h{k}_score`` (the latest event and survey answer before the as-of
+    date).
+    """
+    label, widest, e = t.replace("_", " "), max(windows), f"_e{k}"
+    out = []
+    for w in windows:
+        out.append(
+            Feature(
                 FeatureSpec(
                     f"{t}_count_{w}d",
                     f"{label} events in the last {w} days",
                     "count",
                     event_type=t,
                     window_days=w,
-                )
+                ),
+                _column(f"{e}_n{w}"),
             )
-            if t not in surveys:
-                specs.append(
+        )
+        if not survey:
+            current, both = f"{e}_n{w}", f"{e}_n{2 * w}"
+            out.append(
+                Feature(
                     FeatureSpec(
                         f"{t}_trend_{w}d",
                         f"change in {label} events, last {w} days against the {w} days before "
@@ -502,111 +592,111 @@ def _specs(
                         "trend",
                         event_type=t,
                         window_days=w,
-                    )
+                    ),
+                    lambda tb, c=current, b=both: _ratio(tb[c] - (tb[b] - tb[c]), tb[b] - tb[c]),
                 )
-        if t in value_events:
-            for w in windows:
-                specs.append(
+            )
+    if valued:
+        for w in windows:
+            out.append(
+                Feature(
                     FeatureSpec(
                         f"{t}_value_sum_{w}d",
                         f"total {label} value in the last {w} days",
                         "amount",
                         event_type=t,
                         window_days=w,
-                    )
+                    ),
+                    _column(f"{e}_v{w}"),
                 )
-                specs.append(
+            )
+            out.append(
+                Feature(
                     FeatureSpec(
                         f"{t}_value_mean_{w}d",
                         f"average {label} value in the last {w} days",
                         "mean_amount",
                         event_type=t,
                         window_days=w,
-                    )
-                )
-        if t in surveys:
-            specs.append(
-                FeatureSpec(
-                    f"last_{t}_score",
-                    f"latest {label.upper()} answer",
-                    "score",
-                    event_type=t,
+                    ),
+                    lambda tb, v=f"{e}_v{w}", m=f"{e}_m{w}": _ratio(tb[v], tb[m]),
                 )
             )
-            specs.append(
+    if survey:
+        out.append(
+            Feature(
+                FeatureSpec(
+                    f"last_{t}_score", f"latest {label.upper()} answer", "score", event_type=t
+                ),
+                _column(f"_h{k}_score"),
+            )
+        )
+        out.append(
+            Feature(
                 FeatureSpec(
                     f"{t}_score_mean_{widest}d",
                     f"average {label.upper()} answer in the last {widest} days",
                     "score",
                     event_type=t,
                     window_days=widest,
-                )
+                ),
+                lambda tb, v=f"{e}_v{widest}", m=f"{e}_m{widest}": _ratio(tb[v], tb[m]),
             )
-        specs.append(
+        )
+    out.append(
+        Feature(
             FeatureSpec(
                 f"days_since_last_{t}",
                 f"days since the last {label} event",
                 "recency",
                 event_type=t,
-            )
+            ),
+            _since(f"_h{k}_last"),
         )
-    if event_types:
-        specs.append(
-            FeatureSpec(
-                "days_since_last_activity",
-                "days since the last activity of any kind",
-                "recency",
-            )
-        )
-        for w in windows:
-            specs.append(
-                FeatureSpec(
-                    f"active_days_{w}d",
-                    f"days with activity in the last {w} days",
-                    "count",
-                    window_days=w,
-                )
-            )
-        specs.append(
-            FeatureSpec(
-                f"activity_gap_mean_{widest}d",
-                f"average days between activities in the last {widest} days",
-                "gap",
-                window_days=widest,
-            )
-        )
-    if dataset.has("subscriptions"):
-        specs += [
+    )
+    return out
+
+
+def _subscription_features(widest: int) -> list[Feature]:
+    """Subscription state at the as-of date, from the aggregates of :func:`_subscriptions`."""
+    return [
+        Feature(
             FeatureSpec("subscription_active", "has an active subscription", "flag"),
+            _column("_s_active"),
+        ),
+        Feature(
             FeatureSpec("mrr", "monthly recurring revenue of active subscriptions", "amount"),
+            _column("_s_mrr"),
+        ),
+        Feature(
             FeatureSpec("plan", "plan of the active subscription", "category", "categorical"),
+            _column("_s_plan"),
+        ),
+        Feature(
             FeatureSpec(
                 "subscription_tenure_days", "days since the first subscription started", "days"
             ),
+            _since("_s_first"),
+        ),
+        Feature(
             FeatureSpec(
                 f"plan_change_count_{widest}d",
                 f"plan changes in the last {widest} days",
                 "count",
                 window_days=widest,
             ),
+            _column("_s_changes"),
+        ),
+        Feature(
             FeatureSpec(
                 f"downgrade_count_{widest}d",
                 f"downgrades to a cheaper plan in the last {widest} days",
                 "count",
                 window_days=widest,
             ),
-        ]
-    for name in attributes:
-        kind = dataset.attributes[name]
-        specs.append(
-            FeatureSpec(
-                name,
-                f"customer attribute {name} (as it is now, not at the as-of date)",
-                "category" if kind == "categorical" else "number",
-                kind,
-            )
-        )
-    return tuple(specs)
+            _column("_s_downgrades"),
+        ),
+    ]
 
 
 def _attributes(dataset: Dataset, config: FeaturesConfig) -> tuple[str, ...]:

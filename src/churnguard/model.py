@@ -3,9 +3,10 @@
 Training uses the training snapshots; the out-of-time validation snapshot drives early stopping
 and calibration. Calibration (sigmoid or isotonic) is chosen by cross-fitting on validation: each
 method is fitted on one half and scored on the other, both ways, and the method with the lower
-out-of-fold log loss wins. The out-of-fold probabilities are the honest validation predictions;
-the final calibrator is then fitted on the whole validation set. A logistic regression on the
-same features is trained beside it as the baseline.
+out-of-fold log loss wins. The out-of-fold probabilities are the validation predictions the
+report uses; early stopping and the choice of method read the same rows, so those figures are
+slightly optimistic. The final calibrator is then fitted on the whole validation set. A logistic
+regression on the same features is trained beside it as the baseline.
 """
 
 from __future__ import annotations
@@ -154,7 +155,8 @@ class ChurnModel:
 
 @dataclass
 class TrainResult:
-    """What :func:`fit` produced: the model, the baseline and honest validation predictions."""
+    """What :func:`fit` produced: the model, the baseline and the validation predictions
+    (out-of-fold for the calibration; early stopping saw the same rows)."""
 
     model: ChurnModel
     baseline: Baseline
@@ -237,7 +239,7 @@ def tune(
     """Search LightGBM parameters (Optuna TPE) for the lowest log loss of ``valid``.
 
     Pass an inner split of the training data, never the evaluation set: the caller holds the
-    evaluation set out so the reported metrics stay honest. The first trial is
+    evaluation set out so the search does not flatter the reported metrics. The first trial is
     :data:`DEFAULT_PARAMS`, so the result is never worse than the defaults on ``valid``.
     ``on_trial(done, best)`` is called after each trial.
     """

@@ -53,7 +53,7 @@ def render_report(
     if facts:
         parts.append(_table(["", ""], [[k, v] for k, v in facts], header=False))
     parts += [f'<p class="warn">{html.escape(w)}</p>' for w in warnings]
-    parts.append("<h2>Out-of-sample metrics</h2>")
+    parts.append("<h2>Out-of-time validation metrics</h2>")
     parts.append(_metrics_table(ev))
     size, profit = ev.best_list_size
     c = ev.campaign

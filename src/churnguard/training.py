@@ -79,7 +79,8 @@ def train(
     Raises
     ------
     DataContractError, ConfigError, LeakageError
-        Bad data, or dates that leave no honest training set (the message says what to change).
+        Bad data, or dates that leave no training snapshot before the purge (the message says
+        what to change).
     """
     say = progress or (lambda _message: None)
     if dataset is None:
@@ -97,7 +98,7 @@ def train(
         fit_frame, valid = _holdout(_labelled(dataset, config, plan), config)
     else:
         fit_frame, valid, split = training_frames(
-            dataset, train=config.train, churn=config.churn, features=config.features
+            dataset, train=config.train, churn=config.churn, features=config.features, plan=plan
         )
         end, beyond = data_end(dataset, churn=config.churn)
         if beyond:
@@ -145,7 +146,7 @@ def train(
     facts = _facts(config, fit_frame, valid, split, tuning, result)
     report = render_report(
         evaluation,
-        title=f"churn model '{config.model.name}': out-of-sample evaluation",
+        title=f"churn model '{config.model.name}': out-of-time evaluation",
         facts=facts,
         warnings=warnings,
     )

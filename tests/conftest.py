@@ -11,7 +11,19 @@ from hypothesis import strategies as st
 
 import churnguard as cg
 from churnguard.config import ChurnConfig, TrainConfig
+from churnguard.features import FeatureSpec
 from churnguard.model import fit
+
+#: Features of hand-made customers whose reasons and interventions are worked out by hand.
+DRIVER_SPECS = [
+    FeatureSpec("login_trend_30d", "", "trend", event_type="login", window_days=30),
+    FeatureSpec(
+        "support_ticket_count_30d", "", "count", event_type="support_ticket", window_days=30
+    ),
+    FeatureSpec("last_nps_score", "", "score", event_type="nps"),
+    FeatureSpec("days_since_last_purchase", "", "recency", event_type="purchase"),
+    FeatureSpec("tenure_days", "", "days"),
+]
 
 #: Names as hostile data holds them: quotes, SQL and CSV punctuation, JSON characters, line
 #: breaks, NUL, escape sequences, unicode and a full-width equals sign.

@@ -8,18 +8,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from churnguard.config import InterventionConfig, load_config
-from churnguard.features import FeatureSpec
 from churnguard.interventions import BEST_CASE, best_cases, build_list, choose
+from conftest import DRIVER_SPECS as SPECS
 
-SPECS = [
-    FeatureSpec("login_trend_30d", "", "trend", event_type="login", window_days=30),
-    FeatureSpec(
-        "support_ticket_count_30d", "", "count", event_type="support_ticket", window_days=30
-    ),
-    FeatureSpec("last_nps_score", "", "score", event_type="nps"),
-    FeatureSpec("days_since_last_purchase", "", "recency", event_type="purchase"),
-    FeatureSpec("tenure_days", "", "days"),
-]
 ANSWERS = ("login", "support_ticket", "nps", "purchase", "tenure", "*")
 
 

@@ -25,6 +25,7 @@ from churnguard.engine import duckdb as duckdb_engine
 from churnguard.features import FeatureSpec
 from churnguard.io import sha256_path
 from churnguard.reasons import describe, top_drivers
+from conftest import DRIVER_SPECS as SPECS
 
 runner = CliRunner()
 AS_OF = "2025-01-20"
@@ -63,15 +64,6 @@ def _score(config, *extra):
 
 # -- reasons and interventions on hand-made customers whose drivers are known ----------------
 
-SPECS = [
-    FeatureSpec("login_trend_30d", "", "trend", event_type="login", window_days=30),
-    FeatureSpec(
-        "support_ticket_count_30d", "", "count", event_type="support_ticket", window_days=30
-    ),
-    FeatureSpec("last_nps_score", "", "score", event_type="nps"),
-    FeatureSpec("days_since_last_purchase", "", "recency", event_type="purchase"),
-    FeatureSpec("tenure_days", "", "days"),
-]
 CUSTOMERS = pd.DataFrame(
     {
         "customer_id": ["unhappy", "lapsing", "new", "fine"],

@@ -32,6 +32,7 @@ _LAZY = {
     "cohort_retention": "churnguard.kpis",
     "compute_kpis": "churnguard.kpis",
     "build_labels": "churnguard.labels",
+    "run_demo": "churnguard.demo",
     "load_model": "churnguard.registry",
     "score": "churnguard.scoring",
     "generate": "churnguard.synth",
@@ -42,6 +43,7 @@ _LAZY = {
 if TYPE_CHECKING:
     from churnguard.contract import Dataset, load_dataset
     from churnguard.dataset import build_training_set, training_frames
+    from churnguard.demo import run_demo
     from churnguard.features import FeatureSpec, build_features, plan_features
     from churnguard.kpis import cohort_retention, compute_kpis
     from churnguard.labels import build_labels
@@ -86,6 +88,7 @@ __all__ = [
     "generate",
     "load_config",
     "load_dataset",
+    "run_demo",
 ]
 
 __version__ = "0.1.0"

@@ -49,7 +49,7 @@ def test_a_failed_build_leaves_no_file(tmp_path, shop, monkeypatch):
     def broken(self, table, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr(duckdb_engine.pq.ParquetWriter, "write_table", broken)
+    monkeypatch.setattr(duckdb_engine.pq.ParquetWriter, "write_batch", broken)
     with pytest.raises(OSError, match="disk full"):
         write_features(dataset, tmp_path / "f.parquet", as_of=["2025-03-01"], plan=plan)
     assert not any(p.name.startswith((".f.parquet", "f.parquet")) for p in tmp_path.iterdir())

@@ -230,7 +230,7 @@ def test_a_failed_write_leaves_no_file(nightly, tmp_path, monkeypatch):
     def broken(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr(duckdb_engine.pq.ParquetWriter, "write_table", broken)
+    monkeypatch.setattr(duckdb_engine.pq.ParquetWriter, "write_batch", broken)
     result = _score(nightly, "--out", str(tmp_path))
     assert result.exit_code == 1
     assert "OSError: disk full" in result.output and len(result.output.strip().splitlines()) == 1

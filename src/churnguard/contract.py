@@ -429,7 +429,15 @@ def _load_table(
     missing_columns(raw.path, spec, raw.columns)
     select, checks = cell_checks(engine, raw, spec)
     attributes = [c for c in raw.columns if c not in select] if spec.name == "customers" else []
-    wanted = {"rows": "true", "untrimmed": _untrimmed(engine, raw)}
+    # text columns whose every cell is already trimmed and not empty are read as they are
+    texts = [
+        c
+        for c in ("customer_id", *spec.texts, *attributes)
+        if c in raw.kinds and raw.kinds[c] == "text"
+    ]
+    wanted = {"rows": "true"} | {
+        f"untrimmed{i}": _untrimmed(engine, c) for i, c in enumerate(texts)
+    }
     for i, check in enumerate(checks):
         if isinstance(check, Zones):
             wanted |= {f"offset{i}": check.offset, f"plain{i}": check.plain}
@@ -448,8 +456,6 @@ def _load_table(
                 raise _mixed_zones(engine, raw, check)
         elif counts[f"check{i}"]:
             raise _failure(engine, raw, check)
-    if not counts["untrimmed"] and raw.kinds["customer_id"] == "text":
-        select["customer_id"] = engine.ident("customer_id")  # lets filters reach the file scan
     for i, column in enumerate(attributes):
         value = engine.text(column)
         if raw.kinds[column] == "number":
@@ -459,6 +465,9 @@ def _load_table(
         else:
             kind, select[column] = "categorical", value
         dataset.attributes[column] = kind
+    for i, column in enumerate(texts):
+        if not counts[f"untrimmed{i}"] and select[column] == engine.text(column):
+            select[column] = engine.ident(column)  # also lets filters reach the file scan
     if spec.name in ("customers", "labels"):
         _check(engine, raw, _unique_ids(engine, raw))
     source = engine.ident(raw.view)
@@ -471,12 +480,10 @@ def _load_table(
     )
 
 
-def _untrimmed(engine: Engine, raw: Raw) -> str:
-    """Rows whose customer_id has blanks around it or is empty."""
-    column = engine.ident("customer_id")
-    if raw.kinds["customer_id"] != "text":
-        return "false"
-    return f"{column} <> trim({column}) OR {column} = ''"
+def _untrimmed(engine: Engine, column: str) -> str:
+    """Rows whose text in ``column`` has blanks around it or is empty."""
+    cell = engine.ident(column)
+    return f"{cell} <> trim({cell}) OR {cell} = ''"
 
 
 def _unique_ids(engine: Engine, raw: Raw) -> Check:

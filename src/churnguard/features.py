@@ -219,10 +219,8 @@ def build_features(
     parts = []
     if plan.event_types:
         at = as_of_table.mutate(_at=as_of_table.as_of.epoch_seconds())
-        parts += [
-            _windows(tables["events"], at, dates, plan),
-            _activity(tables["events"], at, dates, plan),
-        ]
+        parts += _windows(tables["events"], at, dates, plan)
+        parts.append(_activity(tables["events"], at, dates, plan))
     if subscriptions is not None:
         parts.append(_subscriptions(subscriptions, as_of_table, plan))
     for part in parts:
@@ -262,16 +260,18 @@ _DAY = 86_400
 
 def _windows(
     events: ir.Table, at: ir.Table, dates: list[dt.datetime], plan: FeaturePlan
-) -> ir.Table:
-    """Per (customer, as-of) and event type ``k`` of the plan: ``_e{k}_n{days}`` events in the
-    last ``days`` (each window and twice each, for trends), and ``_e{k}_v{w}``/``_e{k}_m{w}``,
-    the sum and number of values in the last ``w`` days.
+) -> list[ir.Table]:
+    """Per event type ``k`` of the plan, a table per (customer, as-of): ``_e{k}_n{days}`` events
+    in the last ``days`` (each window and twice each, for trends), and ``_e{k}_v{w}`` and
+    ``_e{k}_m{w}``, the sum and number of values in the last ``w`` days.
 
-    Two narrow aggregations instead of one wide one: first per (customer, as_of, event type) with
-    conditions on the event's age only, then a pivot over event types. Conditions compare small
-    integers (type code, age in seconds), never strings or intervals.
+    One narrow aggregation per type, each joined to the population on its own: one aggregation
+    over all types at once holds every type's sums for every customer and date in one hash
+    table, which at a million customers and six dates no longer fits the memory limit.
+    Conditions compare small integers (type code, age in seconds), never strings or intervals.
     """
     lookback = 2 * max(plan.windows)
+    widest = max(plan.windows)
     codes = {t: i for i, t in enumerate(plan.event_types)}
     # Per-event work happens once, before the join multiplies events by as-of dates.
     ev = events.filter(
@@ -285,36 +285,27 @@ def _windows(
     )
     j = ev.join(at, [ev._seconds < at._at, ev._seconds >= at._at - lookback * _DAY])
     j = j.mutate(_age=j._at - j._seconds).drop("_at")
-    widest = max(plan.windows)
     # T - w <= timestamp < T  <=>  0 < age <= w days (age > 0 by the join)
     bounds = sorted({*plan.windows, *(2 * w for w in plan.windows)})
-    valued = j.value.notnull()
 
     def count(condition: ir.BooleanValue) -> ir.FloatingValue:
         # float sums keep aggregate states at 8 bytes (integer sums widen to 128 bits)
         return condition.cast("float64").sum()
 
-    per_type = j.group_by(["customer_id", "as_of", "_type"]).aggregate(
-        **{f"_n{b}": count(j._age <= b * _DAY) for b in bounds},
-        **{
-            f"_v{w}": ibis.ifelse(valued & (j._age <= w * _DAY), j.value, 0.0).sum()
-            for w in plan.windows
-        },
-        **{f"_m{w}": count(valued & (j._age <= w * _DAY)) for w in plan.windows},
-    )
-
-    def pick(k: int, column: str) -> ir.NumericValue:
-        return ibis.ifelse(per_type._type == k, per_type[column], 0.0).sum()
-
-    pivot: dict[str, ir.Value] = {}
+    parts = []
     for t, k in codes.items():
+        of = j.filter(j._type == k)
         surveyed = t in plan.survey_events
-        for b in plan.windows if surveyed else bounds:
-            pivot[f"_e{k}_n{b}"] = pick(k, f"_n{b}")
+        aggregates = {
+            f"_e{k}_n{b}": count(of._age <= b * _DAY)
+            for b in (plan.windows if surveyed else bounds)
+        }
         for w in plan.windows if t in plan.value_events else (widest,) if surveyed else ():
-            pivot[f"_e{k}_v{w}"] = pick(k, f"_v{w}")
-            pivot[f"_e{k}_m{w}"] = pick(k, f"_m{w}")
-    return per_type.group_by(["customer_id", "as_of"]).aggregate(**pivot)
+            valued = of.value.notnull() & (of._age <= w * _DAY)
+            aggregates[f"_e{k}_v{w}"] = ibis.ifelse(valued, of.value, 0.0).sum()
+            aggregates[f"_e{k}_m{w}"] = count(valued)
+        parts.append(of.group_by(["customer_id", "as_of"]).aggregate(**aggregates))
+    return parts
 
 
 def _activity(

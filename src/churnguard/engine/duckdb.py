@@ -227,22 +227,33 @@ class DuckDBEngine(Engine):
     def write_parquet(
         self, pieces: Sequence[ir.Table], path: Path, metadata: dict[str, str] | None = None
     ) -> int:
-        """Each piece runs into Arrow and is written by pyarrow: neither the path nor the
-        metadata (which holds names from the data) is ever written into SQL, as a COPY
-        statement would need both as literals in its text. One piece is in memory at a time:
-        :meth:`pieces` sizes them at :data:`_BYTES_PER_CELL` bytes a cell, four times what an
-        Arrow double takes."""
+        """Each piece streams out of DuckDB in Arrow batches written by pyarrow as they come:
+        neither the path nor the metadata (which holds names from the data) is ever written
+        into SQL, as a COPY statement would need both as literals in its text, and no piece is
+        ever held whole outside DuckDB's memory limit."""
         rows = 0
         with atomic_path(path) as tmp:
             writer = None
             try:
                 for piece in pieces:
-                    table = self.backend.to_pyarrow(piece)
-                    if writer is None:
-                        schema = table.schema.with_metadata(metadata or {})
-                        writer = pq.ParquetWriter(tmp, schema, compression="zstd")
-                    writer.write_table(table.cast(writer.schema), row_group_size=_ROW_GROUP)
-                    rows += table.num_rows
+                    view = f"_churnguard_query_{next(_names)}"
+                    self.backend.create_view(view, piece, overwrite=True)
+                    try:
+                        # the relational API streams; a DB-API result would copy the rows
+                        result = self.con.sql(f"SELECT * FROM {view}")
+                        for batch in result.to_arrow_reader(_ROW_GROUP):
+                            if writer is None:
+                                schema = batch.schema.with_metadata(metadata or {})
+                                writer = pq.ParquetWriter(tmp, schema, compression="zstd")
+                            writer.write_batch(
+                                batch.cast(writer.schema), row_group_size=_ROW_GROUP
+                            )
+                            rows += batch.num_rows
+                    finally:
+                        execute_one(self.con, f"DROP VIEW IF EXISTS {view}")
+                if writer is None:  # no rows at all: an empty file with the columns
+                    schema = self.backend.to_pyarrow(pieces[0].limit(0)).schema
+                    writer = pq.ParquetWriter(tmp, schema.with_metadata(metadata or {}))
             finally:
                 if writer is not None:
                     writer.close()

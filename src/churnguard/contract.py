@@ -246,13 +246,16 @@ def load_dataset(
     runner = engine if isinstance(engine, Engine) else open_engine(engine)
     dataset = Dataset(engine=runner, tables={})
     raws: dict[str, Raw] = {}
+    ids: dict[str, str] = {}
     for name in TABLES:
         if name in paths:
             raws[name] = runner.read(paths[name], name)
-            _load_table(runner, raws[name], SPECS[name], dataset, drop=cfg.duplicates == "drop")
+            ids[name] = _load_table(
+                runner, raws[name], SPECS[name], dataset, drop=cfg.duplicates == "drop"
+            )
     for name in ("events", "subscriptions", "labels"):
         if name in raws:
-            _check(runner, raws[name], _known_customers(runner, raws[name], dataset))
+            _check(runner, raws[name], _known_customers(runner, ids[name], dataset))
     return dataset
 
 
@@ -421,11 +424,10 @@ def cell_checks(
     return select, checks
 
 
-def _load_table(
-    engine: Engine, raw: Raw, spec: TableSpec, dataset: Dataset, *, drop: bool
-) -> None:
+def _load_table(engine: Engine, raw: Raw, spec: TableSpec, dataset: Dataset, *, drop: bool) -> str:
     """Check one raw table against its spec and register its typed view; ``drop`` keeps one of
-    each exact duplicate row of events and subscriptions instead of refusing them."""
+    each exact duplicate row of events and subscriptions instead of refusing them. Returns the
+    SQL reading a raw row's customer_id as the typed view has it."""
     missing_columns(raw.path, spec, raw.columns)
     select, checks = cell_checks(engine, raw, spec)
     attributes = [c for c in raw.columns if c not in select] if spec.name == "customers" else []
@@ -447,7 +449,10 @@ def _load_table(
         value = engine.text(column)
         wanted[f"values{i}"] = f"{value} IS NOT NULL"
         wanted[f"text{i}"] = f"{value} IS NOT NULL AND TRY_CAST({value} AS DOUBLE) IS NULL"
-    counts = engine.counts(raw, wanted)
+    aggregates = {key: f"count_if({condition})" for key, condition in wanted.items()}
+    if spec.name in DEDUPLICATED:  # in the same pass: each pass reads the whole file
+        aggregates["distinct"] = f"count(DISTINCT {engine.row_hash(raw.columns)})"
+    counts = {k: int(v or 0) for k, v in engine.aggregate(raw, aggregates).items()}
     if not counts["rows"]:
         raise no_rows(raw.path, spec)
     for i, check in enumerate(checks):
@@ -469,15 +474,17 @@ def _load_table(
         if not counts[f"untrimmed{i}"] and select[column] == engine.text(column):
             select[column] = engine.ident(column)  # also lets filters reach the file scan
     if spec.name in ("customers", "labels"):
-        _check(engine, raw, _unique_ids(engine, raw))
+        _check(engine, raw, _unique_ids(engine, raw, select["customer_id"]))
     source = engine.ident(raw.view)
     if spec.name in DEDUPLICATED:
-        source, dataset.dropped[spec.name] = _duplicates(engine, raw, drop=drop)
+        repeats = counts["rows"] - counts["distinct"]
+        source, dataset.dropped[spec.name] = _duplicates(engine, raw, repeats, drop=drop)
     body = ", ".join(f"{expr} AS {engine.ident(name)}" for name, expr in select.items())
     dataset.views[spec.name] = engine.register(spec.name, body, source)
     dataset.tables[spec.name] = TableInfo(
         spec.name, raw.path, raw.format, int(counts["rows"]), tuple(select)
     )
+    return select["customer_id"]
 
 
 def _untrimmed(engine: Engine, column: str) -> str:
@@ -486,24 +493,20 @@ def _untrimmed(engine: Engine, column: str) -> str:
     return f"{cell} <> trim({cell}) OR {cell} = ''"
 
 
-def _unique_ids(engine: Engine, raw: Raw) -> Check:
-    key = f"trim(CAST({engine.ident('customer_id')} AS {engine.text_type}))"
+def _unique_ids(engine: Engine, raw: Raw, key: str) -> Check:
     repeated = f"SELECT {key} FROM {engine.ident(raw.view)} GROUP BY 1 HAVING count(*) > 1"
     return Check("customer_id", f"{key} IN ({repeated})", "each customer_id once (it repeats)")
 
 
-def _known_customers(engine: Engine, raw: Raw, dataset: Dataset) -> Check:
-    key = f"trim(CAST({engine.ident('customer_id')} AS {engine.text_type}))"
+def _known_customers(engine: Engine, key: str, dataset: Dataset) -> Check:
     known = f"SELECT customer_id FROM {engine.ident(dataset.views['customers'])}"
     return Check("customer_id", f"{key} NOT IN ({known})", "a customer_id listed in customers")
 
 
-def _duplicates(engine: Engine, raw: Raw, *, drop: bool) -> tuple[str, int]:
-    """The source of a typed view without exact duplicate rows, and how many it leaves out;
-    refuses the first duplicate unless ``drop``."""
+def _duplicates(engine: Engine, raw: Raw, repeats: int, *, drop: bool) -> tuple[str, int]:
+    """The source of a typed view without the ``repeats`` exact duplicate rows, and how many
+    it leaves out; refuses the first duplicate unless ``drop``."""
     digest = engine.row_hash(raw.columns)
-    found = engine.aggregate(raw, {"rows": "count(*)", "distinct": f"count(DISTINCT {digest})"})
-    repeats = int(found["rows"]) - int(found["distinct"])
     view = engine.ident(raw.view)
     if not repeats:
         return view, 0

@@ -128,13 +128,6 @@ class Engine(abc.ABC):
         """Aggregates (SQL, by key) over the raw table's rows, in one pass; ``where`` may hold
         subqueries."""
 
-    def counts(self, raw: Raw, conditions: dict[str, str]) -> dict[str, int]:
-        """How many rows meet each condition, in one pass."""
-        if not conditions:
-            return {}
-        found = self.aggregate(raw, {k: f"count_if({c})" for k, c in conditions.items()})
-        return {k: int(v or 0) for k, v in found.items()}
-
     def count(self, raw: Raw, condition: str) -> int:
         """How many rows meet ``condition``, which may hold subqueries."""
         return int(self.aggregate(raw, {"n": "count(*)"}, where=condition)["n"] or 0)

@@ -102,7 +102,14 @@ def main() -> None:
         ("score, precomputed", pre),
     ):
         print(f"{name:<20} {r['seconds']:6.1f}s  peak {r['peak_rss_mib']:,.0f} MiB")
-    steps = ("load_data_s", "features_s", "score_s", "interventions_s", "write_s")
+    steps = (
+        "load_data_s",
+        "features_and_predictions_s",
+        "values_s",
+        "drift_s",
+        "interventions_s",
+        "write_s",
+    )
     print("raw-events steps     " + ", ".join(f"{k[:-2]} {raw[k]:.1f}s" for k in steps))
     print(
         f"ratios               raw / precomputed {raw['seconds'] / pre['seconds']:.2f}x; "

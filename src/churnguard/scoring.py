@@ -423,7 +423,7 @@ def _score(
         count, mean = stats.to_pandas().iloc[0]
         if not count:
             raise run.empty()
-        lap("features_s")
+        lap("features_and_predictions_s")  # one streamed query: features feed the model
         months = expected_lifetime_months(float(mean), run.trained.churn.horizon_days)
         prior, joined = None, predicted
         history = purchase_history(run.dataset, run.when, run.plan)
@@ -453,13 +453,14 @@ def _score(
         rows = engine.write_parquet([scored.select(*SCORE_COLUMNS).order_by("customer_id")], path)
         totals = scored.group_by("risk_tier").aggregate(n=scored.count()).to_pandas()
         at_risk = scored.aggregate(v=scored.value_at_risk.sum()).to_pandas()["v"].iloc[0]
-        lap("score_s")
+        lap("values_s")
         sample = scored
         if rows > DRIFT_SAMPLE_ROWS:
             sample = scored.filter(sampled(scored.customer_id, DRIFT_SAMPLE_ROWS / rows, 0))
         drifted = sample.select("customer_id", *names, "churn_probability").to_pandas()
         drift = drift_summary(run.metadata, drifted, drifted["churn_probability"].to_numpy())
         drift["sample_rows"] = len(drifted)
+        lap("drift_s")
         say("choosing interventions")
         candidates = scored.filter(scored[BEST_CASE] > 0).order_by(
             [ibis.desc(BEST_CASE), "customer_id"]

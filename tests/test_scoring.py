@@ -170,7 +170,7 @@ def test_cells_a_spreadsheet_would_run_are_neutralised(tmp_path):
             "reason_2": ["@SUM(A1)"],
         }
     )
-    scoring._write_list(frame, tmp_path / "list.csv")
+    scoring._write_csv(frame, tmp_path / "list.csv")
     text = (tmp_path / "list.csv").read_text()
     assert "'=HYPERLINK" in text and ",'-2+3," in text and ",'@SUM(A1)," in text
 
@@ -191,7 +191,7 @@ def test_a_nightly_run_scores_everyone_and_a_rerun_gives_the_same_bytes(nightly,
     assert first.stdout == ""  # --quiet: nothing on stdout for cron
     second = _score(nightly, "--out", str(tmp_path / "b"))
     assert second.exit_code == 0, second.output
-    for name in ("interventions.csv", "scores.parquet"):
+    for name in ("interventions.csv", "assignments.csv", "scores.parquet"):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
     manifests = [json.loads((tmp_path / d / "manifest.json").read_text()) for d in "ab"]
     for m in manifests:
@@ -214,7 +214,19 @@ def test_a_nightly_run_scores_everyone_and_a_rerun_gives_the_same_bytes(nightly,
     ].is_monotonic_decreasing
     assert listed["reason_1"].str.len().gt(0).all()
     manifest = manifests[0]
-    assert manifest["rows"] == {"scored": len(scores), "listed": len(listed)}
+    decisions = pd.read_csv(tmp_path / "a" / "assignments.csv")
+    held_out = decisions[decisions["group"] == "holdout"]
+    assert manifest["rows"] == {
+        "scored": len(scores),
+        "listed": len(listed),
+        "held_out": len(held_out),
+    }
+    # the contacted are the treated decisions, in list order; the holdout is on no list
+    treated = decisions[decisions["group"] == "treated"]
+    assert list(treated["customer_id"]) == list(listed["customer_id"])
+    assert list(listed["rank"]) == list(range(1, len(listed) + 1))
+    assert 0 < len(held_out) < len(decisions) / 3
+    assert set(decisions["run_id"]) == {manifest["run_id"]}
     assert manifest["drift"]["score"] < drift.PSI_ALERT
     # customers have aged since the training snapshots: tenure drifts, and is named
     drifted = manifest["drift"]["over_threshold"]
@@ -283,6 +295,10 @@ def test_precomputed_features_give_the_same_list(nightly, tmp_path):
     assert direct.exit_code == stored.exit_code == 0, stored.output
     for name in ("interventions.csv", "scores.parquet"):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+    # the same decisions; the run ids differ, as the features file is one of the run's inputs
+    a, b = (pd.read_csv(tmp_path / d / "assignments.csv") for d in "ab")
+    assert a["run_id"].iloc[0] != b["run_id"].iloc[0]
+    pd.testing.assert_frame_equal(a.drop(columns="run_id"), b.drop(columns="run_id"))
 
 
 def test_a_shifted_feature_is_named_as_drift():
@@ -306,10 +322,14 @@ def test_benefit_ranking_saves_more_value_than_probability_ranking(nightly):
 
 def test_explaining_only_the_best_cases_gives_the_head_of_the_full_list(nightly, tmp_path):
     everyone = scoring.score(
-        load_config(nightly, {"score.top_n": 0}), as_of=AS_OF, out=tmp_path / "all"
+        load_config(nightly, {"score.top_n": 0, "score.holdout": 0.0}),
+        as_of=AS_OF,
+        out=tmp_path / "all",
     ).interventions
     head = scoring.score(
-        load_config(nightly, {"score.top_n": 25}), as_of=AS_OF, out=tmp_path / "head"
+        load_config(nightly, {"score.top_n": 25, "score.holdout": 0.0}),
+        as_of=AS_OF,
+        out=tmp_path / "head",
     ).interventions
     assert len(everyone) > 256  # more than the first batch, so the early stop is exercised
     pd.testing.assert_frame_equal(head, everyone.head(25))
@@ -365,7 +385,7 @@ def test_ids_that_would_break_a_row_are_quoted_and_neutralised(tmp_path):
     frame = pd.DataFrame(
         {c: ["x"] * len(ids) for c in scoring.LIST_COLUMNS} | {"customer_id": ids}
     )
-    scoring._write_list(frame, tmp_path / "list.csv")
+    scoring._write_csv(frame, tmp_path / "list.csv")
     back = pd.read_csv(tmp_path / "list.csv", dtype=str, keep_default_na=False)
     assert list(back["customer_id"]) == ["'\rX", "Y\nZ", "'＝SUM(A1)", 'a,"b"', "plain"]
     assert len(back) == len(ids)
@@ -394,6 +414,8 @@ def test_a_symlink_to_the_out_folder_shares_its_lock(tmp_path):
         ("budget", "-1", "score.top_n and score.budget must be >= 0"),
         ("lock_timeout", "-1", "score.lock_timeout must be >= 0 seconds"),
         ("lock_timeout", "inf", "score.lock_timeout must be a finite number"),
+        ("holdout", "1", "score.holdout must be a share from 0 to below 1, got 1.0"),
+        ("holdout", "-0.1", "score.holdout must be a share from 0 to below 1"),
     ],
 )
 def test_score_settings_out_of_range_exit_2(nightly, tmp_path, key, value, message):

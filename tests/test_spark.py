@@ -132,6 +132,8 @@ def test_spark_scoring_writes_the_same_list_and_scores(data, tmp_path, limits):
     ).read_bytes()
     assert len(spark.interventions) > 0
     pd.testing.assert_frame_equal(spark.scores, duck.scores)
+    decisions = [pd.read_csv(tmp_path / e / "assignments.csv") for e in ("duckdb", "spark")]
+    pd.testing.assert_frame_equal(*(d.drop(columns="run_id") for d in decisions))
     for key in ("rows", "risk_tiers", "value_at_risk_total", "expected_benefit_total"):
         assert spark.manifest[key] == duck.manifest[key]
     assert spark.manifest["engine"] == "spark"

@@ -454,6 +454,7 @@ def _print_score(run: ScoreRun) -> None:
         "listed",
         f"{m['rows']['listed']:,} customers, expected benefit {m['expected_benefit_total']:,.0f}",
     )
+    table.add_row("held out", f"{m['rows']['held_out']:,} customers ({m['holdout']:.0%})")
     if m["drift"]["score"] is not None:
         table.add_row("score drift (PSI)", f"{m['drift']['score']:.3f}")
     for warning in m["warnings"]:

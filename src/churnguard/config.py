@@ -248,10 +248,19 @@ class ScoreConfig:
     lock_timeout: float = 0.0
     #: Out folder; ``{as_of}`` is replaced by the as-of date, so nightly runs keep their own.
     out: str = "scores/{as_of}"
+    #: Share of the customers the list would contact that are kept back, at random, to measure
+    #: the interventions against (see :mod:`churnguard.assignment`); 0 = contact everyone.
+    holdout: float = 0.1
+    #: Mixed into the holdout's hash: another salt draws another holdout from the same list.
+    salt: str = ""
 
     def __post_init__(self) -> None:
         if self.top_n < 0 or self.budget < 0:
             raise ConfigError("score.top_n and score.budget must be >= 0 (0 = no limit)")
+        if not 0 <= self.holdout < 1:
+            raise ConfigError(
+                f"score.holdout must be a share from 0 to below 1, got {self.holdout}"
+            )
         if self.lock_timeout < 0:
             raise ConfigError(f"score.lock_timeout must be >= 0 seconds, got {self.lock_timeout}")
         if not 0 < self.medium_risk <= self.high_risk < 1:

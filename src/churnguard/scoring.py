@@ -5,22 +5,26 @@ the as-of date (or reads precomputed ones), and writes to the out folder:
 
 * ``scores.parquet``: every scored customer, ``customer_id, churn_probability, risk_tier,
   customer_value, value_at_risk``, ordered by customer_id (with the Spark engine a folder of
-  Parquet parts, written in the cluster; see :func:`churnguard.engine.spark.score`);
-* ``interventions.csv``: customers worth an intervention, ranked by expected benefit, with
-  three reasons and the intervention chosen (columns: :data:`LIST_COLUMNS`);
-* ``manifest.json``: as-of date, model version and hashes, input hashes, row counts, drift,
-  warnings and timings.
+  Parquet parts, written in the cluster);
+* ``interventions.csv``: the customers to contact, ranked by expected benefit, with three
+  reasons and the intervention chosen (columns: :data:`LIST_COLUMNS`);
+* ``assignments.csv``: every decision of the list, ``treated`` (on ``interventions.csv``) or
+  ``holdout`` (kept back at random, ``[score] holdout``, to measure the interventions by; see
+  :mod:`churnguard.assignment`);
+* ``manifest.json``: as-of date, run id, model version and hashes, input hashes, row counts,
+  drift, warnings and timings.
 
 The run is written into a hidden sibling folder and switched in by renaming, so the out folder
 holds one complete run or the previous one, never a mix (a kill between the two renames leaves
 it absent, with the previous run beside it). The same as-of date, model and data give the same
-bytes in the two data files; only the manifest's timings change. A lock on the resolved path
+bytes in the three data files; only the manifest's timings change. A lock on the resolved path
 keeps two runs from writing the same out folder at once.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import logging
 import time
@@ -39,6 +43,7 @@ from filelock import FileLock, Timeout
 
 from churnguard import drift
 from churnguard.asof import one_as_of
+from churnguard.assignment import assign
 from churnguard.config import ChurnConfig, InterventionConfig, PipelineConfig, config_from_dict
 from churnguard.contract import Dataset, load_dataset
 from churnguard.dataset import sampled
@@ -85,7 +90,7 @@ SCORE_COLUMNS = (
 #: beyond this, the same on every engine.
 DRIFT_SAMPLE_ROWS = 200_000
 #: What a run writes; an out folder holding anything else is not replaced.
-RUN_FILES = ("interventions.csv", "scores.parquet", "manifest.json")
+RUN_FILES = ("interventions.csv", "assignments.csv", "scores.parquet", "manifest.json")
 #: First characters that make a spreadsheet read a cell as a formula or break its row,
 #: full-width forms included.
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\n", "＝", "＋", "－", "＠")
@@ -226,7 +231,24 @@ def score(
             staging.mkdir()
             result = _score(run, table, staging / "scores.parquet", say, lap)
             say("writing")
-            _write_list(result.listed, staging / "interventions.csv")
+            inputs = {
+                name: {"path": str(info.path), "rows": info.rows, **_digest(info.path)}
+                for name, info in sorted(dataset.tables.items())
+            }
+            model_files = {
+                "booster_sha256": sha256_file(folder / "booster.txt"),
+                "manifest_sha256": sha256_file(folder / "manifest.json"),
+            }
+            run_id = _run_id(when, model_files, config, inputs, features)
+            contacted, decisions = assign(
+                result.listed,
+                as_of=when.date(),
+                holdout=config.score.holdout,
+                salt=config.score.salt,
+                run_id=run_id,
+            )
+            _write_csv(contacted, staging / "interventions.csv")
+            _write_csv(decisions, staging / "assignments.csv")
             warnings = notes + [
                 f"feature {name} drifted: PSI {psi:.3f} against the training data "
                 f"(over {drift.PSI_ALERT})"
@@ -236,28 +258,30 @@ def score(
                 log.warning(warning)
             manifest = {
                 "as_of": when.date().isoformat(),
+                "run_id": run_id,
                 "model": {
                     "name": metadata["name"],
                     "version": metadata["version"],
                     "folder": str(folder),
-                    "booster_sha256": sha256_file(folder / "booster.txt"),
-                    "manifest_sha256": sha256_file(folder / "manifest.json"),
+                    **model_files,
                 },
-                "inputs": {
-                    name: {"path": str(info.path), "rows": info.rows, **_digest(info.path)}
-                    for name, info in sorted(dataset.tables.items())
-                },
+                "inputs": inputs,
                 "features_file": None if features is None else str(features),
                 "config_fingerprint": config.fingerprint(),
                 "catalogue": "config" if config.interventions else "default",
                 "engine": dataset.engine.name,
-                "rows": {"scored": result.rows, "listed": len(result.listed)},
+                "rows": {
+                    "scored": result.rows,
+                    "listed": len(contacted),
+                    "held_out": len(decisions) - len(contacted),
+                },
+                "holdout": config.score.holdout,
                 "risk_tiers": result.tiers,
                 "value_at_risk_total": round(result.value_at_risk, 2),
-                "expected_benefit_total": round(float(result.listed["expected_benefit"].sum()), 2),
+                "expected_benefit_total": round(float(contacted["expected_benefit"].sum()), 2),
                 "outputs": {
                     name: sha256_path(staging / name)
-                    for name in ("interventions.csv", "scores.parquet")
+                    for name in ("interventions.csv", "assignments.csv", "scores.parquet")
                 },
                 "drift": result.drift,
                 "warnings": warnings,
@@ -269,7 +293,7 @@ def score(
             )
     finally:
         lock.release()
-    return ScoreRun(out=out, interventions=result.listed, manifest=manifest)
+    return ScoreRun(out=out, interventions=contacted, manifest=manifest)
 
 
 def _features(
@@ -528,17 +552,38 @@ def _digest(path: Path) -> dict[str, str]:
     return {"sha256": sha256_file(path)}
 
 
-def _write_list(listed: pd.DataFrame, path: Path) -> None:
-    """The CSV, with text cells a spreadsheet would run as formulas prefixed by a quote.
+def _write_csv(frame: pd.DataFrame, path: Path) -> None:
+    """A CSV for spreadsheets, with text cells a spreadsheet would run as formulas prefixed by
+    a quote.
 
     Rows end in CRLF, as RFC 4180 has it; the CSV writer then quotes every cell holding a CR or
     an LF (as well as a comma or a quote), so no reader splits a row on one.
     """
-    safe = listed.copy()
-    for column in ("customer_id", "risk_tier", "reason_1", "reason_2", "reason_3", "intervention"):
-        safe[column] = [neutralise(v) for v in safe[column].astype(str)]
+    safe = frame.copy()
+    for column in safe.columns:
+        if not pd.api.types.is_numeric_dtype(safe[column]):
+            safe[column] = [neutralise(v) for v in safe[column].astype(str)]
     with atomic_path(path) as tmp:
         safe.to_csv(tmp, index=False, lineterminator="\r\n")
+
+
+def _run_id(
+    when: dt.datetime,
+    model_files: dict[str, str],
+    config: PipelineConfig,
+    inputs: dict[str, Any],
+    features: Path | None,
+) -> str:
+    """The run's id: a digest of what decides its output (date, model, config, inputs), so a
+    re-run of the same night has the same id and its files stay byte-identical."""
+    basis = {
+        "as_of": when.date().isoformat(),
+        "model": model_files,
+        "config": config.fingerprint(),
+        "inputs": inputs,
+        "features_file": None if features is None else str(features),
+    }
+    return hashlib.sha256(json.dumps(basis, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def neutralise(cell: str) -> str:

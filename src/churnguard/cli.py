@@ -418,8 +418,11 @@ def score(
 ) -> None:
     """Score every customer in the population and write the ranked intervention list.
 
-    Writes interventions.csv, scores.parquet and manifest.json to the out folder. Exit codes:
-    0 done, 2 bad input, 3 model problem (hashes, schema), 1 anything else.
+    Writes to the out folder:
+    interventions.csv, the customers to contact;
+    assignments.csv, every decision, treated or held out at random (\\[score] holdout);
+    scores.parquet and manifest.json.
+    Exit codes: 0 done, 2 bad input, 3 model problem (hashes, schema), 1 anything else.
     """
     from churnguard import scoring
 

@@ -484,3 +484,92 @@ def test_a_path_with_glob_characters_is_read_as_written(tmp_path, shop, name, ot
     code, output, out = _features_cli(folder, tmp_path)
     assert code == 0, output
     assert len(pd.read_parquet(out)) == 2
+
+
+# -- the treatments table: decisions a team carried out --------------------------------------
+
+
+def with_treatments(shop: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    return shop | {
+        "treatments": pd.DataFrame(
+            {
+                "customer_id": ["A", "B", "A"],
+                "as_of": ["2025-03-01", "2025-03-01", "2025-04-01"],
+                "intervention": ["support escalation", "re-engagement e-mail", "feedback survey"],
+                "group": ["treated", "Holdout", "treated"],
+                "cost": [30.0, 0.0, 5.0],
+                "propensity": [0.9, 0.1, 0.9],
+            }
+        )
+    }
+
+
+def test_a_treatments_table_is_read_typed_with_the_groups_in_lower_case(tmp_path, shop):
+    folder = write_dataset(tmp_path / "d", **with_treatments(shop))
+    dataset = cg.load_dataset(
+        folder, interventions=("support escalation", "re-engagement e-mail", "feedback survey")
+    )
+    frame = dataset.table("treatments").order_by(["customer_id", "as_of"]).to_pandas()
+    assert list(frame["group"]) == ["treated", "treated", "holdout"]
+    assert str(frame["as_of"].iloc[0]) == "2025-03-01 00:00:00"
+    assert runner.invoke(app, ["validate", "--data", str(folder)]).exit_code == 0
+
+
+@pytest.mark.parametrize(
+    "row,column,value,message",
+    [
+        (
+            1,
+            "group",
+            "control",
+            "line 3, column 'group': expected a group: treated or holdout, got 'control'",
+        ),
+        (
+            0,
+            "intervention",
+            "free lunch",
+            "line 2, column 'intervention': expected an intervention of the catalogue (support",
+        ),
+        (
+            2,
+            "as_of",
+            "2025-03-01",
+            "line 2, column 'as_of': expected one decision per customer and as-of date",
+        ),
+        (
+            1,
+            "as_of",
+            "next week",
+            "line 3, column 'as_of': expected a date or date-time like 2025-01-31",
+        ),
+        (
+            1,
+            "as_of",
+            "2025-03-01T10:00:00",
+            "line 3, column 'as_of': expected an as-of date like 2025-01-31, without a time",
+        ),
+        (
+            0,
+            "propensity",
+            "0",
+            "line 2, column 'propensity': expected a propensity above 0 and at most 1, got '0'",
+        ),
+        (2, "cost", "-5", "line 4, column 'cost': expected a cost of 0 or more, got '-5'"),
+        (
+            2,
+            "customer_id",
+            "Z",
+            "line 4, column 'customer_id': expected a customer_id listed in customers",
+        ),
+    ],
+)
+def test_each_bad_treatment_is_one_line_and_exit_2(tmp_path, shop, row, column, value, message):
+    tables = with_treatments(shop)
+    tables["treatments"] = tables["treatments"].astype(object)
+    tables["treatments"].loc[row, column] = value
+    folder = write_dataset(tmp_path / "d", **tables)
+    before = file_tree(tmp_path)
+    result = runner.invoke(app, ["validate", "--data", str(folder)])
+    assert result.exit_code == 2, result.output
+    assert message in result.output and len(result.output.strip().splitlines()) == 1
+    assert file_tree(tmp_path) == before

@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 import churnguard as cg
 from churnguard import drift, interventions, scoring
 from churnguard.cli import app
-from churnguard.config import InterventionConfig, load_config
+from churnguard.config import InterventionConfig, default_interventions, load_config
 from churnguard.engine import duckdb as duckdb_engine
 from churnguard.features import FeatureSpec
 from churnguard.io import sha256_path
@@ -177,7 +177,7 @@ def test_cells_a_spreadsheet_would_run_are_neutralised(tmp_path):
 
 def test_the_nightly_catalogue_is_the_packaged_default():
     nightly = tomllib.loads(open("pipelines/nightly.toml", encoding="utf-8").read())
-    packaged = interventions.default_interventions()
+    packaged = default_interventions()
     assert load_config("pipelines/nightly.toml").interventions == packaged
     assert len(nightly["interventions"]) >= 8
 

@@ -19,7 +19,7 @@ from churnguard.config import EngineConfig, SparkConfig, load_config
 from churnguard.errors import EngineError
 from churnguard.feature_files import feature_metadata
 from conftest import write_dataset
-from test_contract import CASES, broken_dataset, expect_error
+from test_contract import CASES, broken_dataset, expect_error, with_treatments
 
 try:
     import pyspark  # noqa: F401
@@ -195,3 +195,28 @@ def test_spark_never_replaces_a_folder_it_did_not_write(data, tmp_path):
     assert result.exit_code == 2, result.output
     assert "holding files Spark did not write (notes.txt)" in result.output
     assert [p.name for p in mine.iterdir()] == ["notes.txt"]
+
+
+def test_spark_reads_and_checks_treatments_as_duckdb_does(tmp_path, shop):
+    tables = with_treatments(shop)
+    folder = write_dataset(tmp_path / "ok", **tables)
+    names = ("support escalation", "re-engagement e-mail", "feedback survey")
+    read = {
+        engine: cg.load_dataset(folder, engine=config, interventions=names)
+        .table("treatments")
+        .order_by(["customer_id", "as_of"])
+        .to_pandas()
+        for engine, config in (("duckdb", EngineConfig()), ("spark", SPARK))
+    }
+    pd.testing.assert_frame_equal(read["duckdb"], read["spark"], check_dtype=False)
+    for column, value in (("group", "control"), ("as_of", "2025-03-01"), ("intervention", "x")):
+        bad = with_treatments(shop)
+        bad["treatments"] = bad["treatments"].astype(object)
+        bad["treatments"].loc[2, column] = value
+        where = write_dataset(tmp_path / column, **bad)
+        said = []
+        for config in (EngineConfig(), SPARK):
+            with pytest.raises(cg.DataContractError) as caught:
+                cg.load_dataset(where, engine=config, interventions=names)
+            said.append(str(caught.value))
+        assert said[0] == said[1]

@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from churnguard.config import PipelineConfig, load_config
+from churnguard.config import PipelineConfig, catalogue_names, load_config
 from churnguard.errors import ChurnguardError
 from churnguard.io import printable
 
@@ -109,7 +109,12 @@ def _one_line(command: Callable[..., None]) -> Callable[..., None]:
 def _load(cfg: PipelineConfig) -> Dataset:
     from churnguard.contract import load_dataset
 
-    return load_dataset(cfg.data, definition=cfg.churn.definition, engine=cfg.engine)
+    return load_dataset(
+        cfg.data,
+        definition=cfg.churn.definition,
+        engine=cfg.engine,
+        interventions=catalogue_names(cfg),
+    )
 
 
 @app.callback()

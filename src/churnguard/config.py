@@ -28,6 +28,7 @@ import tomllib
 import types
 import typing
 from dataclasses import dataclass, field
+from importlib.resources import files as package_files
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
@@ -61,6 +62,8 @@ class DataConfig:
     events: Path | None = None
     subscriptions: Path | None = None
     labels: Path | None = None
+    #: The decisions a team carried out (``treated`` or ``holdout``), optional.
+    treatments: Path | None = None
     #: Exact duplicate rows of events or subscriptions (a file appended to itself): refused
     #: (``error``) or dropped, keeping one, with a count among the warnings (``drop``).
     duplicates: Literal["error", "drop"] = "error"
@@ -466,3 +469,15 @@ def _plain(value: Any) -> Any:
     if isinstance(value, Path):
         return str(value)
     return value
+
+
+def default_interventions() -> tuple[InterventionConfig, ...]:
+    """The packaged catalogue (the same entries as ``pipelines/nightly.toml``)."""
+    text = package_files("churnguard").joinpath("interventions.toml").read_text("utf-8")
+    raw = tomllib.loads(text)
+    return config_from_dict({"interventions": raw["interventions"]}).interventions
+
+
+def catalogue_names(config: PipelineConfig) -> tuple[str, ...]:
+    """The names of the interventions a run uses: the config's own, else the packaged ones."""
+    return tuple(i.name for i in config.interventions or default_interventions())

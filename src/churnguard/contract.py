@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -38,7 +38,7 @@ from churnguard.engine import Engine, Raw, open_engine
 from churnguard.errors import DataContractError
 from churnguard.io import data_files, listing_sha256
 
-TABLES: tuple[str, ...] = ("customers", "events", "subscriptions", "labels")
+TABLES: tuple[str, ...] = ("customers", "events", "subscriptions", "labels", "treatments")
 FORMATS: tuple[str, ...] = (".parquet", ".csv")
 
 # A UTC offset or Z after a time of day: '2025-01-01T08:00:00+02:00', '08:00Z', '08:00 +0200'.
@@ -96,7 +96,16 @@ SPECS: dict[str, TableSpec] = {
         texts=("plan",),
     ),
     "labels": TableSpec("labels", ("customer_id", "churned")),
+    "treatments": TableSpec(
+        "treatments",
+        ("customer_id", "as_of", "intervention", "group"),
+        timestamps=("as_of",),
+        numbers=("cost", "propensity"),
+        texts=("intervention", "group", "run_id"),
+    ),
 }
+#: What the ``group`` of a treatment may be.
+GROUPS = ("treated", "holdout")
 
 
 @dataclass(frozen=True)
@@ -225,6 +234,7 @@ def load_dataset(
     *,
     definition: str | None = None,
     engine: EngineConfig | Engine = EngineConfig(),
+    interventions: Sequence[str] | None = None,
 ) -> Dataset:
     """Find, read and validate a dataset; return typed views over it.
 
@@ -235,6 +245,8 @@ def load_dataset(
         subscriptions table, ``labels`` the labels table; the others need events.
     engine : the engine to read on, or the ``[engine]`` config to open one from (a new DuckDB
         connection by default).
+    interventions : the catalogue's intervention names, which a ``treatments`` table must use
+        (not checked when None).
 
     Raises
     ------
@@ -251,9 +263,14 @@ def load_dataset(
         if name in paths:
             raws[name] = runner.read(paths[name], name)
             ids[name] = _load_table(
-                runner, raws[name], SPECS[name], dataset, drop=cfg.duplicates == "drop"
+                runner,
+                raws[name],
+                SPECS[name],
+                dataset,
+                drop=cfg.duplicates == "drop",
+                interventions=interventions,
             )
-    for name in ("events", "subscriptions", "labels"):
+    for name in ("events", "subscriptions", "labels", "treatments"):
         if name in raws:
             _check(runner, raws[name], _known_customers(runner, ids[name], dataset))
     return dataset
@@ -330,7 +347,7 @@ class Zones:
 
 
 def cell_checks(
-    engine: Engine, raw: Raw, spec: TableSpec
+    engine: Engine, raw: Raw, spec: TableSpec, interventions: Sequence[str] | None = None
 ) -> tuple[dict[str, str], list[Check | Zones]]:
     """The typed columns of a table (name to SQL over the raw view) and its cell checks, in
     the order they are reported: the contract, declared once for every engine."""
@@ -421,15 +438,64 @@ def cell_checks(
             )
         )
         select["churned"] = f"CAST({flag} IN ({', '.join(repr(v) for v in TRUE)}) AS INTEGER)"
+    if spec.name == "treatments":
+        checks += _treatment_checks(engine, select, present, interventions)
     return select, checks
 
 
-def _load_table(engine: Engine, raw: Raw, spec: TableSpec, dataset: Dataset, *, drop: bool) -> str:
+def _treatment_checks(
+    engine: Engine, select: dict[str, str], present: set[str], interventions: Sequence[str] | None
+) -> list[Check]:
+    """A decision's date is a date, its group one of :data:`GROUPS`, its intervention one of
+    the catalogue's, its cost and propensity in range; ``select`` gets the group in lower case."""
+    as_of, group = select["as_of"], f"lower({select['group']})"
+    checks = [
+        Check(
+            "as_of",
+            f"CAST(CAST({as_of} AS DATE) AS TIMESTAMP) <> {as_of}",
+            "an as-of date like 2025-01-31, without a time of day",
+        ),
+        Check(
+            "group",
+            f"{group} NOT IN ({', '.join(engine.literal(g) for g in GROUPS)})",
+            f"a group: {' or '.join(GROUPS)}",
+            ("customer_id",),
+        ),
+    ]
+    if interventions:
+        names = ", ".join(engine.literal(name) for name in interventions)
+        checks.append(
+            Check(
+                "intervention",
+                f"{select['intervention']} NOT IN ({names})",
+                f"an intervention of the catalogue ({', '.join(interventions)})",
+                ("customer_id",),
+            )
+        )
+    for column, condition, expected in (
+        ("cost", "{} < 0", "a cost of 0 or more"),
+        ("propensity", "{0} <= 0 OR {0} > 1", "a propensity above 0 and at most 1"),
+    ):
+        if column in present:
+            checks.append(Check(column, condition.format(select[column]), expected))
+    select["group"] = group
+    return checks
+
+
+def _load_table(
+    engine: Engine,
+    raw: Raw,
+    spec: TableSpec,
+    dataset: Dataset,
+    *,
+    drop: bool,
+    interventions: Sequence[str] | None = None,
+) -> str:
     """Check one raw table against its spec and register its typed view; ``drop`` keeps one of
     each exact duplicate row of events and subscriptions instead of refusing them. Returns the
     SQL reading a raw row's customer_id as the typed view has it."""
     missing_columns(raw.path, spec, raw.columns)
-    select, checks = cell_checks(engine, raw, spec)
+    select, checks = cell_checks(engine, raw, spec, interventions)
     attributes = [c for c in raw.columns if c not in select] if spec.name == "customers" else []
     # text columns whose every cell is already trimmed and not empty are read as they are
     texts = [
@@ -475,6 +541,8 @@ def _load_table(engine: Engine, raw: Raw, spec: TableSpec, dataset: Dataset, *, 
             select[column] = engine.ident(column)  # also lets filters reach the file scan
     if spec.name in ("customers", "labels"):
         _check(engine, raw, _unique_ids(engine, raw, select["customer_id"]))
+    if spec.name == "treatments":
+        _check(engine, raw, _one_decision_a_day(engine, raw, select))
     source = engine.ident(raw.view)
     if spec.name in DEDUPLICATED:
         repeats = counts["rows"] - counts["distinct"]
@@ -496,6 +564,18 @@ def _untrimmed(engine: Engine, column: str) -> str:
 def _unique_ids(engine: Engine, raw: Raw, key: str) -> Check:
     repeated = f"SELECT {key} FROM {engine.ident(raw.view)} GROUP BY 1 HAVING count(*) > 1"
     return Check("customer_id", f"{key} IN ({repeated})", "each customer_id once (it repeats)")
+
+
+def _one_decision_a_day(engine: Engine, raw: Raw, select: dict[str, str]) -> Check:
+    day = f"CAST(CAST({select['as_of']} AS DATE) AS {engine.text_type})"
+    key = f"{select['customer_id']} || '|' || {day}"
+    repeated = f"SELECT {key} FROM {engine.ident(raw.view)} GROUP BY 1 HAVING count(*) > 1"
+    return Check(
+        "as_of",
+        f"{key} IN ({repeated})",
+        "one decision per customer and as-of date (this customer's date repeats)",
+        ("customer_id",),
+    )
 
 
 def _known_customers(engine: Engine, key: str, dataset: Dataset) -> Check:

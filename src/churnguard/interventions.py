@@ -12,14 +12,12 @@ benefit a customer can get; :func:`build_list` stops once the list can no longer
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Callable
-from importlib.resources import files as package_files
 
 import numpy as np
 import pandas as pd
 
-from churnguard.config import CONDITION, InterventionConfig, PipelineConfig, config_from_dict
+from churnguard.config import CONDITION, InterventionConfig, PipelineConfig
 from churnguard.errors import ConfigError
 from churnguard.model import ChurnModel
 from churnguard.reasons import TOP, describe, top_drivers
@@ -40,13 +38,6 @@ LIST_COLUMNS = (
 )
 #: Column of a candidate frame holding each customer's best case.
 BEST_CASE = "_best_case"
-
-
-def default_interventions() -> tuple[InterventionConfig, ...]:
-    """The packaged catalogue (the same entries as ``pipelines/nightly.toml``)."""
-    text = package_files("churnguard").joinpath("interventions.toml").read_text("utf-8")
-    raw = tomllib.loads(text)
-    return config_from_dict({"interventions": raw["interventions"]}).interventions
 
 
 def best_cases(

@@ -44,7 +44,14 @@ from filelock import FileLock, Timeout
 from churnguard import drift
 from churnguard.asof import one_as_of
 from churnguard.assignment import assign
-from churnguard.config import ChurnConfig, InterventionConfig, PipelineConfig, config_from_dict
+from churnguard.config import (
+    ChurnConfig,
+    InterventionConfig,
+    PipelineConfig,
+    catalogue_names,
+    config_from_dict,
+    default_interventions,
+)
 from churnguard.contract import Dataset, load_dataset
 from churnguard.dataset import sampled
 from churnguard.errors import ChurnguardError, ConfigError, DataContractError
@@ -55,7 +62,6 @@ from churnguard.interventions import (
     best_cases,
     build_list,
     check_conditions,
-    default_interventions,
 )
 from churnguard.io import (
     atomic_folder,
@@ -212,7 +218,12 @@ def score(
     trained = config_from_dict(metadata["config"], source=f"{folder}/metadata.json")
     lap("load_model_s")
     say("loading and validating data")
-    dataset = load_dataset(config.data, definition=trained.churn.definition, engine=config.engine)
+    dataset = load_dataset(
+        config.data,
+        definition=trained.churn.definition,
+        engine=config.engine,
+        interventions=catalogue_names(config),
+    )
     lap("load_data_s")
     say("building features")
     plan = plan_features(

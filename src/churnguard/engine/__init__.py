@@ -93,6 +93,10 @@ class Engine(abc.ABC):
     def ident(self, name: str) -> str:
         return sql_ident(name, self.quote)
 
+    def literal(self, text: str) -> str:
+        """``text`` as a SQL string literal."""
+        return "'" + text.replace("'", "''") + "'"
+
     def text(self, column: str) -> str:
         """A cell as trimmed text, NULL when empty."""
         return f"nullif(trim(CAST({self.ident(column)} AS {self.text_type})), '')"

@@ -146,6 +146,10 @@ class SparkEngine(Engine):
     def _view(self, name: str) -> str:
         return f"churnguard_{self._token}_{name}"
 
+    def literal(self, text: str) -> str:
+        # Spark SQL reads backslash escapes inside string literals
+        return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
     def matches(self, value: str, pattern: str) -> str:
         return f"{value} rlike '{pattern}'"
 

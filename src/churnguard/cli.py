@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from churnguard.config import PipelineConfig, catalogue_names, load_config
+from churnguard.config import PipelineConfig, load_config, run_catalogue
 from churnguard.errors import ChurnguardError
 from churnguard.io import printable
 
@@ -113,7 +113,7 @@ def _load(cfg: PipelineConfig) -> Dataset:
         cfg.data,
         definition=cfg.churn.definition,
         engine=cfg.engine,
-        interventions=catalogue_names(cfg),
+        interventions=[i.name for i in run_catalogue(cfg)],
     )
 
 

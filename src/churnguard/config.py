@@ -478,6 +478,6 @@ def default_interventions() -> tuple[InterventionConfig, ...]:
     return config_from_dict({"interventions": raw["interventions"]}).interventions
 
 
-def catalogue_names(config: PipelineConfig) -> tuple[str, ...]:
-    """The names of the interventions a run uses: the config's own, else the packaged ones."""
-    return tuple(i.name for i in config.interventions or default_interventions())
+def run_catalogue(config: PipelineConfig) -> tuple[InterventionConfig, ...]:
+    """The interventions a run uses: the config's own, else the packaged ones."""
+    return config.interventions or default_interventions()

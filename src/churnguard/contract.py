@@ -389,12 +389,10 @@ def cell_checks(
         if column not in present:
             select[column] = "CAST(NULL AS DOUBLE)"
             continue
-        value = engine.text(column)
-        number = (
-            f"CAST({engine.ident(column)} AS DOUBLE)"
-            if raw.kinds[column] == "number"
-            else f"TRY_CAST({value} AS DOUBLE)"
-        )
+        native = raw.kinds[column] == "number"
+        # a stored number is present when not NULL: no need to write every one out as text
+        value = engine.ident(column) if native else engine.text(column)
+        number = f"CAST({value} AS DOUBLE)" if native else f"TRY_CAST({value} AS DOUBLE)"
         select[column] = number
         checks.append(
             Check(

@@ -48,9 +48,8 @@ from churnguard.config import (
     ChurnConfig,
     InterventionConfig,
     PipelineConfig,
-    catalogue_names,
     config_from_dict,
-    default_interventions,
+    run_catalogue,
 )
 from churnguard.contract import Dataset, load_dataset
 from churnguard.dataset import sampled
@@ -218,11 +217,12 @@ def score(
     trained = config_from_dict(metadata["config"], source=f"{folder}/metadata.json")
     lap("load_model_s")
     say("loading and validating data")
+    interventions = run_catalogue(config)
     dataset = load_dataset(
         config.data,
         definition=trained.churn.definition,
         engine=config.engine,
-        interventions=catalogue_names(config),
+        interventions=[i.name for i in interventions],
     )
     lap("load_data_s")
     say("building features")
@@ -232,8 +232,9 @@ def score(
     table, notes = _features(dataset, plan, trained, churn_model, when, features)
     notes += dataset.warnings() + _staleness(dataset, trained.churn, when)
     check_conditions(config.interventions, churn_model)
-    catalogue = config.interventions or default_interventions()
-    run = _Run(churn_model, metadata, dataset, plan, trained, config, when, catalogue, features)
+    run = _Run(
+        churn_model, metadata, dataset, plan, trained, config, when, interventions, features
+    )
     target = out.resolve()
     _check_replaceable(target)
     lock = _lock(out, config.score.lock_timeout)

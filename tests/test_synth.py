@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import duckdb
+import numpy as np
+import pandas as pd
 import pytest
 
+from churnguard.config import default_interventions, load_effects
+from churnguard.contract import load_dataset
+from churnguard.errors import ConfigError
 from churnguard.synth import generate
 
 
@@ -83,3 +90,127 @@ def test_the_true_hazard_ranks_churners_above_stayers(business):
         FROM '{out}/truth.parquet' WHERE date = (SELECT min(date) + 364 FROM '{out}/truth.parquet')
     """).df()
     assert 0.65 <= roc_auc_score(frame.churned, frame.hazard) <= 0.95
+
+
+# Campaigns: randomised arms with known effects (churnguard.campaigns).
+
+
+@pytest.fixture(scope="module")
+def campaigned(tmp_path_factory):
+    """A world with six monthly campaigns under the packaged effects, and the same world (same
+    seed) without campaigns."""
+    root = tmp_path_factory.mktemp("campaigns")
+    generate(root / "plain", customers=20_000, days=540, seed=7)
+    summary = generate(root / "with", customers=20_000, days=540, seed=7, campaigns=6)
+    return root / "plain", root / "with", summary
+
+
+def _frame(folder, name):
+    return duckdb.connect().execute(f"SELECT * FROM '{folder}/{name}.parquet'").df()
+
+
+def test_zero_effects_give_exactly_the_outcomes_of_no_campaigns(campaigned, tmp_path):
+    plain, _, _ = campaigned
+    zero = load_effects()
+    zero = replace(
+        zero, effects=tuple(replace(e, strength=0.0, backfire=0.0) for e in zero.effects)
+    )
+    generate(tmp_path, customers=20_000, days=540, seed=7, campaigns=6, effects=zero)
+    for name in ("customers", "events", "subscriptions", "labels", "truth"):
+        assert (tmp_path / f"{name}.parquet").read_bytes() == (
+            plain / f"{name}.parquet"
+        ).read_bytes(), name
+    assert len(_frame(tmp_path, "treatments")) > 0
+
+
+def test_treating_some_customers_leaves_everyone_else_exactly_as_they_were(campaigned):
+    plain, treated_world, _ = campaigned
+    treatments = _frame(treated_world, "treatments")
+    treated = set(treatments.loc[treatments["group"] == "treated", "customer_id"])
+    before, after = _frame(plain, "events"), _frame(treated_world, "events")
+    others = sorted(set(before["customer_id"]) - treated)
+    assert len(others) > 5_000
+    keep = before["customer_id"].isin(others)
+    pd.testing.assert_frame_equal(
+        before[keep].reset_index(drop=True),
+        after[after["customer_id"].isin(others)].reset_index(drop=True),
+    )
+    # ... while the treated ones, some of them, lived differently
+    assert (
+        not before[~keep]
+        .reset_index(drop=True)
+        .equals(after[~after["customer_id"].isin(others)].reset_index(drop=True))
+    )
+
+
+def test_campaigns_randomise_arms_and_holdout_in_the_shares_set(campaigned):
+    _, world, _ = campaigned
+    treatments = _frame(world, "treatments")
+    n = len(treatments)
+    share = (treatments["group"] == "holdout").mean()
+    assert abs(share - 0.5) < 3 * np.sqrt(0.25 / n)
+    arms = treatments["intervention"].value_counts(normalize=True)
+    assert set(arms.index) == {e.intervention for e in load_effects().effects}
+    assert (abs(arms - 1 / 9) < 3 * np.sqrt((1 / 9) * (8 / 9) / n)).all()
+    assert treatments["run_id"].nunique() == 6
+    assert (treatments["propensity"] == 0.5).all()
+
+
+def test_truth_uplift_agrees_with_the_churn_the_simulation_draws(campaigned):
+    """The true churn chances are what the simulation realises: a Monte Carlo over thousands
+    of customers, treated (churn_with of their arm) and held out (churn_without), each within
+    four standard errors; and the measured treated-minus-holdout gap matches the true one."""
+    _, world, _ = campaigned
+    decisions = _frame(world, "treatments").merge(
+        _frame(world, "truth_uplift"), on=["customer_id", "as_of", "intervention"]
+    )
+    ends = (
+        duckdb.connect()
+        .execute(f"""
+        SELECT customer_id, max(churn_date) AS churn_date FROM '{world}/truth.parquet' GROUP BY 1
+    """)
+        .df()
+    )
+    decisions = decisions.merge(ends, on="customer_id", how="left")
+    days = (pd.to_datetime(decisions["churn_date"]) - pd.to_datetime(decisions["as_of"])).dt.days
+    decisions["churned"] = ((days >= 0) & (days < 30)).astype(float)
+    treated = decisions["group"] == "treated"
+    decisions["truth"] = np.where(treated, decisions["churn_with"], decisions["churn_without"])
+    for group in (treated, ~treated):
+        rows = decisions[group]
+        error = np.sqrt((rows["truth"] * (1 - rows["truth"])).sum()) / len(rows)
+        assert abs(rows["churned"].mean() - rows["truth"].mean()) < 4 * error
+    measured = decisions.loc[~treated, "churned"].mean() - decisions.loc[treated, "churned"].mean()
+    true = (decisions["churn_without"] - decisions["churn_with"])[treated].mean()
+    spread = np.sqrt(2 * 0.06 / (len(decisions) / 2))
+    assert abs(measured - true) < 4 * spread
+
+
+def test_contacts_help_those_with_the_problem_and_can_push_calm_disengaged_ones_away(campaigned):
+    _, world, _ = campaigned
+    truth = _frame(world, "truth_uplift")
+    uplift = truth["churn_without"] - truth["churn_with"]
+    by_arm = uplift.groupby(truth["intervention"])
+    assert by_arm.max()["support escalation"] > 0.05  # large for a customer with open tickets
+    assert (by_arm.min()["proactive check-in call"]) < -0.005  # sleeping dogs
+    assert by_arm.min()["support escalation"] >= 0  # no backfire where none is set
+
+
+def test_campaigns_that_do_not_fit_and_bad_effects_are_refused(tmp_path):
+    with pytest.raises(ConfigError, match="do not fit"):
+        generate(tmp_path / "a", customers=10, days=120, campaigns=5)
+    bad = tmp_path / "effects.toml"
+    bad.write_text('[[effects]]\nintervention = "x"\nacts_on = "mood"\nstrength = 0.5\n')
+    with pytest.raises(ConfigError, match="acts_on must be one of"):
+        load_effects(bad)
+    bad.write_text('[[effects]]\nintervention = "x"\nacts_on = "any"\nstrength = 1.5\n')
+    with pytest.raises(ConfigError, match="strength must be in"):
+        load_effects(bad)
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_effects(tmp_path / "missing.toml")
+
+
+def test_a_campaigned_world_passes_the_data_contract_with_its_treatments(campaigned):
+    _, world, _ = campaigned
+    dataset = load_dataset(world, interventions=[i.name for i in default_interventions()])
+    assert dataset.tables["treatments"].rows == len(_frame(world, "treatments"))

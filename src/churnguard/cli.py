@@ -172,19 +172,46 @@ def generate(
     force: Annotated[
         bool, typer.Option("--force", help="Replace the tables in a folder that is not empty.")
     ] = False,
+    campaigns: Annotated[
+        int,
+        typer.Option(
+            help="Run this many monthly randomised retention campaigns (arms and a holdout) "
+            "and write treatments and truth_uplift.",
+            min=0,
+        ),
+    ] = 0,
+    effects: Annotated[
+        Path | None,
+        typer.Option(
+            help="TOML file of the campaigns' true effects; default: the packaged "
+            "src/churnguard/effects.toml."
+        ),
+    ] = None,
 ) -> None:
     """Simulate a subscription business whose churn is caused by behaviour.
 
+    With --campaigns, each intervention acts on the problem it addresses, disengaged customers
+    barely respond and some calm ones leave when contacted; truth_uplift holds every active
+    customer's true churn chance without and with each intervention at each campaign.
     Refuses a folder that is not empty unless --force.
     """
     from churnguard.asof import normalize_as_of
+    from churnguard.config import load_effects
     from churnguard.synth import generate as generate_data
 
     first = normalize_as_of([start])[0].date()
     began = time.perf_counter()
     summary = generate_data(
-        out_dir, customers=customers, days=days, seed=seed, start=first, fmt=fmt, force=force
-    )  # type: ignore[arg-type]
+        out_dir,
+        customers=customers,
+        days=days,
+        seed=seed,
+        start=first,
+        fmt=fmt,  # type: ignore[arg-type]
+        force=force,
+        campaigns=campaigns,
+        effects=load_effects(effects) if effects is not None else None,
+    )
     out.print(
         f"wrote {summary.customers:,} customers, {summary.events:,} events "
         f"({summary.churned:,} churned) from {summary.start} to {summary.end} "

@@ -235,6 +235,53 @@ class InterventionConfig:
                 )
 
 
+#: What a simulated intervention acts on: the part of the churn hazard its problem adds.
+Mechanism = Literal["tickets", "payments", "price", "nps", "engagement", "any"]
+
+
+@dataclass(frozen=True)
+class EffectConfig:
+    """The true effect of one intervention in the simulator (``churnguard generate --campaigns``).
+
+    For the horizon after a contact it removes ``strength`` of the hazard its problem adds
+    (``acts_on``), scaled by how responsive the customer is (disengaged customers barely
+    respond), and adds ``backfire`` to the churn log-odds of calm, disengaged customers
+    (sleeping dogs, whom a contact reminds to leave).
+    """
+
+    intervention: str
+    acts_on: Mechanism
+    strength: float
+    backfire: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.strength <= 1 or self.backfire < 0:
+            raise ConfigError(
+                f"effects {self.intervention!r}: strength must be in [0, 1] and backfire "
+                f">= 0, got {self.strength} and {self.backfire}"
+            )
+
+
+@dataclass(frozen=True)
+class CampaignsConfig:
+    """Simulated monthly campaigns: each reaches a random ``reach`` share of the active
+    customers, gives each an intervention at random and keeps ``holdout`` of them back."""
+
+    reach: float = 0.5
+    holdout: float = 0.5
+    effects: tuple[EffectConfig, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not 0 < self.reach <= 1 or not 0 < self.holdout < 1:
+            raise ConfigError(
+                f"campaigns: reach must be in (0, 1] and holdout in (0, 1), got {self.reach} "
+                f"and {self.holdout}"
+            )
+        names = [e.intervention for e in self.effects]
+        if not names or len(set(names)) < len(names):
+            raise ConfigError("campaigns: give each intervention one [[effects]] entry")
+
+
 @dataclass(frozen=True)
 class ScoreConfig:
     """How the nightly list is cut and labelled."""
@@ -481,3 +528,24 @@ def default_interventions() -> tuple[InterventionConfig, ...]:
 def run_catalogue(config: PipelineConfig) -> tuple[InterventionConfig, ...]:
     """The interventions a run uses: the config's own, else the packaged ones."""
     return config.interventions or default_interventions()
+
+
+def load_effects(path: Path | str | None = None) -> CampaignsConfig:
+    """The simulator's campaigns and true effects from a TOML file; None: the packaged ones
+    (``src/churnguard/effects.toml``, one entry per intervention of the default catalogue)."""
+    if path is None:
+        text, source = (
+            package_files("churnguard").joinpath("effects.toml").read_text("utf-8"),
+            "effects.toml",
+        )
+    else:
+        source = str(path)
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except (FileNotFoundError, IsADirectoryError):
+            raise ConfigError(f"effects file {path} does not exist") from None
+    try:
+        raw = tomllib.loads(text)
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"effects file {source} is not valid TOML: {exc}") from None
+    return _build(CampaignsConfig, raw, source, prefix="")

@@ -42,7 +42,8 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from churnguard.asof import normalize_as_of
-from churnguard.config import MAX_SEED
+from churnguard.campaigns import Campaigns, campaign_days
+from churnguard.config import MAX_SEED, CampaignsConfig, load_effects
 from churnguard.errors import ConfigError
 
 CHUNK_CUSTOMERS = 20_000
@@ -97,7 +98,28 @@ SCHEMAS = {
             ("churn_date", pa.date32()),
         ]
     ),
+    "treatments": pa.schema(
+        [
+            ("customer_id", pa.string()),
+            ("as_of", pa.date32()),
+            ("intervention", pa.string()),
+            ("group", pa.string()),
+            ("propensity", pa.float64()),
+            ("run_id", pa.string()),
+        ]
+    ),
+    "truth_uplift": pa.schema(
+        [
+            ("customer_id", pa.string()),
+            ("as_of", pa.date32()),
+            ("intervention", pa.string()),
+            ("churn_without", pa.float64()),
+            ("churn_with", pa.float64()),
+        ]
+    ),
 }
+#: Written only with campaigns.
+CAMPAIGN_TABLES = ("treatments", "truth_uplift")
 
 
 @dataclass(frozen=True)
@@ -139,10 +161,16 @@ def generate(
     fmt: Literal["parquet", "csv"] = "parquet",
     label_horizon_days: int = 30,
     force: bool = False,
+    campaigns: int = 0,
+    effects: CampaignsConfig | None = None,
 ) -> GenerationSummary:
     """Simulate ``customers`` customers over ``days`` days from ``start`` and write the tables.
 
-    Files appear only when complete (written under a temporary name, then renamed).
+    Files appear only when complete (written under a temporary name, then renamed). With
+    ``campaigns``, that many monthly randomised campaigns run with the true ``effects``
+    (default: the packaged ones, see :func:`~churnguard.config.load_effects`), the last a
+    ``label_horizon_days`` before the end, and ``treatments`` and ``truth_uplift`` are written
+    (see :mod:`churnguard.campaigns`).
 
     Examples
     --------
@@ -157,16 +185,29 @@ def generate(
     if not 0 <= seed <= MAX_SEED:
         raise ConfigError(f"seed must be between 0 and {MAX_SEED}, got {seed}")
     normalize_as_of([start, start + dt.timedelta(days=days + label_horizon_days)])
+    dates = campaign_days(campaigns, days, label_horizon_days)
+    if campaigns < 0 or (campaigns and not dates):
+        raise ConfigError(
+            f"{campaigns} monthly campaigns do not fit in {days} days: the first must come "
+            f"after day 60 and the last {label_horizon_days} days before the end"
+        )
+    plan = (effects or load_effects()) if campaigns else None
     out = Path(out)
     _clear(out, force=force)
     out.mkdir(parents=True, exist_ok=True)
-    files = {name: out / f"{name}.{fmt}" for name in SCHEMAS}
+    names = [n for n in SCHEMAS if campaigns or n not in CAMPAIGN_TABLES]
+    files = {name: out / f"{name}.{fmt}" for name in names}
     writers = {name: _TableWriter(path, SCHEMAS[name], fmt) for name, path in files.items()}
     n_events = n_churned = 0
     try:
         for first, size in _chunks(customers):
-            rng = np.random.default_rng([seed, first // CHUNK_CUSTOMERS])
-            tables = _simulate_chunk(rng, first, size, days, start, label_horizon_days)
+            chunk = [seed, first // CHUNK_CUSTOMERS]
+            run = (
+                None
+                if plan is None
+                else Campaigns(plan, dates, label_horizon_days, size, [*chunk, 2])
+            )
+            tables = _simulate_chunk(chunk, first, size, days, start, label_horizon_days, run)
             for name, table in tables.items():
                 writers[name].write(table)
             n_events += tables["events"].num_rows
@@ -259,25 +300,38 @@ class _Events:
         kind: int,
         value: np.ndarray | None,
         rng: np.random.Generator,
+        alive: np.ndarray,
     ) -> None:
-        if who.size == 0:
-            return
-        self.who.append(who)
+        """Keep the events of the ``alive`` customers; a time is drawn for every event, so
+        which customers are alive moves no draw."""
         seconds = rng.integers(6 * 3600, 23 * 3600, size=who.size)
-        self.when.append(day * SECONDS_PER_DAY + seconds)
+        keep = alive[who]
+        if not keep.any():
+            return
+        who = who[keep]
+        self.who.append(who)
+        self.when.append(day * SECONDS_PER_DAY + seconds[keep])
         self.kind.append(np.full(who.size, kind, dtype=np.int8))
-        self.value.append(np.full(who.size, np.nan) if value is None else value.astype(float))
+        values = np.full(keep.size, np.nan) if value is None else value.astype(float)
+        self.value.append(values[keep])
 
 
 def _simulate_chunk(
-    rng: np.random.Generator,
+    seed: list[int],
     first: int,
     n: int,
     days: int,
     start: dt.date,
     label_horizon_days: int,
+    campaigns: Campaigns | None,
 ) -> dict[str, pa.Table]:
-    """Simulate customers ``first .. first + n - 1`` day by day; return their tables."""
+    """Simulate customers ``first .. first + n - 1`` day by day; return their tables.
+
+    Behaviour and churn draw from two streams, so the same behaviour can meet other churn
+    draws, and campaigns from a third.
+    """
+    rng = np.random.default_rng(seed)
+    churn_rng = np.random.default_rng([*seed, 1])
     ids = np.array([f"C{first + i:07d}" for i in range(n)], dtype=object)
     signup = rng.integers(-240, days - 45, size=n)
     channel = rng.integers(0, len(CHANNELS), size=n)
@@ -304,40 +358,52 @@ def _simulate_chunk(
     truth_day: list[np.ndarray] = []
     truth_hazard: list[np.ndarray] = []
 
+    position = np.zeros(n, dtype=np.int64)
     for day in range(days):
-        alive = (signup <= day) & (churn_day < 0)
-        idx = np.flatnonzero(alive)
+        # Behaviour is drawn for everyone signed up, churned or not (a churned customer's acts
+        # are simply not written), so no draw depends on who churned: see campaigns.py.
+        idx = np.flatnonzero(signup <= day)
         if idx.size == 0:
             continue
+        alive = churn_day < 0
+        position[idx] = np.arange(idx.size)
         e = engagement[idx]
         price_gap = np.log(PLAN_MRR[plan[idx]] / willingness[idx])
-        logit = (
-            -7.1
-            - 0.9 * e
-            + 0.45 * open_tickets[idx]
-            + 0.9 * (last_nps[idx] <= 6)
-            + 0.8 * failed_recently[idx]
-            + 0.6 * np.clip(price_gap, 0, None)
-        )
+        terms = {
+            "tickets": 0.45 * open_tickets[idx],
+            "nps": 0.9 * (last_nps[idx] <= 6),
+            "payments": 0.8 * failed_recently[idx],
+            "price": 0.6 * np.clip(price_gap, 0, None),
+            "engagement": 0.9 * np.clip(-e, 0, None),
+        }
+        logit = -7.1 - 0.9 * e + terms["tickets"] + terms["nps"] + terms["payments"]
+        logit += terms["price"]
+        if campaigns is not None:
+            if day in campaigns.days:
+                active = idx[alive[idx] & (signup[idx] < day)]
+                calm = (open_tickets == 0) & (failed_recently < 0.1) & (last_nps > 6)
+                campaigns.start(day, active, engagement, calm)
+            logit = campaigns.apply(day, position, logit, terms)
         hazard = 1.0 / (1.0 + np.exp(-logit))
         if day % 7 == 0:
-            truth_who.append(idx)
-            truth_day.append(np.full(idx.size, day))
-            truth_hazard.append(hazard.astype(np.float32))
+            living = alive[idx]
+            truth_who.append(idx[living])
+            truth_day.append(np.full(int(living.sum()), day))
+            truth_hazard.append(hazard[living].astype(np.float32))
 
         # behaviour of the day
         logins = rng.poisson(np.minimum(0.09 * np.exp(0.8 * e), 3.0))
-        events.add(np.repeat(idx, logins), day, 0, None, rng)
+        events.add(np.repeat(idx, logins), day, 0, None, rng, alive)
         buys = rng.poisson(0.018 * np.exp(0.6 * e))
         buyers = np.repeat(idx, buys)
         amount = np.round(np.exp(rng.normal(np.log(35.0) + 0.35 * plan[buyers], 0.5)), 2)
-        events.add(buyers, day, 1, amount, rng)
+        events.add(buyers, day, 1, amount, rng, alive)
         new_tickets = rng.random(idx.size) < 0.004 + 0.006 * np.exp(-0.8 * e)
-        events.add(idx[new_tickets], day, 2, None, rng)
+        events.add(idx[new_tickets], day, 2, None, rng, alive)
         open_tickets[idx[new_tickets]] += 1
         has_open = idx[open_tickets[idx] > 0]
         complaints = has_open[rng.random(has_open.size) < 0.04 * open_tickets[has_open]]
-        events.add(complaints, day, 3, None, rng)
+        events.add(complaints, day, 3, None, rng, alive)
         resolved = has_open[rng.random(has_open.size) < 0.18]
         open_tickets[resolved] -= 1
         answers = resolved[rng.random(resolved.size) < 0.6]
@@ -351,16 +417,16 @@ def _simulate_chunk(
             1,
             5,
         )
-        events.add(answers, day, 5, csat, rng)
+        events.add(answers, day, 5, csat, rng, alive)
         surveyed = idx[rng.random(idx.size) < 1 / 120]
         nps = np.clip(
             np.round(7.2 + 1.8 * engagement[surveyed] + rng.normal(0, 1.3, surveyed.size)), 0, 10
         )
         last_nps[surveyed] = nps
-        events.add(surveyed, day, 4, nps, rng)
+        events.add(surveyed, day, 4, nps, rng, alive)
         billed = idx[(day - billing_offset[idx]) % 30 == 0]
         failed = billed[rng.random(billed.size) < card_risk[billed]]
-        events.add(failed, day, 6, None, rng)
+        events.add(failed, day, 6, None, rng, alive)
         failed_recently *= 0.95
         failed_recently[failed] = 1.0
 
@@ -372,10 +438,10 @@ def _simulate_chunk(
         up = idx[(plan[idx] < 2) & (rng.random(idx.size) < 0.0006 * np.exp(e))]
         up = np.setdiff1d(up, down)
         for who, step in ((down, -1), (up, 1)):
-            for i in who:
+            plan[who] += step
+            for i in who[alive[who]]:
                 row = current_row[i]
                 sub_rows[row] = (*sub_rows[row][:2], day, sub_rows[row][3])
-                plan[i] += step
                 current_row[i] = len(sub_rows)
                 sub_rows.append((int(i), day, -1, int(plan[i])))
         engagement[down] -= 0.2
@@ -387,13 +453,15 @@ def _simulate_chunk(
             - 0.02 * open_tickets[idx]
             + rng.normal(0, 0.06, idx.size)
         )
-        leavers = idx[rng.random(idx.size) < hazard]
+        # Bounded: a churned customer's tickets no longer end, and would drag it down forever.
+        engagement[idx] = np.clip(engagement[idx], -5.0, 5.0)
+        leavers = idx[(churn_rng.random(idx.size) < hazard) & alive[idx]]
         churn_day[leavers] = day
         for i in leavers:
             row = current_row[i]
             sub_rows[row] = (*sub_rows[row][:2], day, sub_rows[row][3])
 
-    return _chunk_tables(
+    tables = _chunk_tables(
         ids,
         signup,
         channel,
@@ -407,6 +475,11 @@ def _simulate_chunk(
         start,
         label_horizon_days,
     )
+    if campaigns is not None:
+        treatments, uplift = campaigns.tables(ids, np.datetime64(start, "D"))
+        for name, columns in (("treatments", treatments), ("truth_uplift", uplift)):
+            tables[name] = pa.table(columns, schema=SCHEMAS[name])
+    return tables
 
 
 def _chunk_tables(

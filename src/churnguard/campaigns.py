@@ -1,0 +1,171 @@
+"""Randomised retention campaigns inside the simulator, with every contact's true effect.
+
+At each campaign date the simulator (:mod:`churnguard.synth`) hands the active customers to a
+:class:`Campaigns`. A random ``reach`` share of them enter the campaign; each gets one
+intervention at random (its arm) and a ``holdout`` share of every arm is kept back. For the
+horizon after the date a treated customer's churn log-odds lose ``strength × responsiveness`` of
+the part the arm's problem adds (see :class:`~churnguard.config.EffectConfig`) and gain the
+arm's ``backfire`` if the customer is calm and disengaged.
+
+Effects act only on the churn hazard, never on behaviour, and the simulator draws behaviour for
+every customer who has signed up, churned or not: so each customer's behaviour, and so their
+hazard path, is the same whatever anyone is given. That makes the truth exact: the chance that
+a customer churns within the horizon, given their path, is ``1 − Π(1 − h_t)`` over its days,
+for the untreated hazard (``churn_without``) and for each intervention's (``churn_with``).
+Every draw is made for all customers of the chunk, so treating one customer moves no one
+else's draws, and with zero effects the outcomes are exactly those of a run without campaigns.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from churnguard.config import CampaignsConfig
+
+#: Days between campaigns (at least the horizon, so a customer's effect windows never overlap).
+MONTH_DAYS = 30
+#: The part of the log-odds ``any`` removes a share of (the other problems' parts vary).
+ANY_TERM = 0.5
+
+
+def campaign_days(count: int, days: int, horizon: int) -> list[int]:
+    """Simulation days of ``count`` monthly campaigns, the last one a horizon before the end
+    (so every campaign's outcome is in the data); [] when they do not fit after day 60."""
+    every = max(MONTH_DAYS, horizon)
+    last = days - horizon - 1
+    first = last - every * (count - 1)
+    return list(range(first, last + 1, every)) if count and first >= 60 else []
+
+
+def responsiveness(engagement: np.ndarray) -> np.ndarray:
+    """How much of an effect reaches a customer: about half at engagement −1.2, almost none
+    below −2 (lost causes), almost all above 0."""
+    return 1.0 / (1.0 + np.exp(-4.0 * (engagement + 1.2)))
+
+
+@dataclass
+class _Window:
+    """One campaign's horizon: who was active, what each got, and their survival so far."""
+
+    day: int
+    members: np.ndarray  # chunk indices of every active customer (the truth covers them all)
+    arm: np.ndarray  # intervention index per member, -1: not in the campaign
+    held_out: np.ndarray  # bool per member
+    removed: np.ndarray  # members × arms: share of the arm's problem term removed
+    added: np.ndarray  # members × arms: backfire added to the log-odds
+    log_without: np.ndarray = field(init=False)
+    log_with: np.ndarray = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.log_without = np.zeros(self.members.size)
+        self.log_with = np.zeros(self.removed.shape)
+
+
+class Campaigns:
+    """The campaigns of one chunk of ``n`` simulated customers."""
+
+    def __init__(
+        self, config: CampaignsConfig, days: list[int], horizon: int, n: int, seed: list[int]
+    ):
+        self.config, self.days, self.horizon, self.n = config, set(days), horizon, n
+        self.rng = np.random.default_rng(seed)
+        self.mechanisms = [e.acts_on for e in config.effects]
+        self.strength = np.array([e.strength for e in config.effects])
+        self.backfire = np.array([e.backfire for e in config.effects])
+        self.open: list[_Window] = []
+        self.closed: list[_Window] = []
+
+    def start(
+        self,
+        day: int,
+        active: np.ndarray,
+        engagement: np.ndarray,
+        calm: np.ndarray,
+    ) -> None:
+        """Open a campaign on ``day`` over the ``active`` customers (chunk indices), given every
+        customer's engagement and whether they have no open problem."""
+        # Draws for all n customers, so who is active (which effects change) moves nobody's.
+        reach, pick, group = (self.rng.random(self.n) for _ in range(3))
+        k = len(self.mechanisms)
+        arm = np.where(reach[active] < self.config.reach, (pick[active] * k).astype(int), -1)
+        e = engagement[active]
+        sleeping = calm[active] & (e < -0.3)
+        self.open.append(
+            _Window(
+                day=day,
+                members=active,
+                arm=arm,
+                held_out=group[active] < self.config.holdout,
+                removed=responsiveness(e)[:, None] * self.strength[None, :],
+                added=sleeping[:, None] * self.backfire[None, :],
+            )
+        )
+
+    def apply(
+        self, day: int, position: np.ndarray, logit: np.ndarray, terms: dict[str, np.ndarray]
+    ) -> np.ndarray:
+        """The day's churn log-odds with the treated customers' effects applied.
+
+        ``logit`` and ``terms`` (each problem's part of it) are aligned with the signed-up
+        customers; ``position[i]`` is chunk customer ``i``'s place among them.
+        """
+        logit = logit.copy()
+        for window in self.open:
+            rows = position[window.members]
+            base = logit[rows]
+            problem = np.column_stack(
+                [
+                    terms[m][rows] if m != "any" else np.full(rows.size, ANY_TERM)
+                    for m in self.mechanisms
+                ]
+            )
+            treated_logit = base[:, None] - window.removed * problem + window.added
+            window.log_without -= np.logaddexp(0.0, base)  # log(1 − sigmoid)
+            window.log_with -= np.logaddexp(0.0, treated_logit)
+            treated = (window.arm >= 0) & ~window.held_out
+            logit[rows[treated]] = treated_logit[treated, window.arm[treated]]
+        still = [w for w in self.open if day + 1 < w.day + self.horizon]
+        self.closed += [w for w in self.open if day + 1 >= w.day + self.horizon]
+        self.open = still
+        return logit
+
+    def tables(
+        self, ids: np.ndarray, epoch: np.datetime64
+    ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """The ``treatments`` and ``truth_uplift`` columns of every closed campaign."""
+        names = np.array([e.intervention for e in self.config.effects], dtype=object)
+        holdout = self.config.holdout
+        treatments: dict[str, list[np.ndarray]] = {
+            c: []
+            for c in ("customer_id", "as_of", "intervention", "group", "propensity", "run_id")
+        }
+        truth: dict[str, list[np.ndarray]] = {
+            c: [] for c in ("customer_id", "as_of", "intervention", "churn_without", "churn_with")
+        }
+        for number, window in enumerate(sorted(self.closed, key=lambda w: w.day), start=1):
+            date = epoch + np.timedelta64(window.day, "D")
+            entered = window.arm >= 0
+            m = int(entered.sum())
+            treatments["customer_id"].append(ids[window.members[entered]])
+            treatments["as_of"].append(np.full(m, date))
+            treatments["intervention"].append(names[window.arm[entered]])
+            held = window.held_out[entered]
+            treatments["group"].append(np.where(held, "holdout", "treated").astype(object))
+            treatments["propensity"].append(np.where(held, holdout, 1 - holdout))
+            treatments["run_id"].append(np.full(m, f"campaign-{number}", dtype=object))
+            size, k = window.log_with.shape
+            truth["customer_id"].append(np.repeat(ids[window.members], k))
+            truth["as_of"].append(np.full(size * k, date))
+            truth["intervention"].append(np.tile(names, size))
+            truth["churn_without"].append(np.repeat(-np.expm1(window.log_without), k))
+            truth["churn_with"].append(-np.expm1(window.log_with).ravel())
+        return (
+            {c: _joined(parts) for c, parts in treatments.items()},
+            {c: _joined(parts) for c, parts in truth.items()},
+        )
+
+
+def _joined(parts: list[np.ndarray]) -> np.ndarray:
+    return np.concatenate(parts) if parts else np.array([], dtype=object)

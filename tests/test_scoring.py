@@ -552,3 +552,53 @@ def test_evaluate_reads_the_config_s_per_table_paths(nightly, tmp_path):
     )
     assert result.exit_code == 0, result.output
     assert "model ROC-AUC / ECE" in result.output
+
+
+def test_outcomes_label_the_decisions_of_past_nightly_runs(nightly, tmp_path):
+    """Two nights and a re-run of one: every decision once, labelled at its own date, the
+    propensity taken from each run's holdout share, and the lists' risk against what came."""
+    runs = tmp_path / "runs"
+    for as_of, folder in (("2024-12-20", "a"), (AS_OF, "b"), (AS_OF, "b-again")):
+        done = runner.invoke(
+            app, ["score", "-c", str(nightly), "--as-of", as_of, "--out", str(runs / folder), "-q"]
+        )
+        assert done.exit_code == 0, done.output
+    decided = pd.concat(pd.read_csv(runs / f / "assignments.csv") for f in "ab")
+    outcome = runner.invoke(
+        app,
+        [
+            "outcomes",
+            "-c",
+            str(nightly),
+            "--scores",
+            str(runs),
+            "--out",
+            str(tmp_path / "l.parquet"),
+        ],
+    )
+    assert outcome.exit_code == 0, outcome.output
+    assert "is the list still right?" in outcome.output
+    log = pd.read_parquet(tmp_path / "l.parquet")
+    assert len(log) == len(decided)  # listed customers are all in the population
+    assert sorted(log["as_of"].astype(str).unique()) == ["2024-12-20", AS_OF]
+    expected = np.where(log["group"] == "holdout", 0.1, 0.9)
+    np.testing.assert_allclose(log["propensity"], expected)
+    assert log["churned"].isin([0, 1]).all() and 0 < log["churned"].mean() < 0.5
+
+    clash = runs / "b-again" / "assignments.csv"
+    pd.read_csv(clash).assign(run_id="another-run").to_csv(clash, index=False)
+    refused = runner.invoke(
+        app,
+        [
+            "outcomes",
+            "-c",
+            str(nightly),
+            "--scores",
+            str(runs),
+            "--out",
+            str(tmp_path / "m.parquet"),
+        ],
+    )
+    assert refused.exit_code == 2
+    assert "decisions of two runs" in refused.output
+    assert not (tmp_path / "m.parquet").exists()

@@ -4,7 +4,8 @@ Behavioural tables go in (see :mod:`churnguard.contract`), point-in-time feature
 (:mod:`churnguard.features`), labelled by one of three churn definitions
 (:mod:`churnguard.labels`); :func:`train` fits, evaluates and saves a model
 (:mod:`churnguard.training`), :func:`evaluate` backtests a saved one, and :func:`score`
-writes the nightly intervention list (:mod:`churnguard.scoring`).
+writes the nightly intervention list (:mod:`churnguard.scoring`); :func:`outcomes` labels past
+decisions and measures what each intervention saved against its holdout.
 """
 
 import importlib
@@ -34,6 +35,7 @@ _LAZY = {
     "build_labels": "churnguard.labels",
     "run_demo": "churnguard.demo",
     "load_model": "churnguard.registry",
+    "outcomes": "churnguard.treatment_log",
     "score": "churnguard.scoring",
     "generate": "churnguard.synth",
     "evaluate": "churnguard.training",
@@ -51,6 +53,7 @@ if TYPE_CHECKING:
     from churnguard.scoring import score
     from churnguard.synth import generate
     from churnguard.training import evaluate, train
+    from churnguard.treatment_log import outcomes
 
 
 def __getattr__(name: str) -> Any:
@@ -81,6 +84,7 @@ __all__ = [
     "compute_kpis",
     "evaluate",
     "load_model",
+    "outcomes",
     "train",
     "plan_features",
     "score",

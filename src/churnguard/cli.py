@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from churnguard.evaluation import Evaluation
     from churnguard.kpis import KpiReport
     from churnguard.scoring import ScoreRun
+    from churnguard.treatment_log import Outcomes
 
 # The library's modules (DuckDB, Ibis, LightGBM, scikit-learn behind them) are imported by the
 # commands that use them, so `churnguard --help` answers at once.
@@ -510,6 +511,103 @@ def _print_score(run: ScoreRun) -> None:
                 _shown(row.reason_1),
             )
         out.print(top)
+
+
+@app.command()
+@_one_line
+def outcomes(
+    out_file: Annotated[
+        Path, typer.Option("--out", "-o", help="Treatment log to write (Parquet).")
+    ],
+    config: ConfigOption = None,
+    data: DataOption = None,
+    scores: Annotated[
+        Path | None,
+        typer.Option(
+            help="Folder of nightly runs: every assignments.csv under it is read; default: "
+            "the data's treatments table."
+        ),
+    ] = None,
+    until: Annotated[
+        str | None,
+        typer.Option(
+            help="Count decisions whose horizon ended by this date; default: the data's end."
+        ),
+    ] = None,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            "--model", "-m", help="Model whose churn definition labels them; default latest."
+        ),
+    ] = None,
+    engine: EngineOption = None,
+) -> None:
+    """Label past decisions (treated and holdout) and measure what each intervention saved.
+
+    Writes the treatment log: every decision whose horizon has ended, with churned. Prints,
+    per intervention, treated and holdout counts, churn in each and the churn saved with a
+    95 % interval; and per past list, predicted against realised churn by risk tier.
+    """
+    from churnguard.asof import one_as_of
+    from churnguard.treatment_log import outcomes as label_outcomes
+
+    cfg = _config(config, **{"data.path": data, "engine.name": engine})
+    last = one_as_of(until).date() if until is not None else None
+    with err.status("labelling decisions"):
+        result = label_outcomes(cfg, out=out_file, scores=scores, until=last, model=model)
+    _print_outcomes(result)
+
+
+def _print_outcomes(result: Outcomes) -> None:
+    churn = result.churn
+    source = "the config" if result.churn_source == "config" else result.churn_source
+    facts = _facts_table(f"{len(result.log):,} decisions labelled up to {result.until}")
+    facts.add_row(
+        "churn", _shown(f"{churn.definition}, {churn.horizon_days}-day horizon (from {source})")
+    )
+    facts.add_row("pending", f"{result.pending:,} (horizon not ended)")
+    facts.add_row("unlabelled", f"{result.unlabelled:,} (not in the population at their date)")
+    facts.add_row("treatment log", _shown(result.path))
+    out.print(facts)
+    table = Table(title="churn saved by each intervention (holdout minus treated)")
+    for header in ("intervention", "treated", "holdout", "churn treated", "churn holdout"):
+        table.add_column(header, justify="left" if header == "intervention" else "right")
+    table.add_column("saved (95 % interval)", justify="right")
+    for row in result.effects.itertuples():
+        measured = row.treated and row.holdout
+        table.add_row(
+            _shown(row.intervention),
+            f"{row.treated:,}",
+            f"{row.holdout:,}",
+            f"{row.churn_treated:.1%}" if row.treated else "-",
+            f"{row.churn_holdout:.1%}" if row.holdout else "-",
+            f"{row.saving:+.1%} ({row.saving_low:+.1%} to {row.saving_high:+.1%})"
+            if measured
+            else "not measured (no holdout)"
+            if row.treated
+            else "not measured (none treated)",
+        )
+    out.print(table)
+    if result.calibration.empty:
+        out.print("no scored holdout rows: nothing to compare the lists' risk with")
+        return
+    tiers = Table(
+        "list date",
+        "risk tier",
+        "holdout",
+        "predicted",
+        "realised",
+        title="is the list still right?",
+    )
+    for row in result.calibration.itertuples():
+        tiers.add_row(
+            str(row.as_of),
+            row.risk_tier,
+            f"{row.customers:,}",
+            f"{row.predicted:.1%}",
+            f"{row.realised:.1%}",
+        )
+    out.print(tiers)
 
 
 @app.command()

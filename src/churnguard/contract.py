@@ -100,7 +100,8 @@ SPECS: dict[str, TableSpec] = {
         "treatments",
         ("customer_id", "as_of", "intervention", "group"),
         timestamps=("as_of",),
-        numbers=("cost", "propensity"),
+        # the score a decision was made on, as assignments.csv carries it
+        numbers=("cost", "propensity", "churn_probability", "customer_value", "expected_benefit"),
         texts=("intervention", "group", "run_id"),
     ),
 }
@@ -274,6 +275,32 @@ def load_dataset(
         if name in raws:
             _check(runner, raws[name], _known_customers(runner, ids[name], dataset))
     return dataset
+
+
+def load_decisions(
+    dataset: Dataset, paths: Sequence[Path], interventions: Sequence[str] | None = None
+) -> ibis.Table:
+    """Decisions files (each shaped like the ``treatments`` table, e.g. nightly
+    ``assignments.csv``) checked like that table against ``dataset``, as one table with a
+    ``source`` column: the index of each row's file in ``paths``."""
+    if not paths:
+        raise DataContractError("no decisions files given")
+    parts = []
+    for k, path in enumerate(paths):
+        view = f"decisions_{k}"
+        raw = dataset.engine.read(path, view)
+        ids = _load_table(
+            dataset.engine,
+            raw,
+            SPECS["treatments"],
+            dataset,
+            drop=False,
+            interventions=interventions,
+            view=view,
+        )
+        _check(dataset.engine, raw, _known_customers(dataset.engine, ids, dataset))
+        parts.append(dataset.table(view).mutate(source=ibis.literal(k, "int64")))
+    return ibis.union(*parts) if len(parts) > 1 else parts[0]
 
 
 def required_paths(cfg: DataConfig, definition: str | None) -> dict[str, Path]:
@@ -473,6 +500,7 @@ def _treatment_checks(
     for column, condition, expected in (
         ("cost", "{} < 0", "a cost of 0 or more"),
         ("propensity", "{0} <= 0 OR {0} > 1", "a propensity above 0 and at most 1"),
+        ("churn_probability", "{0} < 0 OR {0} > 1", "a churn probability from 0 to 1"),
     ):
         if column in present:
             checks.append(Check(column, condition.format(select[column]), expected))
@@ -488,10 +516,13 @@ def _load_table(
     *,
     drop: bool,
     interventions: Sequence[str] | None = None,
+    view: str | None = None,
 ) -> str:
-    """Check one raw table against its spec and register its typed view; ``drop`` keeps one of
-    each exact duplicate row of events and subscriptions instead of refusing them. Returns the
-    SQL reading a raw row's customer_id as the typed view has it."""
+    """Check one raw table against its spec and register its typed view (named ``view``,
+    default the table's name); ``drop`` keeps one of each exact duplicate row of events and
+    subscriptions instead of refusing them. Returns the SQL reading a raw row's customer_id as
+    the typed view has it."""
+    view = view or spec.name
     missing_columns(raw.path, spec, raw.columns)
     select, checks = cell_checks(engine, raw, spec, interventions)
     attributes = [c for c in raw.columns if c not in select] if spec.name == "customers" else []
@@ -546,9 +577,9 @@ def _load_table(
         repeats = counts["rows"] - counts["distinct"]
         source, dataset.dropped[spec.name] = _duplicates(engine, raw, repeats, drop=drop)
     body = ", ".join(f"{expr} AS {engine.ident(name)}" for name, expr in select.items())
-    dataset.views[spec.name] = engine.register(spec.name, body, source)
-    dataset.tables[spec.name] = TableInfo(
-        spec.name, raw.path, raw.format, int(counts["rows"]), tuple(select)
+    dataset.views[view] = engine.register(view, body, source)
+    dataset.tables[view] = TableInfo(
+        view, raw.path, raw.format, int(counts["rows"]), tuple(select)
     )
     return select["customer_id"]
 

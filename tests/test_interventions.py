@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from churnguard.config import InterventionConfig, load_config
-from churnguard.interventions import BEST_CASE, best_cases, build_list, choose
+from churnguard.interventions import BEST_CASE, allocate, best_cases, build_list, choose
 from conftest import DRIVER_SPECS as SPECS
 
 ANSWERS = ("login", "support_ticket", "nps", "purchase", "tenure", "*")
@@ -88,7 +88,9 @@ def _same(listed: pd.DataFrame, expected: pd.DataFrame) -> None:
 def test_the_early_stopped_list_is_the_head_of_the_full_ranking(world, top_n, budget):
     frame, model, catalogue = world
     unlimited = load_config(None)
-    limited = load_config(None, {"score.top_n": top_n, "score.budget": budget})
+    limited = load_config(
+        None, {"score.top_n": top_n, "score.budget": budget, "score.allocation": "rank"}
+    )
     full = choose(frame, frame, model, catalogue, unlimited)
     expected = _cut(full, top_n, budget)
 
@@ -139,3 +141,51 @@ def test_benefits_that_round_to_the_same_cent_are_ranked_by_customer_id_across_b
     listed = choose(frame, frame, model, catalogue, load_config(None, {"score.top_n": 1}))
     assert list(listed["customer_id"]) == ["c000"]
     assert list(listed["expected_benefit"]) == [4.62]
+
+
+def test_knapsack_takes_two_cheap_wins_where_ranking_takes_one_dear_one():
+    """Budget 40; A costs 40 for a benefit of 50; B and C cost 20 for 30 each."""
+    cost = np.array([40.0, 20.0])
+    net = np.array([[50.0, -np.inf], [-np.inf, 30.0], [-np.inf, 30.0]])
+    pick, gain = allocate(net, cost, 40.0, np.array(["A", "B", "C"]))
+    assert list(pick) == [-1, 1, 1] and gain.sum() == 60.0
+
+    catalogue = (
+        InterventionConfig("dear", 40.0, 0.5, problem=("support_ticket_count_30d >= 1",)),
+        InterventionConfig("cheap", 20.0, 0.5, problem=("last_nps_score <= 6",)),
+    )
+    frame = pd.DataFrame(
+        {
+            "customer_id": ["A", "B", "C"],
+            **{s.name: 0.0 for s in SPECS},
+            "churn_probability": 0.5,
+            "risk_tier": "high",
+            "customer_value": [360.0, 200.0, 200.0],  # 0.5 x 360 x 0.5 - 40 = 50; 30 for B, C
+            "value_at_risk": 0.0,
+        }
+    ).assign(support_ticket_count_30d=[1.0, 0.0, 0.0], last_nps_score=[9.0, 3.0, 3.0])
+    model = Drivers(pd.DataFrame(0.0, index=frame["customer_id"], columns=range(len(SPECS))))
+    for allocation, expected in (("knapsack", ["B", "C"]), ("rank", ["A"])):
+        config = load_config(None, {"score.budget": 40.0, "score.allocation": allocation})
+        listed = choose(frame, frame, model, catalogue, config)
+        assert list(listed["customer_id"]) == expected, allocation
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(world=worlds(), budget=st.sampled_from([1.0, 20.0, 75.5, 400.0]))
+def test_a_knapsack_list_keeps_to_the_budget_and_beats_ranking(world, budget):
+    frame, model, catalogue = world
+    knapsack = choose(frame, frame, model, catalogue, load_config(None, {"score.budget": budget}))
+    ranked = choose(
+        frame,
+        frame,
+        model,
+        catalogue,
+        load_config(None, {"score.budget": budget, "score.allocation": "rank"}),
+    )
+    assert knapsack["intervention_cost"].sum() <= budget
+    assert knapsack["customer_id"].is_unique
+    assert knapsack["expected_benefit"].sum() >= ranked["expected_benefit"].sum() - 1e-6
+    assert (knapsack["expected_benefit"] > 0).all()
+    # the list is ranked by benefit, as always
+    assert knapsack["expected_benefit"].is_monotonic_decreasing

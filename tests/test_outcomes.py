@@ -200,3 +200,9 @@ def test_the_power_calculation_matches_the_textbook_figure():
     # 10 % churn down to 8 %: about 3,200 customers a group at 80 % power, 5 % two-sided
     assert 3_150 <= customers_needed(0.10, 0.02) <= 3_250
     assert customers_needed(0.10, 0.04) < customers_needed(0.10, 0.02)
+
+
+def test_without_a_holdout_nothing_is_measured():
+    measured = saving(np.array([0, 1, 0]), np.array([True, True, True]), np.array([1, 1, 2]))
+    assert not measured.measured and np.isnan(measured.saving)
+    assert (measured.treated, measured.holdout) == (3, 0)

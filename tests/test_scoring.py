@@ -144,6 +144,39 @@ def test_each_customer_gets_the_best_fitting_intervention_and_losers_are_not_lis
     assert listed["expected_benefit"].is_monotonic_decreasing
 
 
+def test_an_intervention_with_a_problem_goes_to_who_has_the_problem_now():
+    """Reasons do not decide: "fine" has a ticket open now although nothing pushes its risk
+    up, so escalation is offered to it; "lapsing", whose reasons name logins, has no ticket
+    and is not escalated; a detractor is found by its answer, a missing answer is no problem."""
+    catalogue = (
+        InterventionConfig(
+            "support escalation", 30.0, 0.4, problem=("support_ticket_count_30d >= 1",)
+        ),
+        InterventionConfig("feedback survey", 3.0, 0.1, problem=("last_nps_score <= 6",)),
+    )
+    customers = CUSTOMERS.assign(support_ticket_count_30d=[2.0, 0.0, 0.0, 1.0])
+    scores = pd.DataFrame(
+        {
+            "customer_id": customers["customer_id"],
+            "churn_probability": 0.5,
+            "risk_tier": "high",
+            "customer_value": 1000.0,
+            "value_at_risk": 500.0,
+        }
+    )
+    listed = interventions.choose(
+        customers, scores, KnownDrivers(), catalogue, load_config(None)
+    ).set_index("customer_id")
+    assert listed["intervention"].to_dict() == {
+        "unhappy": "support escalation",
+        "fine": "support escalation",
+    }
+    only_survey = interventions.choose(
+        customers, scores, KnownDrivers(), catalogue[1:], load_config(None)
+    )
+    assert list(only_survey["customer_id"]) == ["unhappy"]  # NPS 3; "new" has no answer yet
+
+
 def test_top_n_and_budget_cut_the_ranked_list():
     scores = pd.DataFrame(
         {
@@ -156,9 +189,14 @@ def test_top_n_and_budget_cut_the_ranked_list():
     )
     cut = load_config(None, {"score.top_n": 2})
     assert len(interventions.choose(CUSTOMERS, scores, KnownDrivers(), CATALOGUE, cut)) == 2
-    budget = load_config(None, {"score.budget": 40.0})  # 30 (escalation) fits, +20 does not
-    listed = interventions.choose(CUSTOMERS, scores, KnownDrivers(), CATALOGUE, budget)
+    # in rank order: 30 (escalation) fits, the next, +20 (onboarding), does not: the list stops
+    ranked = load_config(None, {"score.budget": 40.0, "score.allocation": "rank"})
+    listed = interventions.choose(CUSTOMERS, scores, KnownDrivers(), CATALOGUE, ranked)
     assert list(listed["customer_id"]) == ["unhappy"]
+    # the knapsack also buys lapsing's e-mail (1) with the 10 left: 170 + 19
+    budget = load_config(None, {"score.budget": 40.0})
+    listed = interventions.choose(CUSTOMERS, scores, KnownDrivers(), CATALOGUE, budget)
+    assert list(listed["customer_id"]) == ["unhappy", "lapsing"]
 
 
 def test_cells_a_spreadsheet_would_run_are_neutralised(tmp_path):
@@ -502,7 +540,7 @@ def test_doubtful_data_is_scored_with_counted_warnings(nightly, tmp_path):
     subscriptions = pd.read_parquet(data / "subscriptions.parquet")
     active = subscriptions[subscriptions["end_date"].isna()]["customer_id"].unique()[:3]
     late = customers["customer_id"].isin(active)
-    customers.loc[late, "signup_date"] = pd.Timestamp("2025-06-01")
+    customers.loc[late, "signup_date"] = pd.Timestamp("2025-06-01").date()
     purchases = events.index[events["event_type"] == "purchase"][:4]
     events.loc[purchases, "value"] = -events.loc[purchases, "value"]
     for name, frame in (

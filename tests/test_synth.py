@@ -153,7 +153,9 @@ def test_campaigns_randomise_arms_and_holdout_in_the_shares_set(campaigned):
     assert set(arms.index) == {e.intervention for e in load_effects().effects}
     assert (abs(arms - 1 / 9) < 3 * np.sqrt((1 / 9) * (8 / 9) / n)).all()
     assert treatments["run_id"].nunique() == 6
-    assert (treatments["propensity"] == 0.5).all()
+    held = treatments["group"] == "holdout"
+    assert (treatments.loc[held, "propensity"] == 0.5).all()
+    assert np.allclose(treatments.loc[~held, "propensity"], 0.5 / 9)
 
 
 def test_truth_uplift_agrees_with_the_churn_the_simulation_draws(campaigned):

@@ -3,9 +3,10 @@
 At each campaign date the simulator (:mod:`churnguard.synth`) hands the active customers to a
 :class:`Campaigns`. A random ``reach`` share of them enter the campaign; each gets one
 intervention at random (its arm) and a ``holdout`` share of every arm is kept back. For the
-horizon after the date a treated customer's churn log-odds lose ``strength × responsiveness`` of
-the part the arm's problem adds (see :class:`~churnguard.config.EffectConfig`) and gain the
-arm's ``backfire`` if the customer is calm and disengaged.
+horizon after the date a treated customer's churn hazard falls by ``strength × responsiveness``
+if they had, at the date, the problem the arm addresses (see
+:class:`~churnguard.config.EffectConfig`), and their log-odds gain the arm's ``backfire`` if they
+were calm and disengaged.
 
 Effects act only on the churn hazard, never on behaviour, and the simulator draws behaviour for
 every customer who has signed up, churned or not: so each customer's behaviour, and so their
@@ -26,8 +27,8 @@ from churnguard.config import CampaignsConfig
 
 #: Days between campaigns (at least the horizon, so a customer's effect windows never overlap).
 MONTH_DAYS = 30
-#: The part of the log-odds ``any`` removes a share of (the other problems' parts vary).
-ANY_TERM = 0.5
+#: The largest share of the hazard an effect removes (a hazard never falls to zero).
+MAX_REMOVED = 0.95
 
 
 def campaign_days(count: int, days: int, horizon: int) -> list[int]:
@@ -53,14 +54,13 @@ class _Window:
     members: np.ndarray  # chunk indices of every active customer (the truth covers them all)
     arm: np.ndarray  # intervention index per member, -1: not in the campaign
     held_out: np.ndarray  # bool per member
-    removed: np.ndarray  # members × arms: share of the arm's problem term removed
-    added: np.ndarray  # members × arms: backfire added to the log-odds
+    shift: np.ndarray  # members × arms: what each arm adds to the member's churn log-odds
     log_without: np.ndarray = field(init=False)
     log_with: np.ndarray = field(init=False)
 
     def __post_init__(self) -> None:
         self.log_without = np.zeros(self.members.size)
-        self.log_with = np.zeros(self.removed.shape)
+        self.log_with = np.zeros(self.shift.shape)
 
 
 class Campaigns:
@@ -83,45 +83,44 @@ class Campaigns:
         active: np.ndarray,
         engagement: np.ndarray,
         calm: np.ndarray,
+        problems: dict[str, np.ndarray],
     ) -> None:
         """Open a campaign on ``day`` over the ``active`` customers (chunk indices), given every
-        customer's engagement and whether they have no open problem."""
+        customer's engagement, whether they have no open problem and, per mechanism, how much
+        of that problem they have now (0 to 1)."""
         # Draws for all n customers, so who is active (which effects change) moves nobody's.
         reach, pick, group = (self.rng.random(self.n) for _ in range(3))
         k = len(self.mechanisms)
         arm = np.where(reach[active] < self.config.reach, (pick[active] * k).astype(int), -1)
         e = engagement[active]
         sleeping = calm[active] & (e < -0.3)
+        present = np.column_stack(
+            [np.ones(active.size) if m == "any" else problems[m][active] for m in self.mechanisms]
+        )
+        removed = np.minimum(
+            responsiveness(e)[:, None] * self.strength[None, :] * present, MAX_REMOVED
+        )
         self.open.append(
             _Window(
                 day=day,
                 members=active,
                 arm=arm,
                 held_out=group[active] < self.config.holdout,
-                removed=responsiveness(e)[:, None] * self.strength[None, :],
-                added=sleeping[:, None] * self.backfire[None, :],
+                shift=np.log1p(-removed) + sleeping[:, None] * self.backfire[None, :],
             )
         )
 
-    def apply(
-        self, day: int, position: np.ndarray, logit: np.ndarray, terms: dict[str, np.ndarray]
-    ) -> np.ndarray:
+    def apply(self, day: int, position: np.ndarray, logit: np.ndarray) -> np.ndarray:
         """The day's churn log-odds with the treated customers' effects applied.
 
-        ``logit`` and ``terms`` (each problem's part of it) are aligned with the signed-up
-        customers; ``position[i]`` is chunk customer ``i``'s place among them.
+        ``logit`` is aligned with the signed-up customers; ``position[i]`` is chunk customer
+        ``i``'s place among them.
         """
         logit = logit.copy()
         for window in self.open:
             rows = position[window.members]
             base = logit[rows]
-            problem = np.column_stack(
-                [
-                    terms[m][rows] if m != "any" else np.full(rows.size, ANY_TERM)
-                    for m in self.mechanisms
-                ]
-            )
-            treated_logit = base[:, None] - window.removed * problem + window.added
+            treated_logit = base[:, None] + window.shift
             window.log_without -= np.logaddexp(0.0, base)  # log(1 − sigmoid)
             window.log_with -= np.logaddexp(0.0, treated_logit)
             treated = (window.arm >= 0) & ~window.held_out
@@ -153,7 +152,8 @@ class Campaigns:
             treatments["intervention"].append(names[window.arm[entered]])
             held = window.held_out[entered]
             treatments["group"].append(np.where(held, "holdout", "treated").astype(object))
-            treatments["propensity"].append(np.where(held, holdout, 1 - holdout))
+            # the chance of the decision taken: this arm, treated; or no contact at all
+            treatments["propensity"].append(np.where(held, holdout, (1 - holdout) / names.size))
             treatments["run_id"].append(np.full(m, f"campaign-{number}", dtype=object))
             size, k = window.log_with.shape
             truth["customer_id"].append(np.repeat(ids[window.members], k))

@@ -189,3 +189,31 @@ def baseline_chart(ev: Evaluation) -> Figure:
     ax.set_xticks(x, labels)
     ax.legend(loc="upper left")
     return fig
+
+
+def qini_chart(curves: dict[str, pd.DataFrame]) -> Figure:
+    """Per intervention, churners saved against the share of its decisions targeted in the
+    order of the learned uplift, beside random targeting (the straight line)."""
+    names = list(curves) or ["no decisions to check"]
+    columns = min(3, len(names))
+    rows = -(-len(names) // columns)
+    fig = Figure(figsize=(4.2 * columns, 3.2 * rows))
+    axes = np.atleast_1d(fig.subplots(rows, columns, squeeze=False)).ravel()
+    for ax, name in zip(axes, names, strict=False):
+        curve = curves.get(name)
+        ax.set_title(name, fontsize=10)
+        if curve is None or len(curve) < 2:
+            ax.text(0.5, 0.5, "no decisions", ha="center", va="center", transform=ax.transAxes)
+            continue
+        share = curve["targeted"] / curve["targeted"].iloc[-1]
+        ax.plot(share, curve["saved"], label="learned uplift")
+        ax.plot([0, 1], [0, curve["saved"].iloc[-1]], linestyle="--", color="grey", label="random")
+        ax.axhline(0, color="black", linewidth=0.5)
+        ax.set_xlabel("share targeted")
+        ax.set_ylabel("churners saved")
+    for ax in axes[len(names) :]:
+        ax.set_visible(False)
+    axes[0].legend(fontsize=8)
+    fig.suptitle("Qini curves on the decisions kept out of learning")
+    fig.tight_layout()
+    return fig

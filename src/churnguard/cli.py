@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from churnguard.kpis import KpiReport
     from churnguard.scoring import ScoreRun
     from churnguard.treatment_log import Outcomes
+    from churnguard.uplift import UpliftRun
 
 # The library's modules (DuckDB, Ibis, LightGBM, scikit-learn behind them) are imported by the
 # commands that use them, so `churnguard --help` answers at once.
@@ -608,6 +609,91 @@ def _print_outcomes(result: Outcomes) -> None:
             f"{row.realised:.1%}",
         )
     out.print(tiers)
+
+
+@app.command()
+@_one_line
+def uplift(
+    log_file: Annotated[
+        Path, typer.Option("--log", help="Treatment log written by churnguard outcomes.")
+    ],
+    out_dir: Annotated[
+        Path,
+        typer.Option(
+            "--out", "-o", help="Folder for effects.json, effects.csv, qini.png, report.html."
+        ),
+    ],
+    config: ConfigOption = None,
+    data: DataOption = None,
+    model: Annotated[
+        str | None,
+        typer.Option("--model", "-m", help="Model whose probabilities band the customers."),
+    ] = None,
+    engine: EngineOption = None,
+) -> None:
+    """Learn what each intervention does, for whom, from treated and holdout outcomes.
+
+    Per intervention, problem and churn-probability band: the churn saved with a 95 % interval,
+    shrunk toward the intervention's other bands. The policy these effects give is checked on
+    the latest decisions, kept out of learning, against today's list and against contacting no
+    one (doubly robust); promote is true only when it beats both beyond doubt. Use the effects
+    with [score] effects = "learned" and effects_path.
+    """
+    from churnguard.uplift import learn_uplift
+
+    cfg = _config(config, **{"data.path": data, "engine.name": engine})
+    with err.status("learning effects"):
+        run = learn_uplift(cfg, log=log_file, out=out_dir, model=model)
+    _print_uplift(run)
+
+
+def _print_uplift(run: UpliftRun) -> None:
+    effects, ev = run.effects, run.effects.evaluation
+    facts = _facts_table(f"effects learned: {'promote' if effects.promote else 'do not promote'}")
+    for key, label in (
+        ("learned_vs_current", "learned minus today's list"),
+        ("learned_vs_none", "learned minus no contact"),
+    ):
+        c = ev[key]
+        facts.add_row(
+            label,
+            "n/a"
+            if c["per_decision"] is None
+            else f"{c['per_decision']:+,.2f} a decision ({c['low']:+,.2f} to {c['high']:+,.2f}), "
+            f"{ev['decisions']:,} decisions of {ev['dates'][0]} to {ev['dates'][-1]}",
+        )
+    shown = effects.segments[effects.segments["shown"]]
+    facts.add_row("segments shown to help", f"{len(shown):,} of {len(effects.segments):,}")
+    for name, path in run.files.items():
+        facts.add_row(name, _shown(path))
+    out.print(facts)
+    table = Table(title="churn saved per intervention (holdout minus treated)")
+    for header in ("intervention", "treated", "holdout", "saved (95 % interval)", "pays from"):
+        table.add_column(header, justify="left" if header == "intervention" else "right")
+    table.add_column("to tell, a group", justify="right")
+    for r in effects.pooled.itertuples():
+        have = min(r.treated, r.holdout)
+        need = (
+            ""
+            if r.needed_per_group != r.needed_per_group or r.needed_per_group is None
+            else (
+                f"{int(r.needed_per_group):,}"
+                + (
+                    f" ({int(r.needed_per_group) - have:,} more)"
+                    if r.needed_per_group > have
+                    else ""
+                )
+            )
+        )
+        table.add_row(
+            _shown(r.intervention),
+            f"{r.treated:,}",
+            f"{r.holdout:,}",
+            "-" if r.saving != r.saving else f"{r.saving:+.1%} ({r.low:+.1%} to {r.high:+.1%})",
+            "-" if r.break_even != r.break_even else f"{r.break_even:.1%}",
+            need,
+        )
+    out.print(table)
 
 
 @app.command()

@@ -205,12 +205,14 @@ CONDITION = re.compile(r"\s*([a-z_][a-z0-9_]*)\s*(<=|>=|==|!=|<|>)\s*(-?[0-9]+(?
 
 @dataclass(frozen=True)
 class InterventionConfig:
-    """One retention action: which reasons it answers, when it applies, its cost and success.
+    """One retention action: the problem it addresses, when it applies, its cost and success.
 
-    ``answers`` lists parts of feature names (``support_ticket`` answers
-    ``support_ticket_count_30d`` and ``days_since_last_support_ticket``); ``*`` answers any
-    reason. ``when`` lists conditions that must all hold, on a feature or on ``customer_value``
-    or ``churn_probability``.
+    ``problem`` lists conditions of which at least one must hold: the customer has the problem
+    the intervention addresses now (``support_ticket_count_30d >= 1``). Without a problem, the
+    intervention fits a customer one of whose reasons it ``answers``: parts of feature names
+    (``support_ticket`` answers ``support_ticket_count_30d``); ``*`` answers any reason.
+    ``when`` lists conditions that must all hold. Conditions are ``name op number`` on a
+    feature or on ``customer_value`` or ``churn_probability``.
     """
 
     name: str
@@ -218,6 +220,7 @@ class InterventionConfig:
     success_rate: float
     answers: tuple[str, ...] = ("*",)
     when: tuple[str, ...] = ()
+    problem: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not 0 < self.success_rate <= 1:
@@ -227,7 +230,7 @@ class InterventionConfig:
             )
         if self.cost < 0:
             raise ConfigError(f"interventions {self.name!r}: cost must be >= 0, got {self.cost}")
-        for condition in self.when:
+        for condition in (*self.problem, *self.when):
             if not CONDITION.fullmatch(condition):
                 raise ConfigError(
                     f"interventions {self.name!r}: condition {condition!r} is not "
@@ -243,10 +246,10 @@ Mechanism = Literal["tickets", "payments", "price", "nps", "engagement", "any"]
 class EffectConfig:
     """The true effect of one intervention in the simulator (``churnguard generate --campaigns``).
 
-    For the horizon after a contact it removes ``strength`` of the hazard its problem adds
-    (``acts_on``), scaled by how responsive the customer is (disengaged customers barely
-    respond), and adds ``backfire`` to the churn log-odds of calm, disengaged customers
-    (sleeping dogs, whom a contact reminds to leave).
+    For the horizon after a contact it removes ``strength`` of the churn hazard of a customer
+    who has, at contact, the problem it addresses (``acts_on``), scaled by how responsive the
+    customer is (disengaged customers barely respond), and adds ``backfire`` to the churn
+    log-odds of calm, disengaged customers (sleeping dogs, whom a contact reminds to leave).
     """
 
     intervention: str
@@ -288,8 +291,12 @@ class ScoreConfig:
 
     #: List at most this many customers; 0 = no limit.
     top_n: int = 0
-    #: Spend at most this much on interventions (in rank order); 0 = no limit.
+    #: Spend at most this much on interventions; 0 = no limit.
     budget: float = 0.0
+    #: How a ``budget`` is spent: ``knapsack`` chooses customers and interventions for the most
+    #: total expected benefit within it (a cheaper intervention may win); ``rank`` takes each
+    #: customer's best intervention in order of benefit until the money runs out.
+    allocation: Literal["knapsack", "rank"] = "knapsack"
     #: Churn probability from which a customer is ``high`` risk ...
     high_risk: float = 0.3
     #: ... and ``medium`` risk; below it, ``low``.
@@ -303,6 +310,11 @@ class ScoreConfig:
     holdout: float = 0.1
     #: Mixed into the holdout's hash: another salt draws another holdout from the same list.
     salt: str = ""
+    #: What an intervention is expected to do: ``assumed`` (the catalogue's success rates) or
+    #: ``learned`` (uplift measured by ``churnguard uplift``, used only when it was promoted).
+    effects: Literal["assumed", "learned"] = "assumed"
+    #: The ``effects.json`` that ``churnguard uplift`` wrote, for ``effects = "learned"``.
+    effects_path: Path | None = None
 
     def __post_init__(self) -> None:
         if self.top_n < 0 or self.budget < 0:
@@ -311,12 +323,39 @@ class ScoreConfig:
             raise ConfigError(
                 f"score.holdout must be a share from 0 to below 1, got {self.holdout}"
             )
+        if self.effects == "learned" and self.effects_path is None:
+            raise ConfigError(
+                'score.effects = "learned" needs score.effects_path, the effects.json that '
+                "churnguard uplift wrote"
+            )
         if self.lock_timeout < 0:
             raise ConfigError(f"score.lock_timeout must be >= 0 seconds, got {self.lock_timeout}")
         if not 0 < self.medium_risk <= self.high_risk < 1:
             raise ConfigError(
                 "score.medium_risk and score.high_risk must satisfy 0 < medium <= high < 1, "
                 f"got {self.medium_risk} and {self.high_risk}"
+            )
+
+
+@dataclass(frozen=True)
+class UpliftConfig:
+    """How ``churnguard uplift`` learns effects from the treatment log."""
+
+    #: ``segments``: treated minus holdout per intervention, problem and probability band,
+    #: shrunk toward each other.
+    method: Literal["segments"] = "segments"
+    #: Probability bands (of equal size) within each intervention and problem.
+    bands: int = 3
+    #: Share of the decisions, the latest list dates, kept out of learning to check the learned
+    #: policy on.
+    evaluation_share: float = 0.25
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.bands <= 10:
+            raise ConfigError(f"uplift.bands must be from 1 to 10, got {self.bands}")
+        if not 0 < self.evaluation_share < 1:
+            raise ConfigError(
+                f"uplift.evaluation_share must be above 0 and below 1, got {self.evaluation_share}"
             )
 
 
@@ -382,6 +421,7 @@ class PipelineConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
     score: ScoreConfig = field(default_factory=ScoreConfig)
+    uplift: UpliftConfig = field(default_factory=UpliftConfig)
     #: The intervention catalogue; empty means the packaged default (``pipelines/nightly.toml``).
     interventions: tuple[InterventionConfig, ...] = ()
 

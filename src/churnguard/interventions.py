@@ -1,9 +1,12 @@
 """Choosing and cutting interventions: which customers the list holds, with what.
 
 Each intervention of the catalogue is worth ``p × value × success_rate − cost`` for a customer
-it fits: one of its ``answers`` matches a reason (a top TreeSHAP driver) and its ``when``
+it fits: the customer has the ``problem`` it addresses now (or, for an intervention naming
+none, one of its ``answers`` matches a reason, a top TreeSHAP driver) and its ``when``
 conditions hold. Each customer gets the intervention worth most; the list ranks customers by
-that benefit and is cut at ``[score] top_n`` rows and ``[score] budget`` total cost.
+that benefit and is cut at ``[score] top_n`` rows and ``[score] budget`` total cost. With a
+budget, ``[score] allocation = "knapsack"`` (the default) chooses customers and interventions
+together for the most benefit the budget buys (:func:`allocate`).
 
 Reasons (TreeSHAP) are the expensive part, so customers are explained in order of their best
 case, the benefit of the most effective intervention ignoring reasons, which bounds every
@@ -79,10 +82,9 @@ def choose(
     benefit, best_case = best_cases(scores, catalogue)
     order = np.lexsort((scores["customer_id"].to_numpy(), -best_case))
     order = order[best_case[order] > 0]
-    answers = np.array([[_answers(i, s.name) for s in model.features] for i in catalogue])
     need = rows_needed(config, cost)
     done: list[np.ndarray] = []
-    chosen_parts, gain_parts, driver_parts = [], [], []
+    net_parts, chosen_parts, gain_parts, driver_parts = [], [], [], []
     start, batch = 0, first_batch(need) or order.size
     while start < order.size:
         rows = order[start : start + batch]
@@ -90,14 +92,9 @@ def choose(
         batch *= 2
         drivers = top_drivers(model.contributions(frame.iloc[rows]))
         context = frame.iloc[rows].assign(churn_probability=p[rows], customer_value=value[rows])
-        eligible = np.column_stack(
-            [
-                _fits(intervention, answers[k], drivers, context)
-                for k, intervention in enumerate(catalogue)
-            ]
-        )
-        net = np.where(eligible, benefit[rows], -np.inf)
+        net = np.where(fitting(context, drivers, model, catalogue), benefit[rows], -np.inf)
         pick = net.argmax(axis=1)
+        net_parts.append(net)
         done.append(rows)
         chosen_parts.append(pick)
         gain_parts.append(net[np.arange(rows.size), pick])
@@ -113,13 +110,16 @@ def choose(
         return pd.DataFrame(columns=list(LIST_COLUMNS))
     rows, pick = np.concatenate(done), np.concatenate(chosen_parts)
     gain, drivers = np.concatenate(gain_parts), np.concatenate(driver_parts)
+    if _knapsack(config):
+        ids = scores["customer_id"].to_numpy()[rows]
+        pick, gain = allocate(np.concatenate(net_parts), cost, config.score.budget, ids)
     gain = _cents(gain)  # as written: a benefit that rounds to 0.00 is not listed
-    keep = gain > 0
+    keep = (gain > 0) & (pick >= 0)
     rows, pick, gain, drivers = rows[keep], pick[keep], gain[keep], drivers[keep]
     ranked = np.lexsort((scores["customer_id"].to_numpy()[rows], -gain))
     if config.score.top_n:
         ranked = ranked[: config.score.top_n]
-    if config.score.budget:
+    if config.score.budget and not _knapsack(config):
         ranked = ranked[np.cumsum(cost[pick[ranked]]) <= config.score.budget]
     rows, pick, gain, drivers = rows[ranked], pick[ranked], gain[ranked], drivers[ranked]
     sentences = [
@@ -173,8 +173,88 @@ def first_batch(need: int) -> int:
     return max(256, 4 * need) if need else 0
 
 
+def allocate(
+    net: np.ndarray, cost: np.ndarray, budget: float, ids: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """One intervention per row (-1: none) for the most total ``net`` benefit within
+    ``budget``: the multiple-choice knapsack, solved by its Lagrangian relaxation.
+
+    At a price ``λ`` on money each row takes its option of largest ``net − λ × cost``, if
+    positive; the smallest ``λ`` whose choices fit the budget is found by bisection, and the
+    money left is spent on the rows left out, best benefit per unit cost first (ties by
+    ``ids``); if taking each row's best option in order of benefit does better, that is kept
+    instead. Example: with 40 to spend, two customers worth 30 for 20 each beat one worth 50
+    for 40, which ranking by benefit would take.
+    """
+    n = net.shape[0]
+    rows = np.arange(n)
+    free = np.where(np.isfinite(net), net, -np.inf)
+
+    def choices(price: float) -> np.ndarray:
+        adjusted = free - price * cost[None, :]
+        pick = adjusted.argmax(axis=1) if n else np.zeros(0, dtype=int)
+        return np.where(adjusted[rows, pick] > 0, pick, -1)
+
+    def spent(pick: np.ndarray) -> float:
+        return float(cost[pick[pick >= 0]].sum())
+
+    pick = choices(0.0)
+    if spent(pick) > budget:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = np.where((cost > 0) & (free > 0), free / cost, 0.0)
+        low, high = 0.0, float(ratio.max()) + 1.0
+        for _ in range(60):
+            middle = (low + high) / 2
+            if spent(choices(middle)) <= budget:
+                high = middle
+            else:
+                low = middle
+        pick = choices(high)
+        left = budget - spent(pick)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            per_cost = np.where(cost > 0, free / cost, np.inf)
+        best = per_cost.argmax(axis=1) if n else np.zeros(0, dtype=int)
+        waiting = np.flatnonzero((pick < 0) & (free[rows, best] > 0))
+        for i in waiting[np.lexsort((ids[waiting], -per_cost[waiting, best[waiting]]))]:
+            if cost[best[i]] <= left:
+                pick[i], left = best[i], left - cost[best[i]]
+        pick = _better(pick, _ranked(free, cost, budget, ids), free)
+    gain = np.where(pick >= 0, free[rows, np.maximum(pick, 0)], 0.0)
+    return pick, gain
+
+
+def _ranked(net: np.ndarray, cost: np.ndarray, budget: float, ids: np.ndarray) -> np.ndarray:
+    """Each row's best option, taken in order of benefit while the money lasts."""
+    best = net.argmax(axis=1)
+    gain = net[np.arange(net.shape[0]), best]
+    order = np.lexsort((ids, -gain))
+    order = order[gain[order] > 0]
+    order = order[np.cumsum(cost[best[order]]) <= budget]
+    pick = np.full(net.shape[0], -1)
+    pick[order] = best[order]
+    return pick
+
+
+def _better(first: np.ndarray, second: np.ndarray, net: np.ndarray) -> np.ndarray:
+    """The allocation with more total benefit (the relaxation can lose to plain ranking when
+    one dear option crowds out the rest; taking the better keeps knapsack at least as good)."""
+    rows = np.arange(net.shape[0])
+
+    def total(pick: np.ndarray) -> float:
+        return float(net[rows[pick >= 0], pick[pick >= 0]].sum())
+
+    return second if total(second) > total(first) else first
+
+
+def _knapsack(config: PipelineConfig) -> bool:
+    return bool(config.score.budget) and config.score.allocation == "knapsack"
+
+
 def rows_needed(config: PipelineConfig, cost: np.ndarray) -> int:
-    """The most rows the cut can keep (0: no limit)."""
+    """The most rows the cut can keep (0: no limit). A knapsack may take any customer with a
+    positive best case, so it reads them all."""
+    if _knapsack(config):
+        return 0
     limits = []
     if config.score.top_n:
         limits.append(config.score.top_n)
@@ -195,7 +275,7 @@ def check_conditions(catalogue: tuple[InterventionConfig, ...], model: ChurnMode
     it on a feature this data lacks simply never holds.)"""
     known = {s.name for s in model.features} | {"customer_value", "churn_probability"}
     for intervention in catalogue:
-        for condition in intervention.when:
+        for condition in (*intervention.problem, *intervention.when):
             name = CONDITION.fullmatch(condition).group(1)  # type: ignore[union-attr]
             if name not in known:
                 raise ConfigError(
@@ -205,26 +285,75 @@ def check_conditions(catalogue: tuple[InterventionConfig, ...], model: ChurnMode
                 )
 
 
+def fitting(
+    context: pd.DataFrame,
+    drivers: np.ndarray,
+    model: ChurnModel,
+    catalogue: tuple[InterventionConfig, ...],
+) -> np.ndarray:
+    """Rows × interventions: which interventions fit each row of ``context`` (features,
+    ``churn_probability`` and ``customer_value``), given its reasons ``drivers``."""
+    answers = np.array([[_answers(i, s.name) for s in model.features] for i in catalogue])
+    columns = [_fits(i, answers[k], drivers, context) for k, i in enumerate(catalogue)]
+    return np.column_stack(columns) if columns else np.zeros((len(context), 0), dtype=bool)
+
+
+def allowed(context: pd.DataFrame, catalogue: tuple[InterventionConfig, ...]) -> np.ndarray:
+    """Rows × interventions: where every ``when`` condition holds (the business's rules, which
+    learned effects keep too)."""
+    rules = np.ones((len(context), len(catalogue)), dtype=bool)
+    for k, intervention in enumerate(catalogue):
+        for condition in intervention.when:
+            rules[:, k] &= holds(condition, context)
+    return rules
+
+
+def problems(context: pd.DataFrame, catalogue: tuple[InterventionConfig, ...]) -> np.ndarray:
+    """Rows × interventions: who has the problem each intervention addresses."""
+    flags = [has_problem(i, context) for i in catalogue]
+    return np.column_stack(flags) if flags else np.zeros((len(context), 0), dtype=bool)
+
+
 def _fits(
     intervention: InterventionConfig,
     answers: np.ndarray,
     drivers: np.ndarray,
     context: pd.DataFrame,
 ) -> np.ndarray:
-    """Rows with a reason the intervention answers and whose values meet its conditions.
+    """Rows with the problem the intervention addresses (or, when it names none, a reason it
+    answers) whose values meet its conditions.
 
     ``answers[j]`` says whether it answers feature ``j``; ``drivers`` holds each row's reason
     feature indices (-1 = none).
     """
-    fits = (answers[np.maximum(drivers, 0)] & (drivers >= 0)).any(axis=1)
+    if intervention.problem:
+        fits = has_problem(intervention, context)
+    else:
+        fits = (answers[np.maximum(drivers, 0)] & (drivers >= 0)).any(axis=1)
     for condition in intervention.when:
-        name, op, number = CONDITION.fullmatch(condition).groups()  # type: ignore[union-attr]
-        if name not in context:
-            return np.zeros(len(context), dtype=bool)  # a condition on data we lack never holds
-        values = pd.to_numeric(context[name], errors="coerce").to_numpy(float)
-        with np.errstate(invalid="ignore"):
-            fits &= _OPS[op](values, float(number))
+        fits &= holds(condition, context)
     return fits
+
+
+def has_problem(intervention: InterventionConfig, context: pd.DataFrame) -> np.ndarray:
+    """Rows where one of the intervention's problem conditions holds (all rows when it names
+    no problem)."""
+    if not intervention.problem:
+        return np.ones(len(context), dtype=bool)
+    found = np.zeros(len(context), dtype=bool)
+    for condition in intervention.problem:
+        found |= holds(condition, context)
+    return found
+
+
+def holds(condition: str, context: pd.DataFrame) -> np.ndarray:
+    """Rows meeting ``name op number``; never on a missing value or a column the data lacks."""
+    name, op, number = CONDITION.fullmatch(condition).groups()  # type: ignore[union-attr]
+    if name not in context:
+        return np.zeros(len(context), dtype=bool)
+    values = pd.to_numeric(context[name], errors="coerce").to_numpy(float)
+    with np.errstate(invalid="ignore"):
+        return _OPS[op](values, float(number)) & ~np.isnan(values)
 
 
 _OPS: dict[str, Callable[[np.ndarray, float], np.ndarray]] = {

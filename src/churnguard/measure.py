@@ -61,7 +61,8 @@ def saving(churned: np.ndarray, treated: np.ndarray, strata: np.ndarray | None =
     rate_t = float(frame.loc[frame["t"], "y"].mean()) if n_t else float("nan")
     rate_h = float(frame.loc[~frame["t"], "y"].mean()) if n_h else float("nan")
     groups = frame.groupby(["s", "t"])["y"].agg(["sum", "count"]).unstack("t")
-    groups = groups.dropna()
+    both = pd.MultiIndex.from_product([["sum", "count"], [False, True]])
+    groups = groups.reindex(columns=both).dropna()
     if groups.empty:
         nan = float("nan")
         return Saving(n_t, n_h, rate_t, rate_h, nan, nan, nan, nan)

@@ -12,9 +12,12 @@ import html
 from collections.abc import Sequence
 from pathlib import Path
 
+import pandas as pd
+
 from churnguard import charts
 from churnguard.evaluation import Evaluation
 from churnguard.io import atomic_path
+from churnguard.policy import Effects
 
 #: (metric key, label, format) in the order the metrics table shows them.
 _ROWS: tuple[tuple[str, str, str], ...] = (
@@ -136,3 +139,138 @@ def _table(columns: list[str], rows: list[list[str]], *, header: bool = True) ->
         "<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in row) + "</tr>" for row in rows
     )
     return f"<table>{head if header else ''}{body}</table>"
+
+
+def render_uplift_report(effects: Effects, curves: dict[str, pd.DataFrame], *, log: str) -> str:
+    """The uplift report as an HTML string: the verdict and the off-policy check first, then
+    the measured effect of each intervention, the segments where help is shown and the Qini
+    curves."""
+    ev = effects.evaluation
+    verdict = "promote" if effects.promote else "do not promote"
+    parts = [
+        f"<h1>Learned effects: {verdict}</h1>",
+        f"<p>From the treatment log {html.escape(log)}.</p>",
+    ]
+    if ev:
+        parts.append(
+            f"<p>Checked on {ev['decisions']:,} decisions of {', '.join(ev['dates'])}, kept "
+            "out of learning. Value per decision (doubly robust, in the currency of customer "
+            "value), 95 % interval:</p>"
+        )
+        rows = [
+            [
+                label,
+                _money(ev[key]["per_decision"]),
+                _money(ev[key]["low"]),
+                _money(ev[key]["high"]),
+            ]
+            for key, label in (
+                ("learned_vs_current", "learned policy minus today's list"),
+                ("learned_vs_none", "learned policy minus contacting no one"),
+                ("current_vs_none", "today's list minus contacting no one"),
+            )
+        ]
+        parts.append(_table(["comparison", "per decision", "low", "high"], rows))
+        parts.append(
+            f"<p>The learned policy would contact {ev['contacted']['learned']:,} of them, today's "
+            f"list {ev['contacted']['current']:,}. Promote only when both lower bounds of the "
+            "learned policy are above zero.</p>"
+        )
+    parts.append("<h2>Churn saved per intervention (holdout minus treated)</h2>")
+    rows = []
+    for r in effects.pooled.itertuples():
+        needed = "" if pd.isna(r.needed_per_group) else f"{int(r.needed_per_group):,}"
+        rows.append(
+            [
+                r.intervention,
+                f"{int(r.treated):,}",
+                f"{int(r.holdout):,}",
+                _share(r.saving),
+                f"{_share(r.low)} to {_share(r.high)}",
+                _share(r.break_even),
+                needed,
+            ]
+        )
+    parts.append(
+        _table(
+            [
+                "intervention",
+                "treated",
+                "holdout",
+                "saved",
+                "95 % interval",
+                "pays from",
+                "customers a group to tell",
+            ],
+            rows,
+        )
+    )
+    parts.append(
+        "<p><em>pays from</em>: the drop in churn at which the intervention's cost is repaid "
+        "by the value kept; <em>customers a group to tell</em>: how many treated and as many "
+        "held-out customers a test needs to detect that drop (80 % power, 5 % level).</p>"
+    )
+    shown = effects.segments[effects.segments["shown"]]
+    parts.append("<h2>Segments where help is shown</h2>")
+    if shown.empty:
+        parts.append(
+            "<p>None: no segment's uplift is shown above zero, so no one is contacted.</p>"
+        )
+    else:
+        rows = [
+            [
+                r.intervention,
+                "yes" if r.problem else "no",
+                _band(effects.cuts, int(r.band)),
+                f"{int(r.treated):,} / {int(r.holdout):,}",
+                _share(r.uplift),
+                f"{_share(r.low)} to {_share(r.high)}",
+            ]
+            for r in shown.itertuples()
+        ]
+        parts.append(
+            _table(
+                [
+                    "intervention",
+                    "has the problem",
+                    "churn probability",
+                    "treated / holdout",
+                    "uplift",
+                    "95 % interval",
+                ],
+                rows,
+            )
+        )
+    encoded = base64.b64encode(charts.png_bytes(charts.qini_chart(curves))).decode("ascii")
+    parts.append(
+        f'<h2>Qini curves</h2><img alt="Qini curves" src="data:image/png;base64,{encoded}">'
+    )
+    body = "\n".join(parts)
+    title = f"churnguard uplift: {verdict}"
+    return (
+        f'<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        f"<title>{html.escape(title)}</title><style>{_STYLE}</style></head>"
+        f"<body>\n{body}\n</body></html>\n"
+    )
+
+
+def write_uplift_report(
+    path: Path, effects: Effects, curves: dict[str, pd.DataFrame], *, log: str
+) -> Path:
+    """Render :func:`render_uplift_report` to ``path`` atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(render_uplift_report(effects, curves, log=log), encoding="utf-8")
+    return path
+
+
+def _money(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:+,.2f}"
+
+
+def _share(x: float) -> str:
+    return "n/a" if x is None or pd.isna(x) else f"{x:+.1%}"
+
+
+def _band(cuts: tuple[float, ...], band: int) -> str:
+    edges = [0.0, *cuts, 1.0]
+    return f"{edges[band]:.1%} to {edges[band + 1]:.1%}"

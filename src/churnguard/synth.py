@@ -369,21 +369,28 @@ def _simulate_chunk(
         position[idx] = np.arange(idx.size)
         e = engagement[idx]
         price_gap = np.log(PLAN_MRR[plan[idx]] / willingness[idx])
-        terms = {
-            "tickets": 0.45 * open_tickets[idx],
-            "nps": 0.9 * (last_nps[idx] <= 6),
-            "payments": 0.8 * failed_recently[idx],
-            "price": 0.6 * np.clip(price_gap, 0, None),
-            "engagement": 0.9 * np.clip(-e, 0, None),
-        }
-        logit = -7.1 - 0.9 * e + terms["tickets"] + terms["nps"] + terms["payments"]
-        logit += terms["price"]
+        logit = (
+            -7.1
+            - 0.9 * e
+            + 0.45 * open_tickets[idx]
+            + 0.9 * (last_nps[idx] <= 6)
+            + 0.8 * failed_recently[idx]
+            + 0.6 * np.clip(price_gap, 0, None)
+        )
         if campaigns is not None:
             if day in campaigns.days:
                 active = idx[alive[idx] & (signup[idx] < day)]
                 calm = (open_tickets == 0) & (failed_recently < 0.1) & (last_nps > 6)
-                campaigns.start(day, active, engagement, calm)
-            logit = campaigns.apply(day, position, logit, terms)
+                gap = np.log(PLAN_MRR[plan] / willingness)
+                problems = {
+                    "tickets": (open_tickets > 0).astype(float),
+                    "payments": (failed_recently > 0.2).astype(float),  # failed within 30 days
+                    "price": (gap > 0).astype(float),
+                    "nps": (last_nps <= 6).astype(float),
+                    "engagement": np.clip(-engagement, 0, 1),
+                }
+                campaigns.start(day, active, engagement, calm, problems)
+            logit = campaigns.apply(day, position, logit)
         hazard = 1.0 / (1.0 + np.exp(-logit))
         if day % 7 == 0:
             living = alive[idx]

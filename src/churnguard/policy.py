@@ -1,0 +1,472 @@
+"""Learned effects and the decisions they make: whom to contact, with what, and is it better.
+
+**Segments.** A decision's segment is its intervention, whether the customer had the problem the
+intervention addresses (its catalogue ``problem``) and a band of churn probability. In each
+segment the treated-minus-holdout saving is measured (:func:`churnguard.measure.saving`) and
+shrunk toward the intervention's random-effects mean (DerSimonian–Laird between-segment
+variance, empirical Bayes), so a small segment borrows strength from its siblings and a large
+one keeps its own figure.
+
+**Policy.** A customer may get an intervention only where its segment's uplift is *shown*: the
+shrunk estimate's one-sided 95 % lower bound is above zero. Among those, the intervention with
+the largest ``uplift × value − cost`` is chosen, if positive. A segment where nothing can be
+shown to help is not contacted.
+
+**Off-policy check.** On decisions the effects were not learned from, the doubly robust estimate
+of a policy's value per decision is ``m(x, π(x)) + 1{a = π(x)} / propensity × (r − m(x, a))``,
+with reward ``r = −churned × value − cost`` and the direct model ``m`` from the churn
+probability and the learned uplift. The difference between two policies, row by row, gives a
+mean and a 95 % interval.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from churnguard.errors import ConfigError
+from churnguard.measure import Z95, customers_needed, saving
+
+#: One-sided 95 % normal quantile: a segment's uplift is shown when its estimate minus this many
+#: standard errors is above zero.
+Z_SHOWN = 1.6448536269514722
+FORMAT = 1
+SEGMENT_COLUMNS = (
+    "intervention",
+    "problem",
+    "band",
+    "treated",
+    "holdout",
+    "saving",
+    "se",
+    "uplift",
+    "uplift_se",
+    "low",
+    "high",
+    "shown",
+)
+POOLED_COLUMNS = (
+    "intervention",
+    "treated",
+    "holdout",
+    "churn_treated",
+    "churn_holdout",
+    "saving",
+    "low",
+    "high",
+    "between_segments_sd",
+    "break_even",
+    "needed_per_group",
+)
+
+
+@dataclass(frozen=True)
+class Effects:
+    """Uplift per intervention, problem and probability band, learned from a treatment log."""
+
+    interventions: tuple[str, ...]
+    #: Probability band edges: band ``b`` holds ``cuts[b-1] <= p < cuts[b]``.
+    cuts: tuple[float, ...]
+    segments: pd.DataFrame
+    pooled: pd.DataFrame
+    promote: bool = False
+    evaluation: dict[str, Any] = field(default_factory=dict)
+    method: str = "segments"
+
+    def band(self, probability: np.ndarray) -> np.ndarray:
+        return np.searchsorted(np.asarray(self.cuts, float), probability, side="right")
+
+    def lookup(
+        self, names: list[str], problems: np.ndarray, probability: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Each row's uplift for each intervention of ``names`` (NaN where unknown) and whether
+        it is shown; ``problems[i, k]``: row ``i`` has the problem of ``names[k]``."""
+        n, k = len(probability), len(names)
+        uplift, shown = np.full((n, k), np.nan), np.zeros((n, k), dtype=bool)
+        band = self.band(probability)
+        table = self.segments.set_index(["intervention", "problem", "band"])
+        for j, name in enumerate(names):
+            for flag in (False, True):
+                for b in range(len(self.cuts) + 1):
+                    key = (name, flag, b)
+                    if key not in table.index:
+                        continue
+                    row = table.loc[key]
+                    where = (problems[:, j] == flag) & (band == b)
+                    uplift[where, j] = row["uplift"]
+                    shown[where, j] = bool(row["shown"])
+        return uplift, shown
+
+    def to_json(self) -> str:
+        """The ``effects.json`` text (missing figures as null)."""
+        data = {
+            "format": FORMAT,
+            "method": self.method,
+            "interventions": list(self.interventions),
+            "probability_cuts": list(self.cuts),
+            "promote": self.promote,
+            "evaluation": self.evaluation,
+            "segments": _records(self.segments),
+            "pooled": _records(self.pooled),
+        }
+        return json.dumps(data, indent=2, allow_nan=False) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str, source: str) -> Effects:
+        """Read an ``effects.json`` back, checking every field: it is input like any other."""
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            raise ConfigError(f"{source}: not an effects file (not JSON: {exc})") from None
+        if not isinstance(data, dict) or data.get("format") != FORMAT:
+            raise ConfigError(f"{source}: not an effects file of format {FORMAT}")
+        names = _strings(data.get("interventions"), source, "interventions")
+        cuts = _numbers(data.get("probability_cuts"), source, "probability_cuts")
+        if list(cuts) != sorted(cuts) or any(not 0 <= c <= 1 for c in cuts):
+            raise ConfigError(f"{source}: probability_cuts must rise within 0 to 1")
+        segments = _frame(data.get("segments"), SEGMENT_COLUMNS, source, "segments")
+        unknown = set(segments["intervention"]) - set(names)
+        if unknown:
+            raise ConfigError(
+                f"{source}: segments name unknown intervention {sorted(unknown)[0]!r}"
+            )
+        if not isinstance(data.get("promote"), bool):
+            raise ConfigError(f"{source}: promote must be true or false")
+        return cls(
+            interventions=tuple(names),
+            cuts=tuple(cuts),
+            segments=segments,
+            pooled=_frame(data.get("pooled"), POOLED_COLUMNS, source, "pooled"),
+            promote=data["promote"],
+            evaluation=data.get("evaluation") or {},
+            method=str(data.get("method", "segments")),
+        )
+
+
+def band_cuts(probability: np.ndarray, bands: int) -> tuple[float, ...]:
+    """Edges splitting ``probability`` into ``bands`` bands of equal size (quantiles)."""
+    if bands <= 1 or probability.size == 0:
+        return ()
+    edges = np.quantile(probability, np.arange(1, bands) / bands)
+    return tuple(float(round(e, 6)) for e in np.unique(edges))
+
+
+def learn(
+    decisions: pd.DataFrame,
+    problem: np.ndarray,
+    names: list[str],
+    cuts: tuple[float, ...],
+    costs: np.ndarray,
+) -> Effects:
+    """Effects from labelled decisions: ``intervention``, ``group``, ``churned``, ``as_of``,
+    ``churn_probability`` and ``customer_value`` per row; ``problem[i]``: row ``i``'s customer had
+    the problem of the row's own intervention."""
+    band = np.searchsorted(np.asarray(cuts, float), decisions["churn_probability"], side="right")
+    segments, pooled = [], []
+    for k, name in enumerate(names):
+        mine = (decisions["intervention"] == name).to_numpy()
+        rows = decisions[mine]
+        overall = saving(rows["churned"], rows["group"] == "treated", rows["as_of"])
+        found, spread = [], []
+        for flag in (False, True):
+            group = []
+            for b in range(len(cuts) + 1):
+                part = (problem[mine] == flag) & (band[mine] == b)
+                if not part.any():
+                    continue
+                sub = rows[part]
+                s = saving(sub["churned"], sub["group"] == "treated", sub["as_of"])
+                group.append({"intervention": name, "problem": flag, "band": b, "measured": s})
+            tau = _shrink(group)
+            if tau is not None:
+                spread.append(tau)
+            found += group
+        tau = max(spread) if spread else None
+        for seg in found:
+            s = seg.pop("measured")
+            segments.append(
+                {**seg, "treated": s.treated, "holdout": s.holdout, "saving": s.saving, "se": s.se}
+            )
+        value = rows["customer_value"].to_numpy(float)
+        worth = float(np.nanmean(value)) if np.isfinite(value).any() else math.nan
+        break_even = costs[k] / worth if worth and worth > 0 else math.nan
+        base = overall.churn_holdout
+        needed = (
+            customers_needed(base, break_even)
+            if overall.holdout and 0 < break_even < base
+            else None
+        )
+        pooled.append(
+            {
+                "intervention": name,
+                "treated": overall.treated,
+                "holdout": overall.holdout,
+                "churn_treated": overall.churn_treated,
+                "churn_holdout": overall.churn_holdout,
+                "saving": overall.saving,
+                "low": overall.low,
+                "high": overall.high,
+                "between_segments_sd": math.sqrt(tau) if tau is not None else math.nan,
+                "break_even": break_even,
+                "needed_per_group": needed,
+            }
+        )
+    frame = pd.DataFrame(segments)
+    if frame.empty:
+        frame = pd.DataFrame(columns=list(SEGMENT_COLUMNS))
+    else:
+        frame = frame.rename(columns={"_uplift": "uplift", "_uplift_se": "uplift_se"})
+        frame["low"] = frame["uplift"] - Z95 * frame["uplift_se"]
+        frame["high"] = frame["uplift"] + Z95 * frame["uplift_se"]
+        frame["shown"] = (frame["uplift"] - Z_SHOWN * frame["uplift_se"] > 0).fillna(False)
+        frame = frame[list(SEGMENT_COLUMNS)]
+    return Effects(
+        interventions=tuple(names),
+        cuts=cuts,
+        segments=frame,
+        pooled=pd.DataFrame(pooled, columns=list(POOLED_COLUMNS)),
+    )
+
+
+def _shrink(found: list[dict[str, Any]]) -> float | None:
+    """Shrink each measured segment toward the random-effects mean of its intervention (in
+    place: ``_uplift``, ``_uplift_se``); returns the between-segment variance (None when fewer
+    than two segments were measured)."""
+    usable = [s for s in found if s["measured"].measured and s["measured"].se > 0]
+    for s in found:
+        s["_uplift"], s["_uplift_se"] = math.nan, math.nan
+    if not usable:
+        return None
+    d = np.array([s["measured"].saving for s in usable])
+    v = np.array([s["measured"].se ** 2 for s in usable])
+    if len(usable) == 1:
+        usable[0]["_uplift"], usable[0]["_uplift_se"] = float(d[0]), float(math.sqrt(v[0]))
+        return None
+    w = 1 / v
+    mean_fixed = (w * d).sum() / w.sum()
+    q = (w * (d - mean_fixed) ** 2).sum()
+    tau = max(0.0, (q - (len(d) - 1)) / (w.sum() - (w**2).sum() / w.sum()))
+    w_random = 1 / (v + tau)
+    mean = (w_random * d).sum() / w_random.sum()
+    mean_var = 1 / w_random.sum()
+    weight = tau / (tau + v)  # how much of its own estimate a segment keeps
+    shrunk = mean + weight * (d - mean)
+    variance = weight * v + (1 - weight) ** 2 * mean_var
+    for s, u, var in zip(usable, shrunk, variance, strict=True):
+        s["_uplift"], s["_uplift_se"] = float(u), float(math.sqrt(var))
+    return float(tau)
+
+
+def learned_choice(
+    uplift: np.ndarray,
+    shown: np.ndarray,
+    value: np.ndarray,
+    cost: np.ndarray,
+    allowed: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's intervention under learned effects (-1: none) and its expected benefit
+    ``uplift × value − cost``; only where the uplift is shown and the ``when`` rules allow."""
+    benefit = np.where(shown & allowed, uplift * value[:, None] - cost[None, :], -np.inf)
+    return _best(benefit)
+
+
+def assumed_choice(
+    probability: np.ndarray,
+    value: np.ndarray,
+    success: np.ndarray,
+    cost: np.ndarray,
+    eligible: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's intervention under the catalogue's assumed success rates (-1: none)."""
+    benefit = probability[:, None] * value[:, None] * success[None, :] - cost[None, :]
+    return _best(np.where(eligible, benefit, -np.inf))
+
+
+def _best(benefit: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    if benefit.shape[1] == 0:
+        return np.full(benefit.shape[0], -1), np.zeros(benefit.shape[0])
+    pick = benefit.argmax(axis=1)
+    best = benefit[np.arange(benefit.shape[0]), pick]
+    pick = np.where(best > 0, pick, -1)
+    return pick, np.where(pick >= 0, best, 0.0)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """One policy against another on the same decisions: value per decision, 95 % interval."""
+
+    per_decision: float
+    low: float
+    high: float
+    decisions: int
+
+    def to_dict(self) -> dict[str, float | int]:
+        return {
+            "per_decision": _finite(self.per_decision),
+            "low": _finite(self.low),
+            "high": _finite(self.high),
+            "decisions": self.decisions,
+            "total": _finite(self.per_decision * self.decisions),
+        }
+
+
+def doubly_robust(
+    pick: np.ndarray,
+    action: np.ndarray,
+    propensity: np.ndarray,
+    churned: np.ndarray,
+    value: np.ndarray,
+    cost: np.ndarray,
+    probability: np.ndarray,
+    uplift: np.ndarray,
+) -> np.ndarray:
+    """Per-decision doubly robust value of a policy that picks ``pick`` (-1: no contact), from
+    decisions that took ``action`` with chance ``propensity``."""
+    rows = np.arange(pick.size)
+    gain = np.nan_to_num(uplift, nan=0.0)
+
+    def model(choice: np.ndarray) -> np.ndarray:
+        lift = np.where(choice >= 0, gain[rows, np.maximum(choice, 0)], 0.0)
+        spent = np.where(choice >= 0, cost[np.maximum(choice, 0)], 0.0)
+        return -value * (probability - lift) - spent
+
+    spent = np.where(action >= 0, cost[np.maximum(action, 0)], 0.0)
+    reward = -churned * value - spent
+    matched = (pick == action) / propensity
+    return model(pick) + matched * (reward - model(action))
+
+
+def compare(first: np.ndarray, second: np.ndarray) -> Comparison:
+    """``first`` minus ``second`` (per-decision values on the same rows), with its interval."""
+    difference = first - second
+    n = difference.size
+    mean = float(difference.mean()) if n else math.nan
+    se = float(difference.std(ddof=1) / math.sqrt(n)) if n > 1 else math.nan
+    return Comparison(mean, mean - Z95 * se, mean + Z95 * se, n)
+
+
+def qini(score: np.ndarray, churned: np.ndarray, treated: np.ndarray) -> pd.DataFrame:
+    """The Qini curve of a ranking: after targeting the top ``targeted`` decisions (by
+    ``score``, highest first), the churners saved, ``holdout churners × treated / holdout −
+    treated churners`` among them (0 until a holdout row is reached)."""
+    order = np.argsort(-np.asarray(score, float), kind="stable")
+    y = np.asarray(churned, float)[order]
+    t = np.asarray(treated, bool)[order]
+    n_t, n_h = np.cumsum(t), np.cumsum(~t)
+    c_t, c_h = np.cumsum(y * t), np.cumsum(y * ~t)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        saved = np.where(n_h > 0, c_h * n_t / np.maximum(n_h, 1) - c_t, 0.0)
+    return pd.DataFrame(
+        {"targeted": np.arange(0, y.size + 1), "saved": np.concatenate([[0.0], saved])}
+    )
+
+
+def _finite(x: float) -> float | None:
+    return float(x) if x is not None and math.isfinite(x) else None
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    out = []
+    for row in frame.to_dict("records"):
+        clean = {}
+        for k, v in row.items():
+            if isinstance(v, (bool, np.bool_)):
+                clean[k] = bool(v)
+            elif isinstance(v, (int, np.integer)):
+                clean[k] = int(v)
+            elif isinstance(v, (float, np.floating)):
+                clean[k] = _finite(float(v))
+            else:
+                clean[k] = None if v is None or v is pd.NA else str(v)
+        out.append(clean)
+    return out
+
+
+def _strings(value: Any, source: str, key: str) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{source}: {key} must be a list of names")
+    return value
+
+
+def _numbers(value: Any, source: str, key: str) -> list[float]:
+    if not isinstance(value, list) or not all(
+        isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in value
+    ):
+        raise ConfigError(f"{source}: {key} must be a list of numbers")
+    return [float(v) for v in value]
+
+
+def _frame(value: Any, columns: tuple[str, ...], source: str, key: str) -> pd.DataFrame:
+    """A list of records with exactly ``columns``: the intervention a name, ``problem`` and
+    ``shown`` flags, every other field a finite number or null."""
+    if not isinstance(value, list) or not all(isinstance(r, dict) for r in value):
+        raise ConfigError(f"{source}: {key} must be a list of records")
+    for i, record in enumerate(value):
+        if set(record) != set(columns):
+            raise ConfigError(f"{source}: {key}[{i}] must have the keys {', '.join(columns)}")
+        for k, v in record.items():
+            if k == "intervention":
+                ok = isinstance(v, str)
+            elif k in _FLAGS:
+                ok = isinstance(v, bool)
+            else:
+                ok = v is None or (
+                    isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+                )
+            if not ok:
+                raise ConfigError(f"{source}: {key}[{i}].{k} is not a name, flag or number")
+    frame = pd.DataFrame(value, columns=list(columns))
+    for k in columns:
+        if k != "intervention" and k not in _FLAGS:
+            frame[k] = frame[k].astype(float)
+    for k in _FLAGS & set(columns):
+        frame[k] = frame[k].astype(bool)
+    if "band" in frame:
+        frame["band"] = frame["band"].astype(int)
+    return frame
+
+
+_FLAGS = {"problem", "shown"}
+
+
+def check(
+    rows: pd.DataFrame,
+    action: np.ndarray,
+    uplift: np.ndarray,
+    learned: np.ndarray,
+    current: np.ndarray,
+    cost: np.ndarray,
+) -> dict[str, Any]:
+    """The learned policy's picks against today's and against contacting no one, on decisions
+    (``churned``, ``propensity``, ``churn_probability``, ``customer_value``, ``as_of``) that
+    took ``action`` (-1: held out); ``promote`` when it beats both beyond their intervals."""
+    args = (
+        action,
+        rows["propensity"].to_numpy(float),
+        rows["churned"].to_numpy(float),
+        rows["customer_value"].to_numpy(float),
+        cost,
+        rows["churn_probability"].to_numpy(float),
+        uplift,
+    )
+    none = np.full(len(rows), -1)
+    terms = {
+        name: doubly_robust(pick, *args)
+        for name, pick in (("learned", learned), ("current", current), ("none", none))
+    }
+    learned_vs_current = compare(terms["learned"], terms["current"])
+    learned_vs_none = compare(terms["learned"], terms["none"])
+    return {
+        "decisions": len(rows),
+        "dates": [str(pd.Timestamp(d).date()) for d in sorted(rows["as_of"].unique())],
+        "contacted": {"learned": int((learned >= 0).sum()), "current": int((current >= 0).sum())},
+        "learned_vs_current": learned_vs_current.to_dict(),
+        "learned_vs_none": learned_vs_none.to_dict(),
+        "current_vs_none": compare(terms["current"], terms["none"]).to_dict(),
+        "promote": bool(learned_vs_current.low > 0 and learned_vs_none.low > 0),
+    }

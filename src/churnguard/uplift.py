@@ -1,0 +1,286 @@
+"""``churnguard uplift``: effects learned from the treatment log, checked before they are used.
+
+:func:`learn_uplift` reads the log that ``churnguard outcomes`` wrote, rebuilds each decision's
+features at its own date with the model in service (so the probability bands are the ones
+scoring will use), and learns per intervention, problem and probability band the churn each
+intervention saves (:mod:`churnguard.policy`).
+
+Before the effects may be used, the policy they give is checked on decisions they were not
+learned from: the latest list dates (``[uplift] evaluation_share``; with a single date, a
+random half of the customers). Its doubly robust value per decision is compared with today's
+policy (the catalogue's assumed success rates) and with contacting no one; ``promote`` is true
+only when both 95 % lower bounds are above zero. The effects written are then learned again from
+every decision.
+
+Writes to the out folder: ``effects.json`` (what ``[score] effects = "learned"`` reads),
+``effects.csv`` (one row per segment), ``qini.png`` and ``report.html``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import ibis
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+
+from churnguard import charts
+from churnguard.assignment import coin
+from churnguard.config import InterventionConfig, PipelineConfig, config_from_dict, run_catalogue
+from churnguard.contract import GROUPS, load_dataset
+from churnguard.errors import DataContractError
+from churnguard.features import build_features, plan_features
+from churnguard.interventions import allowed, fitting, problems
+from churnguard.io import atomic_folder
+from churnguard.model import ChurnModel
+from churnguard.policy import (
+    Effects,
+    assumed_choice,
+    band_cuts,
+    check,
+    learn,
+    learned_choice,
+    qini,
+)
+from churnguard.reasons import top_drivers
+from churnguard.registry import check_schema, find_model, load_model
+from churnguard.report import write_uplift_report
+from churnguard.value import values_at
+
+#: Columns the treatment log must have.
+REQUIRED = ("customer_id", "as_of", "intervention", "group", "churned")
+OUT_FILES = ("effects.json", "effects.csv", "qini.png", "report.html")
+
+
+@dataclass(frozen=True)
+class UpliftRun:
+    """What :func:`learn_uplift` learned and wrote."""
+
+    out: Path
+    effects: Effects
+    #: Per intervention, the Qini curve of the learned ranking on the evaluation decisions.
+    qini: dict[str, pd.DataFrame]
+
+    @property
+    def files(self) -> dict[str, Path]:
+        return {name: self.out / name for name in OUT_FILES}
+
+
+def learn_uplift(
+    config: PipelineConfig,
+    *,
+    log: Path | str,
+    out: Path | str,
+    model: str | Path | None = None,
+) -> UpliftRun:
+    """Learn effects from the treatment log ``log`` and write them to the folder ``out``.
+
+    Raises
+    ------
+    DataContractError
+        The log is not a treatment log, names an intervention the catalogue lacks, or has no
+        holdout rows (effects cannot be measured).
+    """
+    log, out = Path(log), Path(out)
+    decisions = read_log(log)
+    catalogue = run_catalogue(config)
+    names = [i.name for i in catalogue]
+    unknown = sorted(set(decisions["intervention"]) - set(names))
+    if unknown:
+        raise DataContractError(
+            f"{log}, column 'intervention': {unknown[0]!r} is not in the catalogue "
+            f"({', '.join(names)})"
+        )
+    folder = find_model(model, registry=config.model.registry, name=config.model.name)
+    churn_model, metadata = load_model(folder)
+    frame = _decision_features(config, decisions, churn_model, metadata)
+    context = frame.drop(columns=["group", "churned", "propensity"])
+    problem = problems(context, catalogue)
+    k = np.array([names.index(n) for n in frame["intervention"]])
+    own_problem = problem[np.arange(len(frame)), k]
+    costs = np.array([i.cost for i in catalogue])
+    cuts = band_cuts(frame["churn_probability"].to_numpy(float), config.uplift.bands)
+
+    evaluate = _evaluation_rows(frame, config.uplift.evaluation_share)
+    learning = learn(frame[~evaluate], own_problem[~evaluate], names, cuts, costs)
+    checked = frame[evaluate].reset_index(drop=True)
+    evaluation = _check(checked, problem[evaluate], k[evaluate], learning, catalogue, churn_model)
+    curves = {
+        name: _qini(checked, problem[evaluate], learning, names, j)
+        for j, name in enumerate(names)
+        if (checked["intervention"] == name).any()
+    }
+    final = learn(frame, own_problem, names, cuts, costs)
+    effects = Effects(
+        interventions=final.interventions,
+        cuts=final.cuts,
+        segments=final.segments,
+        pooled=final.pooled,
+        promote=evaluation["promote"],
+        evaluation=evaluation,
+        method=config.uplift.method,
+    )
+    with atomic_folder(out.resolve()) as staging:
+        staging.mkdir()
+        (staging / "effects.json").write_text(effects.to_json(), encoding="utf-8")
+        effects.segments.to_csv(staging / "effects.csv", index=False, lineterminator="\r\n")
+        charts.save_png(charts.qini_chart(curves), staging / "qini.png")
+        write_uplift_report(staging / "report.html", effects, curves, log=str(log))
+    return UpliftRun(out=out, effects=effects, qini=curves)
+
+
+def read_log(path: Path) -> pd.DataFrame:
+    """The treatment log, checked: its columns, groups and 0/1 outcomes, and a holdout."""
+    try:
+        frame = pq.read_table(path).to_pandas()
+    except (OSError, ValueError) as exc:
+        raise DataContractError(
+            f"{path}: cannot be read as a treatment log (Parquet): {exc}"
+        ) from None
+    missing = [c for c in REQUIRED if c not in frame.columns]
+    if missing:
+        raise DataContractError(
+            f"{path}, column '{missing[0]}': missing; a treatment log (churnguard outcomes) "
+            f"has {', '.join(REQUIRED)}"
+        )
+    if frame.empty:
+        raise DataContractError(f"{path}: no decisions in the treatment log")
+    frame["group"] = frame["group"].astype(str)
+    frame["intervention"] = frame["intervention"].astype(str)
+    frame["customer_id"] = frame["customer_id"].astype(str)
+    bad_group = ~frame["group"].isin(GROUPS)
+    churned = pd.to_numeric(frame["churned"], errors="coerce")
+    as_of = pd.to_datetime(frame["as_of"], errors="coerce")
+    for column, bad, expected in (
+        ("group", bad_group, f"a group: {' or '.join(GROUPS)}"),
+        ("churned", ~churned.isin([0, 1]), "0 or 1"),
+        ("as_of", as_of.isna(), "a date"),
+    ):
+        if bad.any():
+            row = int(np.flatnonzero(bad.to_numpy())[0])
+            raise DataContractError(
+                f"{path}, row {row + 1}, column '{column}': expected {expected}, got "
+                f"{frame[column].iloc[row]!r}"
+            )
+    if not (frame["group"] == "holdout").any():
+        raise DataContractError(f"{path}: no holdout rows: effects cannot be measured")
+    frame["churned"] = churned.astype(int)
+    frame["as_of"] = as_of.dt.tz_localize(None) if as_of.dt.tz is not None else as_of
+    if "propensity" not in frame:
+        frame["propensity"] = np.nan
+    frame["propensity"] = pd.to_numeric(frame["propensity"], errors="coerce")
+    return frame
+
+
+def _decision_features(
+    config: PipelineConfig, decisions: pd.DataFrame, model: ChurnModel, metadata: dict
+) -> pd.DataFrame:
+    """Each decision with the model's features at its date, the model's churn probability and
+    the customer's value then; decisions about customers without features then drop out."""
+    trained = config_from_dict(metadata["config"], source="model metadata")
+    dataset = load_dataset(config.data, definition=trained.churn.definition, engine=config.engine)
+    plan = plan_features(
+        dataset, config=trained.features, activity_events=trained.churn.activity_events
+    )
+    check_schema(model, list(plan.specs), where=str(dataset.tables["customers"].path))
+    dates = sorted(decisions["as_of"].unique())
+    keys = ibis.memtable(
+        decisions[["customer_id", "as_of"]].astype({"as_of": "datetime64[us]"}),
+        schema={"customer_id": "string", "as_of": "timestamp"},
+    )
+    features = build_features(
+        dataset,
+        as_of=[pd.Timestamp(d).to_pydatetime() for d in dates],
+        config=trained.features,
+        plan=plan,
+    )
+    names = ["customer_id", "as_of", *[s.name for s in model.features]]
+    frame = features.semi_join(keys, ["customer_id", "as_of"]).select(names).to_pandas()
+    frame["as_of"] = pd.to_datetime(frame["as_of"]).dt.tz_localize(None)
+    frame["customer_id"] = frame["customer_id"].astype(str)
+    frame["churn_probability"] = model.predict_proba(frame)
+    values = []
+    for date, part in frame.groupby("as_of", sort=True):
+        worth = values_at(
+            dataset,
+            part,
+            part["churn_probability"].to_numpy(float),
+            plan=plan,
+            as_of=pd.Timestamp(date).to_pydatetime(),
+            horizon_days=trained.churn.horizon_days,
+        )
+        values.append(pd.Series(worth, index=part.index))
+    frame["customer_value"] = pd.concat(values) if values else []
+    kept = decisions.drop(
+        columns=[c for c in ("churn_probability", "customer_value") if c in decisions]
+    )
+    merged = kept[
+        ["customer_id", "as_of", "intervention", "group", "churned", "propensity"]
+    ].merge(frame, on=["customer_id", "as_of"], how="inner")
+    merged["propensity"] = _filled_propensity(merged)
+    return merged.sort_values(["as_of", "customer_id"], kind="stable").reset_index(drop=True)
+
+
+def _filled_propensity(frame: pd.DataFrame) -> np.ndarray:
+    """The log's propensity, or where it has none, the group's share among the decisions of the
+    same date and intervention (as if the intervention were chosen for the customer and only
+    the holdout drawn at random)."""
+    share = frame.groupby(["as_of", "intervention"])["group"].transform(
+        lambda g: g.map(g.value_counts(normalize=True))
+    )
+    own = frame["propensity"].to_numpy(float)
+    return np.where(np.isnan(own), share.to_numpy(float), own)
+
+
+def _evaluation_rows(frame: pd.DataFrame, share: float) -> np.ndarray:
+    """The decisions kept out of learning: the latest dates holding ``share`` of them, or,
+    with a single date, a random ``share`` of the customers."""
+    dates = np.sort(frame["as_of"].unique())
+    if dates.size == 1:
+        return (
+            coin("uplift-evaluation", frame["customer_id"], pd.Timestamp(dates[0]).date()) < share
+        )
+    counts = frame["as_of"].value_counts().reindex(dates).to_numpy()
+    later = np.cumsum(counts[::-1])[::-1]  # decisions on or after each date
+    first = dates[max(int(np.flatnonzero(later >= share * len(frame))[-1]), 1)]
+    return (frame["as_of"] >= first).to_numpy()
+
+
+def _check(
+    rows: pd.DataFrame,
+    problem: np.ndarray,
+    k: np.ndarray,
+    effects: Effects,
+    catalogue: tuple[InterventionConfig, ...],
+    model: ChurnModel,
+) -> dict:
+    """The learned policy against today's and against no contact, on ``rows``."""
+    names = [i.name for i in catalogue]
+    p = rows["churn_probability"].to_numpy(float)
+    value = rows["customer_value"].to_numpy(float)
+    cost = np.array([i.cost for i in catalogue])
+    uplift, shown = effects.lookup(names, problem, p)
+    context = rows.drop(columns=["group", "churned", "propensity"])
+    learned, _ = learned_choice(uplift, shown, value, cost, allowed(context, catalogue))
+    drivers = top_drivers(model.contributions(rows))
+    success = np.array([i.success_rate for i in catalogue])
+    current, _ = assumed_choice(
+        p, value, success, cost, fitting(context, drivers, model, catalogue)
+    )
+    action = np.where(rows["group"] == "treated", k, -1)
+    return check(rows, action, uplift, learned, current, cost)
+
+
+def _qini(
+    rows: pd.DataFrame, problem: np.ndarray, effects: Effects, names: list[str], j: int
+) -> pd.DataFrame:
+    """Qini curve of intervention ``j``'s decisions ranked by their learned uplift."""
+    mine = (rows["intervention"] == names[j]).to_numpy()
+    uplift, _ = effects.lookup(
+        names, problem[mine], rows.loc[mine, "churn_probability"].to_numpy(float)
+    )
+    score = np.nan_to_num(uplift[:, j], nan=-np.inf)
+    part = rows[mine]
+    return qini(score, part["churned"].to_numpy(), (part["group"] == "treated").to_numpy())

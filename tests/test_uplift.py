@@ -1,0 +1,312 @@
+"""Uplift learned from randomised holdouts: estimates, the policy they give, and its check."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import matplotlib.image
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+import churnguard as cg
+from churnguard.cli import app
+from churnguard.config import default_interventions, load_config, load_effects
+from churnguard.errors import ConfigError
+from churnguard.policy import (
+    Effects,
+    assumed_choice,
+    band_cuts,
+    check,
+    learn,
+    learned_choice,
+    qini,
+)
+
+runner = CliRunner()
+NAMES = ["fix", "nudge", "call"]
+COST = np.array([5.0, 5.0, 5.0])
+
+
+def logged(seed: int, effects=(0.06, 0.02, 0.0), n: int = 6_000):
+    """A randomised log: each decision an intervention at random, half held out; the planted
+    effect acts only on customers with the intervention's problem and grows with their risk.
+    Returns the decisions, who has their intervention's problem, and the true uplift."""
+    rng = np.random.default_rng(seed)
+    k = rng.integers(0, len(NAMES), n)
+    problem = rng.random(n) < 0.3
+    p = np.clip(rng.beta(2, 18, n), 0.005, 0.6)
+    treated = rng.random(n) < 0.5
+    uplift = np.where(problem, np.asarray(effects)[k], 0.0) * np.clip(p / 0.1, 0.3, 2.0)
+    churned = rng.random(n) < p - uplift * treated
+    decisions = pd.DataFrame(
+        {
+            "intervention": np.array(NAMES)[k],
+            "group": np.where(treated, "treated", "holdout"),
+            "churned": churned.astype(int),
+            "as_of": rng.integers(0, 4, n),
+            "churn_probability": p,
+            "customer_value": 500.0,
+            "propensity": np.where(treated, 0.5 / len(NAMES), 0.5),
+        }
+    )
+    return decisions, problem, uplift
+
+
+def test_segment_intervals_cover_planted_effects_in_at_least_85_of_100_worlds():
+    covered = []
+    for seed in range(100):
+        decisions, problem, truth = logged(seed)
+        cuts = band_cuts(decisions["churn_probability"].to_numpy(), 3)
+        effects = learn(decisions, problem, NAMES, cuts, COST)
+        band = effects.band(decisions["churn_probability"].to_numpy())
+        for seg in effects.segments.itertuples():
+            rows = (
+                (decisions["intervention"] == seg.intervention).to_numpy()
+                & (problem == seg.problem)
+                & (band == seg.band)
+            )
+            covered.append(seg.low <= truth[rows].mean() <= seg.high)
+    assert np.mean(covered) >= 0.85
+
+
+def test_help_is_shown_where_it_was_planted_and_not_where_it_was_not():
+    decisions, problem, _ = logged(3, effects=(0.10, 0.0, 0.0), n=20_000)
+    effects = learn(
+        decisions, problem, NAMES, band_cuts(decisions["churn_probability"].to_numpy(), 3), COST
+    )
+    shown = effects.segments[effects.segments["shown"]]
+    assert set(shown["intervention"]) == {"fix"}
+    assert shown["problem"].all()  # customers without the problem are never pooled with it
+
+
+def _verdict(seed: int, effects, n: int = 6_000) -> dict:
+    decisions, problem, _ = logged(seed, effects=effects, n=n)
+    late = decisions["as_of"] == 3
+    cuts = band_cuts(decisions["churn_probability"].to_numpy(), 3)
+    learned_effects = learn(decisions[~late], problem[~late], NAMES, cuts, COST)
+    rows = decisions[late].reset_index(drop=True)
+    own = problem[late]
+    k = np.array([NAMES.index(n) for n in rows["intervention"]])
+    # every customer has the problem of its own arm here; the others' are drawn alike
+    flags = np.random.default_rng(seed).random((len(rows), len(NAMES))) < 0.3
+    flags[np.arange(len(rows)), k] = own
+    p, value = rows["churn_probability"].to_numpy(), rows["customer_value"].to_numpy()
+    uplift, shown = learned_effects.lookup(NAMES, flags, p)
+    learned, _ = learned_choice(uplift, shown, value, COST, np.ones_like(flags))
+    # today's list trusts typed-in rates that favour the call, which does nothing
+    current, _ = assumed_choice(p, value, np.array([0.1, 0.1, 0.3]), COST, np.ones_like(flags))
+    action = np.where(rows["group"] == "treated", k, -1)
+    return check(rows, action, uplift, learned, current, COST)
+
+
+def test_zero_effect_worlds_promote_in_at_most_5_of_100_seeds():
+    promoted = sum(_verdict(seed, (0.0, 0.0, 0.0))["promote"] for seed in range(100))
+    assert promoted <= 5
+
+
+def test_a_strong_planted_effect_is_promoted_most_of_the_time():
+    verdicts = [_verdict(seed, (0.15, 0.0, 0.0), n=20_000) for seed in range(20)]
+    assert sum(v["promote"] for v in verdicts) >= 12
+    assert all(v["learned_vs_current"]["per_decision"] > 0 for v in verdicts[:5])
+
+
+def test_the_learned_policy_contacts_no_one_where_nothing_is_shown():
+    uplift = np.array([[0.2, np.nan], [0.01, 0.02]])
+    shown = np.array([[False, False], [True, True]])
+    pick, benefit = learned_choice(
+        uplift, shown, np.array([1000.0, 1000.0]), np.array([5.0, 30.0]), np.ones((2, 2), bool)
+    )
+    # row 0: nothing shown; row 1: 0.01*1000-5 = 5 beats 0.02*1000-30 = -10
+    assert list(pick) == [-1, 0] and list(benefit) == [0.0, 5.0]
+
+
+def test_a_hand_computed_qini_curve():
+    # ranked by score: T churn, H stay, T stay, H churn, T stay
+    score = np.array([0.9, 0.8, 0.7, 0.6, 0.5])
+    churned = np.array([1, 0, 0, 1, 0])
+    treated = np.array([True, False, True, False, True])
+    curve = qini(score, churned, treated)
+    # after k: holdout churners x treated / holdout - treated churners
+    # 1: no holdout yet -> 0; 2: 0*1/1-1 = -1; 3: 0*2/1-1 = -1; 4: 1*2/2-1 = 0; 5: 1*3/2-1 = 0.5
+    assert list(curve["targeted"]) == [0, 1, 2, 3, 4, 5]
+    assert list(curve["saved"]) == [0.0, 0.0, -1.0, -1.0, 0.0, 0.5]
+
+
+def test_effects_survive_a_round_trip_and_a_tampered_file_is_refused():
+    decisions, problem, _ = logged(1)
+    effects = learn(decisions, problem, NAMES, (0.05, 0.1), COST)
+    again = Effects.from_json(effects.to_json(), "effects.json")
+    pd.testing.assert_frame_equal(again.segments, effects.segments, check_dtype=False)
+    assert again.cuts == (0.05, 0.1) and again.interventions == tuple(NAMES)
+    data = json.loads(effects.to_json())
+    for damage, message in (
+        (lambda d: d.update(format=2), "format"),
+        (lambda d: d["segments"][0].update(uplift="1e999"), "not a name, flag or number"),
+        (lambda d: d["segments"][0].update(uplift=float("inf")), "not a name, flag or number"),
+        (lambda d: d.update(probability_cuts=[0.5, 0.1]), "must rise"),
+        (
+            lambda d: d["segments"][0].update(intervention="__import__('os')"),
+            "unknown intervention",
+        ),
+        (lambda d: d["segments"][0].pop("shown"), "must have the keys"),
+    ):
+        broken = json.loads(json.dumps(data))
+        damage(broken)
+        with pytest.raises(ConfigError, match=message):
+            Effects.from_json(json.dumps(broken, allow_nan=True), "effects.json")
+
+
+# -- the uplift command on a simulated business with campaigns -------------------------------
+
+
+@pytest.fixture(scope="module")
+def campaign_log(tmp_path_factory):
+    """A business with six randomised campaigns, a model trained on it and the treatment log
+    that churnguard outcomes wrote: (config path, log path)."""
+    root = tmp_path_factory.mktemp("campaigns")
+    effects = root / "effects.toml"
+    effects.write_text(
+        (Path(cg.__file__).parent / "effects.toml")
+        .read_text()
+        .replace("reach = 0.5", "reach = 1.0")
+    )
+    cg.generate(
+        root / "data",
+        customers=4_000,
+        days=540,
+        seed=5,
+        campaigns=6,
+        effects=load_effects(effects),
+    )
+    config = root / "c.toml"
+    config.write_text(
+        f'[data]\npath = "{root / "data"}"\n[churn]\ndefinition = "subscription"\n'
+        '[train]\nstart = "2024-04-01"\nend = "2025-03-01"\nevery_days = 28\n'
+        f'[model]\nregistry = "{root / "models"}"\n'
+    )
+    cg.train(load_config(config))
+    log = root / "log.parquet"
+    done = runner.invoke(app, ["outcomes", "-c", str(config), "--out", str(log)])
+    assert done.exit_code == 0, done.output
+    return config, log
+
+
+def test_uplift_learns_checks_and_writes_its_files(campaign_log, tmp_path):
+    config, log = campaign_log
+    result = runner.invoke(
+        app, ["uplift", "-c", str(config), "--log", str(log), "--out", str(tmp_path / "u")]
+    )
+    assert result.exit_code == 0, result.output
+    assert "effects learned:" in result.output
+    effects = Effects.from_json((tmp_path / "u" / "effects.json").read_text(), "effects.json")
+    ev = effects.evaluation
+    assert ev["decisions"] > 500 and len(ev["dates"]) >= 1
+    assert effects.promote == (
+        ev["learned_vs_current"]["low"] > 0 and ev["learned_vs_none"]["low"] > 0
+    )
+    assert set(effects.pooled["intervention"]) == {i.name for i in default_interventions()}
+    table = pd.read_csv(tmp_path / "u" / "effects.csv")
+    assert len(table) == len(effects.segments)
+    assert (tmp_path / "u" / "qini.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    report = (tmp_path / "u" / "report.html").read_text()
+    assert "Learned effects" in report and "data:image/png;base64," in report
+
+
+def test_a_log_without_a_holdout_is_refused_in_one_line(campaign_log, tmp_path):
+    config, log = campaign_log
+    treated = pd.read_parquet(log)
+    treated = treated[treated["group"] == "treated"]
+    treated.to_parquet(tmp_path / "treated.parquet")
+    result = runner.invoke(
+        app,
+        [
+            "uplift",
+            "-c",
+            str(config),
+            "--log",
+            str(tmp_path / "treated.parquet"),
+            "--out",
+            str(tmp_path / "u"),
+        ],
+    )
+    assert result.exit_code == 2
+    assert result.output.strip() == (
+        f"error: {tmp_path / 'treated.parquet'}: no holdout rows: effects cannot be measured"
+    )
+    assert not (tmp_path / "u").exists()
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "message"),
+    [
+        ("intervention", "free lunch", "'free lunch' is not in the catalogue"),
+        ("group", "control", "column 'group': expected a group"),
+        ("churned", 7, "column 'churned': expected 0 or 1"),
+    ],
+)
+def test_a_bad_log_is_refused_naming_row_and_column(
+    campaign_log, tmp_path, column, value, message
+):
+    config, log = campaign_log
+    frame = pd.read_parquet(log)
+    frame[column] = frame[column].astype(object)
+    frame.loc[3, column] = value
+    frame.to_parquet(tmp_path / "bad.parquet")
+    result = runner.invoke(
+        app,
+        [
+            "uplift",
+            "-c",
+            str(config),
+            "--log",
+            str(tmp_path / "bad.parquet"),
+            "--out",
+            str(tmp_path / "u"),
+        ],
+    )
+    assert result.exit_code == 2, result.output
+    assert message in result.output and len(result.output.strip().splitlines()) == 1
+    assert not (tmp_path / "u").exists()
+
+
+@pytest.mark.skipif(
+    not shutil.which("chromium") and not os.environ.get("CHURNGUARD_REQUIRE_BROWSER"),
+    reason="needs Debian's chromium",
+)
+def test_the_uplift_report_renders_in_a_headless_browser(campaign_log, tmp_path):
+    config, log = campaign_log
+    runner.invoke(
+        app, ["uplift", "-c", str(config), "--log", str(log), "--out", str(tmp_path / "u")]
+    )
+    dom = subprocess.run(
+        [
+            "chromium",
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            "--dump-dom",
+            (tmp_path / "u" / "report.html").as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout
+    assert "<h1>Learned effects:" in dom
+    assert dom.count("<table>") >= 2 and 'alt="Qini curves"' in dom
+    encoded = dom.split("data:image/png;base64,", 1)[1].split('"', 1)[0]
+    image = matplotlib.image.imread(io.BytesIO(base64.b64decode(encoded)), format="png")
+    assert image.shape[0] > 100 and image.shape[1] > 100

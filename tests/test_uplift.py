@@ -310,3 +310,33 @@ def test_the_uplift_report_renders_in_a_headless_browser(campaign_log, tmp_path)
     encoded = dom.split("data:image/png;base64,", 1)[1].split('"', 1)[0]
     image = matplotlib.image.imread(io.BytesIO(base64.b64decode(encoded)), format="png")
     assert image.shape[0] > 100 and image.shape[1] > 100
+
+
+def test_the_backtest_reports_measured_savings_beside_the_assumed_one(campaign_log, tmp_path):
+    config, log = campaign_log
+    result = runner.invoke(
+        app,
+        [
+            "evaluate",
+            "-c",
+            str(config),
+            "--as-of",
+            "2025-05-01",
+            "--log",
+            str(log),
+            "--out",
+            str(tmp_path / "ev"),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((tmp_path / "ev" / "metrics.json").read_text())
+    assert metrics["ranking"]["basis"] == "assumed success rate"
+    measured = pd.DataFrame(metrics["measured"])
+    expected = pd.read_parquet(log).groupby("intervention").size()
+    assert (
+        measured.set_index("intervention")[["treated", "holdout"]].sum(axis=1) == expected
+    ).all()
+    report = (tmp_path / "ev" / "report.html").read_text()
+    assert (
+        "<strong>assuming</strong>" in report and "Measured against randomised holdouts" in report
+    )

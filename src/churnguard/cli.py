@@ -355,21 +355,47 @@ def evaluate(
         typer.Option("--out", "-o", help="Folder for report.html and metrics.json."),
     ] = None,
     engine: EngineOption = None,
+    log_file: Annotated[
+        Path | None,
+        typer.Option("--log", help="Treatment log (churnguard outcomes): measured savings."),
+    ] = None,
 ) -> None:
     """Backtest a saved model: score the customers at --as-of and compare with what happened.
 
     Uses the churn definition, features and campaign the model was trained with, on the
-    config's \\[data] (or --data) and \\[engine] (or --engine).
+    config's \\[data] (or --data) and \\[engine] (or --engine). What a benefit-ranked list saves
+    is priced with the campaign's assumed success rate (an assumption, with a bootstrap
+    interval); --log adds each intervention's saving measured against its holdout.
     """
     from churnguard import training
 
     cfg = _config(config, **{"data.path": data, "engine.name": engine})
     folder = _model_folder(model, cfg)
     with err.status("scoring and evaluating"):
-        backtest = training.evaluate(folder, cfg.data, as_of=as_of, out=out_dir, engine=cfg.engine)
+        backtest = training.evaluate(
+            folder, cfg.data, as_of=as_of, out=out_dir, engine=cfg.engine, log=log_file
+        )
     table = _facts_table(f"{folder.name} at {backtest.as_of.date()}: {backtest.rows:,} customers")
     table.add_row("churn rate", f"{backtest.evaluation.metrics['model']['churn_rate']:.1%}")
     _metric_rows(table, backtest.evaluation)
+    ranking = backtest.evaluation.ranking
+    if ranking:
+        table.add_row(
+            "list saves (assumed)",
+            f"{ranking['difference']:+,.0f} by benefit over probability "
+            f"({ranking['difference_low']:+,.0f} to {ranking['difference_high']:+,.0f}), if "
+            f"contacts keep {ranking['success_rate']:.0%} of churners: an assumption",
+        )
+    measured = backtest.evaluation.measured
+    if measured is not None:
+        for r in measured.itertuples():
+            table.add_row(
+                f"measured: {_shown(r.intervention)}",
+                "not measured"
+                if not (r.treated and r.holdout)
+                else f"{r.saving:+.1%} churn ({r.saving_low:+.1%} to {r.saving_high:+.1%}), "
+                f"{r.treated:,} treated, {r.holdout:,} held out",
+            )
     if backtest.report:
         table.add_row("report", _shown(backtest.report))
     out.print(table)

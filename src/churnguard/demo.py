@@ -96,9 +96,12 @@ def run_demo(
         4,
         "evaluate",
         f"backtest at {backtest_day.date()}: ROC-AUC {b['roc_auc_score']:.3f}; with a budget "
-        f"of {ranking.get('budget', 0):,.0f}, ranking by expected benefit saves "
+        f"of {ranking.get('budget', 0):,.0f} and an assumed success rate of "
+        f"{ranking.get('success_rate', 0):.0%}, ranking by expected benefit saves "
         f"{ranking.get('by_expected_benefit', 0):,.0f} against "
-        f"{ranking.get('by_probability', 0):,.0f} by churn probability",
+        f"{ranking.get('by_probability', 0):,.0f} by churn probability (difference "
+        f"{ranking.get('difference_low', 0):+,.0f} to {ranking.get('difference_high', 0):+,.0f}, "
+        "95 %)",
         backtest.report,
     )
 

@@ -23,6 +23,7 @@ import pandas as pd
 from churnguard.config import CONDITION, InterventionConfig, PipelineConfig
 from churnguard.errors import ConfigError
 from churnguard.model import ChurnModel
+from churnguard.policy import Effects
 from churnguard.reasons import TOP, describe, top_drivers
 
 LIST_COLUMNS = (
@@ -38,21 +39,38 @@ LIST_COLUMNS = (
     "intervention",
     "intervention_cost",
     "expected_benefit",
+    "effect_source",
 )
 #: Column of a candidate frame holding each customer's best case.
 BEST_CASE = "_best_case"
 
 
 def best_cases(
-    scores: pd.DataFrame, catalogue: tuple[InterventionConfig, ...]
+    context: pd.DataFrame,
+    catalogue: tuple[InterventionConfig, ...],
+    effects: Effects | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Expected benefit of every intervention for every row, and each row's best case (the most
-    effective intervention, ignoring reasons): p × value × success − cost."""
-    p = scores["churn_probability"].to_numpy(float)
-    value = scores["customer_value"].to_numpy(float)
-    success = np.array([i.success_rate for i in catalogue])
+    """Expected benefit of every intervention for every row of ``context`` (features,
+    ``churn_probability`` and ``customer_value``), and each row's best case.
+
+    Assumed effects: ``p × value × success − cost``, the best case ignoring reasons (a bound
+    on what the row can get). Learned effects: ``uplift × value − cost`` where the uplift is
+    shown and the ``when`` rules hold (-inf elsewhere), exact.
+    """
+    value = context["customer_value"].to_numpy(float)
     cost = np.array([i.cost for i in catalogue])
-    benefit = p[:, None] * value[:, None] * success[None, :] - cost[None, :]
+    if effects is None:
+        p = context["churn_probability"].to_numpy(float)
+        success = np.array([i.success_rate for i in catalogue])
+        benefit = p[:, None] * value[:, None] * success[None, :] - cost[None, :]
+    else:
+        names = [i.name for i in catalogue]
+        p = context["churn_probability"].to_numpy(float)
+        uplift, shown = effects.lookup(names, problems(context, catalogue), p)
+        benefit = uplift * value[:, None] - cost[None, :]
+        benefit = np.where(shown & allowed(context, catalogue), benefit, -np.inf)
+    if benefit.shape[1] == 0:
+        return benefit, np.full(len(context), -np.inf)
     return benefit, benefit.max(axis=1)
 
 
@@ -64,8 +82,10 @@ def choose(
     config: PipelineConfig,
     *,
     beyond: float = -np.inf,
+    effects: Effects | None = None,
 ) -> pd.DataFrame | None:
-    """Choose, rank and cut: the ``interventions.csv`` rows.
+    """Choose, rank and cut: the ``interventions.csv`` rows, under the catalogue's assumed
+    success rates or, given ``effects``, learned uplift (which then alone decides who fits).
 
     Per-customer contributions (TreeSHAP) are the expensive part, so customers are taken in
     order of their best case, in growing batches, until the list is settled: ``top_n`` or
@@ -79,7 +99,8 @@ def choose(
     p = scores["churn_probability"].to_numpy()
     value = scores["customer_value"].to_numpy()
     cost = np.array([i.cost for i in catalogue])
-    benefit, best_case = best_cases(scores, catalogue)
+    context = frame.assign(churn_probability=p, customer_value=value)
+    benefit, best_case = best_cases(context, catalogue, effects)
     order = np.lexsort((scores["customer_id"].to_numpy(), -best_case))
     order = order[best_case[order] > 0]
     need = rows_needed(config, cost)
@@ -91,8 +112,11 @@ def choose(
         start += rows.size
         batch *= 2
         drivers = top_drivers(model.contributions(frame.iloc[rows]))
-        context = frame.iloc[rows].assign(churn_probability=p[rows], customer_value=value[rows])
-        net = np.where(fitting(context, drivers, model, catalogue), benefit[rows], -np.inf)
+        if effects is None:
+            fits = fitting(context.iloc[rows], drivers, model, catalogue)
+            net = np.where(fits, benefit[rows], -np.inf)
+        else:
+            net = benefit[rows]
         pick = net.argmax(axis=1)
         net_parts.append(net)
         done.append(rows)
@@ -132,6 +156,7 @@ def choose(
         intervention=[catalogue[k].name for k in pick],
         intervention_cost=cost[pick],
         expected_benefit=gain,
+        effect_source="assumed" if effects is None else "learned",
     )[list(LIST_COLUMNS)]
 
 
@@ -140,6 +165,7 @@ def build_list(
     model: ChurnModel,
     catalogue: tuple[InterventionConfig, ...],
     config: PipelineConfig,
+    effects: Effects | None = None,
 ) -> pd.DataFrame:
     """The list from the head of the candidates, grown until it settles.
 
@@ -155,7 +181,7 @@ def build_list(
         head = candidates(size + 1 if need else 0)
         beyond = head[BEST_CASE].iloc[size] if need and len(head) > size else -np.inf
         head = head.iloc[:size] if need else head
-        listed = choose(head, head, model, catalogue, config, beyond=beyond)
+        listed = choose(head, head, model, catalogue, config, beyond=beyond, effects=effects)
         if listed is not None:
             return listed
         size = 2 * size + first_batch(need)

@@ -12,11 +12,18 @@ normal interval is too narrow.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 from scipy.stats import norm
 
+from churnguard.contract import GROUPS
+from churnguard.errors import DataContractError
+
+#: Columns a treatment log (``churnguard outcomes``) must have.
+LOG_REQUIRED = ("customer_id", "as_of", "intervention", "group", "churned")
 #: The normal quantile of a two-sided 95 % interval.
 Z95 = 1.959963984540054
 
@@ -85,3 +92,79 @@ def customers_needed(rate: float, effect: float, *, power: float = 0.8) -> int:
     treated = min(max(rate - effect, 1e-9), 1.0)
     spread = rate * (1 - rate) + treated * (1 - treated)
     return int(np.ceil((Z95 + norm.ppf(power)) ** 2 * spread / effect**2))
+
+
+def effects_by_intervention(log: pd.DataFrame) -> pd.DataFrame:
+    """Treated and holdout counts, churn in each and the saving with its interval, per
+    intervention (lists of different dates are compared within their date)."""
+    rows = []
+    for name, part in log.groupby("intervention", sort=True):
+        measured = saving(part["churned"], part["group"] == "treated", part["as_of"])
+        rows.append(
+            {
+                "intervention": name,
+                "treated": measured.treated,
+                "holdout": measured.holdout,
+                "churn_treated": measured.churn_treated,
+                "churn_holdout": measured.churn_holdout,
+                "saving": measured.saving,
+                "saving_low": measured.low,
+                "saving_high": measured.high,
+            }
+        )
+    return pd.DataFrame(rows, columns=list(_EFFECT_COLUMNS))
+
+
+_EFFECT_COLUMNS = (
+    "intervention",
+    "treated",
+    "holdout",
+    "churn_treated",
+    "churn_holdout",
+    "saving",
+    "saving_low",
+    "saving_high",
+)
+
+
+def read_log(path: Path) -> pd.DataFrame:
+    """The treatment log, checked: its columns, groups and 0/1 outcomes, and a holdout."""
+    try:
+        frame = pq.read_table(path).to_pandas()
+    except (OSError, ValueError) as exc:
+        raise DataContractError(
+            f"{path}: cannot be read as a treatment log (Parquet): {exc}"
+        ) from None
+    missing = [c for c in LOG_REQUIRED if c not in frame.columns]
+    if missing:
+        raise DataContractError(
+            f"{path}, column '{missing[0]}': missing; a treatment log (churnguard outcomes) "
+            f"has {', '.join(LOG_REQUIRED)}"
+        )
+    if frame.empty:
+        raise DataContractError(f"{path}: no decisions in the treatment log")
+    frame["group"] = frame["group"].astype(str)
+    frame["intervention"] = frame["intervention"].astype(str)
+    frame["customer_id"] = frame["customer_id"].astype(str)
+    bad_group = ~frame["group"].isin(GROUPS)
+    churned = pd.to_numeric(frame["churned"], errors="coerce")
+    as_of = pd.to_datetime(frame["as_of"], errors="coerce")
+    for column, bad, expected in (
+        ("group", bad_group, f"a group: {' or '.join(GROUPS)}"),
+        ("churned", ~churned.isin([0, 1]), "0 or 1"),
+        ("as_of", as_of.isna(), "a date"),
+    ):
+        if bad.any():
+            row = int(np.flatnonzero(bad.to_numpy())[0])
+            raise DataContractError(
+                f"{path}, row {row + 1}, column '{column}': expected {expected}, got "
+                f"{frame[column].iloc[row]!r}"
+            )
+    if not (frame["group"] == "holdout").any():
+        raise DataContractError(f"{path}: no holdout rows: effects cannot be measured")
+    frame["churned"] = churned.astype(int)
+    frame["as_of"] = as_of.dt.tz_localize(None) if as_of.dt.tz is not None else as_of
+    if "propensity" not in frame:
+        frame["propensity"] = np.nan
+    frame["propensity"] = pd.to_numeric(frame["propensity"], errors="coerce")
+    return frame

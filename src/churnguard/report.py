@@ -69,10 +69,32 @@ def render_report(
     if ev.ranking is not None:
         r = ev.ranking
         parts.append(
-            f"<p>With a budget for {r['contacts']:,.0f} contacts ({r['budget']:,.0f}), the list "
-            f"ranked by expected benefit saves {r['by_expected_benefit']:,.0f} in customer value "
-            f"net of cost; the list ranked by churn probability alone saves "
-            f"{r['by_probability']:,.0f}.</p>"
+            f"<p>With a budget for {r['contacts']:,.0f} contacts ({r['budget']:,.0f}), and "
+            f"<strong>assuming</strong> a contact keeps {r['success_rate']:.0%} of would-be "
+            f"churners, the list ranked by expected benefit saves "
+            f"{r['by_expected_benefit']:,.0f} in customer value net of cost (95 % bootstrap "
+            f"interval {r['by_expected_benefit_low']:,.0f} to "
+            f"{r['by_expected_benefit_high']:,.0f}); "
+            f"the list ranked by churn probability alone saves {r['by_probability']:,.0f} "
+            f"({r['by_probability_low']:,.0f} to {r['by_probability_high']:,.0f}). The success "
+            "rate is not measured here: randomised holdouts measure it (churnguard outcomes).</p>"
+        )
+    if ev.measured is not None:
+        parts.append("<h2>Measured against randomised holdouts</h2>")
+        rows = [
+            [
+                r.intervention,
+                f"{r.treated:,}",
+                f"{r.holdout:,}",
+                "n/a" if not (r.treated and r.holdout) else f"{r.saving:+.1%}",
+                "n/a"
+                if not (r.treated and r.holdout)
+                else f"{r.saving_low:+.1%} to {r.saving_high:+.1%}",
+            ]
+            for r in ev.measured.itertuples()
+        ]
+        parts.append(
+            _table(["intervention", "treated", "holdout", "churn saved", "95 % interval"], rows)
         )
     figures = [
         ("ROC", charts.roc_chart(ev)),

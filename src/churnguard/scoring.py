@@ -48,6 +48,7 @@ from churnguard.config import (
     ChurnConfig,
     InterventionConfig,
     PipelineConfig,
+    ScoreConfig,
     config_from_dict,
     run_catalogue,
 )
@@ -72,6 +73,7 @@ from churnguard.io import (
 )
 from churnguard.labels import data_end, far_rows_warning, population
 from churnguard.model import ChurnModel
+from churnguard.policy import Effects
 from churnguard.registry import check_schema, find_model, load_model
 from churnguard.value import (
     customer_value,
@@ -232,8 +234,19 @@ def score(
     table, notes = _features(dataset, plan, trained, churn_model, when, features)
     notes += dataset.warnings() + _staleness(dataset, trained.churn, when)
     check_conditions(config.interventions, churn_model)
+    effects, effect_notes = learned_effects(config.score, interventions)
+    notes += effect_notes
     run = _Run(
-        churn_model, metadata, dataset, plan, trained, config, when, interventions, features
+        churn_model,
+        metadata,
+        dataset,
+        plan,
+        trained,
+        config,
+        when,
+        interventions,
+        features,
+        effects,
     )
     target = out.resolve()
     _check_replaceable(target)
@@ -288,6 +301,13 @@ def score(
                     "held_out": len(decisions) - len(contacted),
                 },
                 "holdout": config.score.holdout,
+                "effects": {
+                    "source": "learned" if effects is not None else "assumed",
+                    "path": None
+                    if config.score.effects_path is None
+                    else str(config.score.effects_path),
+                    **({"sha256": sha256_file(config.score.effects_path)} if effects else {}),
+                },
                 "risk_tiers": result.tiers,
                 "value_at_risk_total": round(result.value_at_risk, 2),
                 "expected_benefit_total": round(float(contacted["expected_benefit"].sum()), 2),
@@ -413,6 +433,8 @@ class _Run:
     when: dt.datetime
     catalogue: tuple[InterventionConfig, ...]
     features_file: Path | None = None
+    #: Learned effects in use (None: the catalogue's assumed success rates).
+    effects: Effects | None = None
 
     def empty(self) -> ChurnguardError:
         """The error for a population without customers (or a feature file without the date)."""
@@ -471,7 +493,11 @@ def _score(
             probability = batch["_probability"].to_numpy(float)
             worth = customer_value(batch, months=months, prior=prior)
             scores = score_rows(batch, probability, worth, config)
-            _, best = best_cases(scores, catalogue)
+            context = batch.assign(
+                churn_probability=scores["churn_probability"].to_numpy(),
+                customer_value=scores["customer_value"].to_numpy(),
+            )
+            _, best = best_cases(context, catalogue, run.effects)
             return batch.assign(**{c: scores[c].to_numpy() for c in scores.columns}).assign(
                 **{BEST_CASE: best}
             )
@@ -506,6 +532,7 @@ def _score(
             model,
             catalogue,
             config,
+            run.effects,
         )
         lap("interventions_s")
     finally:
@@ -517,6 +544,32 @@ def _score(
         tiers=dict(sorted(zip(totals["risk_tier"], totals["n"].astype(int), strict=True))),
         value_at_risk=float(at_risk or 0.0),
     )
+
+
+def learned_effects(
+    score: ScoreConfig, catalogue: tuple[InterventionConfig, ...]
+) -> tuple[Effects | None, list[str]]:
+    """The learned effects a run uses (None: assumed success rates), and why not when
+    ``[score] effects = "learned"`` falls back: they were not promoted."""
+    if score.effects != "learned" or score.effects_path is None:
+        return None, []
+    path = score.effects_path
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read the effects file: {exc}") from None
+    effects = Effects.from_json(text, str(path))
+    if not effects.promote:
+        return None, [
+            f"{path}: the learned effects were not promoted (their policy did not beat today's "
+            "list and no contact beyond doubt); the catalogue's success rates are used"
+        ]
+    missing = sorted({i.name for i in catalogue} - set(effects.interventions))
+    if missing:
+        raise ConfigError(
+            f"{path}: has no effects for {missing[0]!r}; learn them again with this catalogue"
+        )
+    return effects, []
 
 
 def _needs_history(table: ir.Table) -> bool:

@@ -34,6 +34,7 @@ from churnguard.evaluation import Evaluation
 from churnguard.features import FeaturePlan, plan_features
 from churnguard.io import atomic_path
 from churnguard.labels import data_end, far_rows_warning, label_window_end, latest
+from churnguard.measure import effects_by_intervention, read_log
 from churnguard.model import TrainResult, Tuning, fit, tune
 from churnguard.registry import check_schema, load_baseline, load_model, save_model
 from churnguard.report import render_report, write_report
@@ -203,6 +204,7 @@ def evaluate(
     as_of: dt.date | dt.datetime | str,
     out: Path | None = None,
     engine: EngineConfig | None = None,
+    log: Path | None = None,
 ) -> Backtest:
     """Score the customers at ``as_of`` with the saved model and compare with what happened.
 
@@ -210,7 +212,9 @@ def evaluate(
     with. ``data`` may be another dataset than the training one (a later export), as long as it
     yields the model's features, given as a folder or a ``[data]`` config (per-table paths),
     read on ``engine`` (default: the one the model was trained on). With ``out``,
-    ``report.html`` and ``metrics.json`` go there.
+    ``report.html`` and ``metrics.json`` go there. The saving of a benefit-ranked list is priced
+    with the campaign's *assumed* success rate; a treatment ``log`` (``churnguard outcomes``)
+    adds the churn each intervention saved, measured against its holdout.
 
     Raises
     ------
@@ -263,6 +267,7 @@ def evaluate(
         true_hazard=true_hazard(_folder(dataset), frame),
         importance=churn_model.importance(frame),
         campaign=config.evaluation,
+        measured=None if log is None else effects_by_intervention(read_log(Path(log))),
     )
     report = None
     if out is not None:

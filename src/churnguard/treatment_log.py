@@ -26,7 +26,7 @@ from churnguard.contract import Dataset, load_dataset, load_decisions
 from churnguard.errors import ConfigError, DataContractError, ModelRegistryError
 from churnguard.io import atomic_path
 from churnguard.labels import build_labels, data_end
-from churnguard.measure import saving
+from churnguard.measure import effects_by_intervention
 from churnguard.registry import find_model, read_metadata
 
 #: The columns of the treatment log, in order.
@@ -125,39 +125,6 @@ def outcomes(
         unlabelled=len(ready) - len(log),
         until=until,
     )
-
-
-def effects_by_intervention(log: pd.DataFrame) -> pd.DataFrame:
-    """Treated and holdout counts, churn in each and the saving with its interval, per
-    intervention (lists of different dates are compared within their date)."""
-    rows = []
-    for name, part in log.groupby("intervention", sort=True):
-        measured = saving(part["churned"], part["group"] == "treated", part["as_of"])
-        rows.append(
-            {
-                "intervention": name,
-                "treated": measured.treated,
-                "holdout": measured.holdout,
-                "churn_treated": measured.churn_treated,
-                "churn_holdout": measured.churn_holdout,
-                "saving": measured.saving,
-                "saving_low": measured.low,
-                "saving_high": measured.high,
-            }
-        )
-    return pd.DataFrame(rows, columns=list(_EFFECT_COLUMNS))
-
-
-_EFFECT_COLUMNS = (
-    "intervention",
-    "treated",
-    "holdout",
-    "churn_treated",
-    "churn_holdout",
-    "saving",
-    "saving_low",
-    "saving_high",
-)
 
 
 def calibration(log: pd.DataFrame, config: PipelineConfig) -> pd.DataFrame:

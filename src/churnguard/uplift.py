@@ -24,16 +24,16 @@ from pathlib import Path
 import ibis
 import numpy as np
 import pandas as pd
-import pyarrow.parquet as pq
 
 from churnguard import charts
 from churnguard.assignment import coin
 from churnguard.config import InterventionConfig, PipelineConfig, config_from_dict, run_catalogue
-from churnguard.contract import GROUPS, load_dataset
+from churnguard.contract import load_dataset
 from churnguard.errors import DataContractError
 from churnguard.features import build_features, plan_features
 from churnguard.interventions import allowed, fitting, problems
 from churnguard.io import atomic_folder
+from churnguard.measure import read_log
 from churnguard.model import ChurnModel
 from churnguard.policy import (
     Effects,
@@ -49,8 +49,6 @@ from churnguard.registry import check_schema, find_model, load_model
 from churnguard.report import write_uplift_report
 from churnguard.value import values_at
 
-#: Columns the treatment log must have.
-REQUIRED = ("customer_id", "as_of", "intervention", "group", "churned")
 OUT_FILES = ("effects.json", "effects.csv", "qini.png", "report.html")
 
 
@@ -129,49 +127,6 @@ def learn_uplift(
         charts.save_png(charts.qini_chart(curves), staging / "qini.png")
         write_uplift_report(staging / "report.html", effects, curves, log=str(log))
     return UpliftRun(out=out, effects=effects, qini=curves)
-
-
-def read_log(path: Path) -> pd.DataFrame:
-    """The treatment log, checked: its columns, groups and 0/1 outcomes, and a holdout."""
-    try:
-        frame = pq.read_table(path).to_pandas()
-    except (OSError, ValueError) as exc:
-        raise DataContractError(
-            f"{path}: cannot be read as a treatment log (Parquet): {exc}"
-        ) from None
-    missing = [c for c in REQUIRED if c not in frame.columns]
-    if missing:
-        raise DataContractError(
-            f"{path}, column '{missing[0]}': missing; a treatment log (churnguard outcomes) "
-            f"has {', '.join(REQUIRED)}"
-        )
-    if frame.empty:
-        raise DataContractError(f"{path}: no decisions in the treatment log")
-    frame["group"] = frame["group"].astype(str)
-    frame["intervention"] = frame["intervention"].astype(str)
-    frame["customer_id"] = frame["customer_id"].astype(str)
-    bad_group = ~frame["group"].isin(GROUPS)
-    churned = pd.to_numeric(frame["churned"], errors="coerce")
-    as_of = pd.to_datetime(frame["as_of"], errors="coerce")
-    for column, bad, expected in (
-        ("group", bad_group, f"a group: {' or '.join(GROUPS)}"),
-        ("churned", ~churned.isin([0, 1]), "0 or 1"),
-        ("as_of", as_of.isna(), "a date"),
-    ):
-        if bad.any():
-            row = int(np.flatnonzero(bad.to_numpy())[0])
-            raise DataContractError(
-                f"{path}, row {row + 1}, column '{column}': expected {expected}, got "
-                f"{frame[column].iloc[row]!r}"
-            )
-    if not (frame["group"] == "holdout").any():
-        raise DataContractError(f"{path}: no holdout rows: effects cannot be measured")
-    frame["churned"] = churned.astype(int)
-    frame["as_of"] = as_of.dt.tz_localize(None) if as_of.dt.tz is not None else as_of
-    if "propensity" not in frame:
-        frame["propensity"] = np.nan
-    frame["propensity"] = pd.to_numeric(frame["propensity"], errors="coerce")
-    return frame
 
 
 def _decision_features(

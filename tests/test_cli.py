@@ -77,7 +77,16 @@ def test_demo_runs_end_to_end_into_its_out_folder(tmp_path):
     out = tmp_path / "demo"
     result = runner.invoke(app, ["demo", "--out", str(out), "--customers", "1500"])
     assert result.exit_code == 0, result.output
-    for step in ("1. data", "2. validate", "3. train", "4. evaluate", "5. score", "6. KPIs"):
+    for step in (
+        "1. data",
+        "2. validate",
+        "3. train",
+        "4. evaluate",
+        "5. score",
+        "6. outcomes",
+        "7. uplift",
+        "8. KPIs",
+    ):
         assert step in result.output
     (model,) = (out / "models" / "churn").glob("2*")
     assert (model / "report.html").exists() and (out / "evaluation" / "report.html").exists()
@@ -86,6 +95,7 @@ def test_demo_runs_end_to_end_into_its_out_folder(tmp_path):
     listed = pd.read_csv(scores / "interventions.csv")
     assert 0 < len(listed) <= 500
     assert (out / "kpis" / "kpis.json").exists()
+    assert (out / "treatment_log.parquet").exists() and (out / "effects" / "report.html").exists()
 
 
 def test_the_demo_is_a_library_call_whose_next_command_works(tmp_path):
@@ -93,7 +103,16 @@ def test_the_demo_is_a_library_call_whose_next_command_works(tmp_path):
     demo = run_demo(
         tmp_path / "elsewhere", customers=800, seed=3, step=lambda n, name, *_: steps.append(name)
     )
-    assert steps == ["data", "validate", "train", "evaluate", "score", "KPIs"]
+    assert steps == [
+        "data",
+        "validate",
+        "train",
+        "evaluate",
+        "score",
+        "outcomes",
+        "uplift",
+        "KPIs",
+    ]
     assert demo.scored.out.is_dir() and demo.trained.folder.is_dir()
     command = shlex.split(demo.next_command)
     assert command[:2] == ["churnguard", "score"]

@@ -137,6 +137,10 @@ def test_the_cli_prints_the_saving_per_intervention(tmp_path, monkeypatch):
         (lambda t: t.loc.__setitem__((0, "intervention"), "free lunch"), "an intervention of"),
         (lambda t: t.loc.__setitem__((1, "customer_id"), "X1"), "one decision per customer"),
         (lambda t: t.loc.__setitem__((0, "as_of"), "2025-13-01"), "column 'as_of'"),
+        (lambda t: t.loc.__setitem__((0, "as_of"), "2025-03-01 09:00"), "without a time of day"),
+        (lambda t: t.__setitem__("cost", [-1.0] + [5.0] * 9), "a cost of 0 or more"),
+        (lambda t: t.__setitem__("propensity", [0.0] + [0.5] * 9), "a propensity above 0"),
+        (lambda t: t.loc.__setitem__((0, "customer_id"), "nobody"), "a customer_id listed"),
     ],
 )
 def test_a_bad_contact_log_exits_2_in_one_line_and_writes_nothing(tmp_path, change, message):

@@ -776,11 +776,14 @@ def demo(
     customers: Annotated[int, typer.Option(help="Customers to simulate.", min=100)] = 5_000,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 7,
 ) -> None:
-    """The whole flow on simulated data: generate, validate, train, evaluate, score, KPIs.
+    """The whole flow on simulated data: generate, validate, train, evaluate, score, outcomes,
+    uplift, KPIs.
 
-    Everything goes under --out: data/, models/ (with the report), evaluation/, scores/<date>/
-    and kpis/. The closing line gives the command that scores the same data with the same
-    model from pipelines/nightly.toml.
+    The simulated business ran six randomised retention campaigns; the outcomes and uplift steps
+    measure them and learn from them. Everything goes under --out: data/, models/ (with the
+    report), evaluation/, scores/<date>/, treatment_log.parquet, effects/ and kpis/. The
+    closing line gives the command that scores the same data with the same model from
+    pipelines/nightly.toml.
     """
     from churnguard.demo import run_demo
 

@@ -1,5 +1,9 @@
 """The whole flow on simulated data, as one call: generate, validate, train, backtest, score
-tonight's list and compute the KPIs, everything under one folder.
+tonight's list, measure the past campaigns and learn from them, and compute the KPIs, everything
+under one folder.
+
+The simulated business ran :data:`CAMPAIGNS` monthly randomised retention campaigns with known
+effects, so its ``treatments`` table is the contact log the outcomes and uplift steps read.
 
 The dates follow from the simulated data: training snapshots start once the features have
 their longest look-back (:data:`HISTORY_DAYS`), the backtest is at the last date whose label
@@ -22,6 +26,8 @@ from churnguard.contract import load_dataset
 from churnguard.kpis import KpiReport, retention_report, write_kpis
 from churnguard.labels import label_window_end
 from churnguard.synth import GenerationSummary, generate
+from churnguard.treatment_log import Outcomes, outcomes
+from churnguard.uplift import UpliftRun, learn_uplift
 
 #: Days of data before the first training snapshot: trends compare the widest window (90
 #: days) with the one before it, so a snapshot needs half a year of history.
@@ -30,6 +36,8 @@ HISTORY_DAYS = 182
 GAP_DAYS = 30
 #: Rows of tonight's list.
 TOP_N = 500
+#: Monthly randomised campaigns in the simulated data, the last a horizon before its end.
+CAMPAIGNS = 6
 
 #: Told each finished step: its number, name, a sentence, and the file or folder it wrote.
 Step = Callable[[int, str, str, Path | None], None]
@@ -44,6 +52,8 @@ class DemoRun:
     trained: training.TrainingRun
     backtest: training.Backtest
     scored: scoring.ScoreRun
+    outcomes: Outcomes
+    uplift: UpliftRun
     kpis: KpiReport
     kpi_files: dict[str, Path]
     tonight: dt.datetime
@@ -59,12 +69,14 @@ def run_demo(
     busy: Callable[[str], None] | None = None,
 ) -> DemoRun:
     """Run the demo into ``out``: ``data/``, ``models/`` (with the report), ``evaluation/``,
-    ``scores/<date>/`` and ``kpis/``. ``step`` hears of each finished step, ``busy`` of each
-    long one starting."""
+    ``scores/<date>/``, ``treatment_log.parquet``, ``effects/`` and ``kpis/``. ``step`` hears
+    of each finished step, ``busy`` of each long one starting."""
     tell = step or (lambda *_: None)
     working = busy or (lambda _: None)
     data_dir = out / "data"
-    summary = generate(data_dir, customers=customers, days=730, seed=seed, force=True)
+    summary = generate(
+        data_dir, customers=customers, days=730, seed=seed, force=True, campaigns=CAMPAIGNS
+    )
     tell(1, "data", f"{summary.customers:,} customers, {summary.events:,} events", data_dir)
     base = {"data.path": data_dir, "model.registry": out / "models"}
     cfg = load_config(None, {**base, "churn.definition": "subscription"})
@@ -122,16 +134,44 @@ def run_demo(
         scored.files["interventions.csv"],
     )
 
+    working("measuring the campaigns")
+    loop_cfg = dataclasses.replace(
+        cfg, model=dataclasses.replace(cfg.model, registry=out / "models")
+    )
+    measured = outcomes(loop_cfg, out=out / "treatment_log.parquet")
+    effects = measured.effects.dropna(subset=["saving"])
+    best = effects.sort_values("saving", ascending=False).iloc[0]
+    tell(
+        6,
+        "outcomes",
+        f"{len(measured.log):,} decisions of {CAMPAIGNS} campaigns labelled; most churn saved: "
+        f"{best['intervention']}, {best['saving']:+.1%} ({best['saving_low']:+.1%} to "
+        f"{best['saving_high']:+.1%})",
+        measured.path,
+    )
+    working("learning effects")
+    learned = learn_uplift(cfg, log=measured.path, out=out / "effects")
+    shown = int(learned.effects.segments["shown"].sum())
+    tell(
+        7,
+        "uplift",
+        f"{shown} of {len(learned.effects.segments)} segments shown to help; "
+        f"{'promote' if learned.effects.promote else 'do not promote'} the learned effects",
+        learned.files["report.html"],
+    )
+
     last = dt.date(tonight.year, tonight.month, 1)
     year_before = dt.date(last.year - 1, last.month, 1)
     report, cohorts = retention_report(dataset, start=year_before, end=last, churn=cfg.churn)
     files = write_kpis(report, cohorts, out / "kpis")
-    tell(6, "KPIs", "over the last 12 months", out / "kpis")
+    tell(8, "KPIs", "over the last 12 months", out / "kpis")
     command = shlex.join(
         ["churnguard", "score", "--config", "pipelines/nightly.toml", "--data", str(data_dir)]
         + ["--model", str(run.folder), "--as-of", str(tonight.date())]
     )
-    return DemoRun(out, summary, run, backtest, scored, report, files, tonight, command)
+    return DemoRun(
+        out, summary, run, backtest, scored, measured, learned, report, files, tonight, command
+    )
 
 
 def _training_period(

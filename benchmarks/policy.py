@@ -11,7 +11,9 @@ Policies: random targeting; ranking by churn probability (each customer given th
 choice); today's list (the catalogue's assumed success rates, the knapsack allocation); uplift
 learned (``churnguard outcomes`` then ``churnguard uplift``) from the 6 and from the 12
 campaigns before the evaluation date, used whether or not it was promoted (the verdict is
-reported beside it); and the oracle (true effects, the same allocation).
+reported beside it), and "as used": what ``[score] effects = "learned"`` does, the learned
+effects once promoted and the assumed ones until then; and the oracle (true effects, the same
+allocation).
 
     python benchmarks/policy.py [--customers 20000] [--seeds 3] [--budgets 1000 2500 5000]
         [--reach SHARE]
@@ -48,7 +50,15 @@ START = dt.date(2024, 1, 1)
 DAYS = 730
 HORIZON = 30
 CAMPAIGNS = 13
-POLICIES = ("random", "probability", "assumed", "learned 6", "learned 12", "oracle")
+POLICIES = (
+    "random",
+    "probability",
+    "assumed",
+    "learned 6",
+    "learned 12",
+    "learned 12, as used",
+    "oracle",
+)
 
 
 def settings() -> dict[str, object]:
@@ -155,6 +165,10 @@ def picks(w: dict, budget: float, rng: np.random.Generator) -> dict[str, np.ndar
     chosen["assumed"] = from_list(None)
     for name, effects in w["learned"].items():
         chosen[name] = from_list(dataclasses.replace(effects, promote=True))
+    # what [score] effects = "learned" does: learned effects only once promoted
+    chosen["learned 12, as used"] = (
+        chosen["learned 12"] if w["learned"]["learned 12"].promote else chosen["assumed"]
+    )
     chosen["oracle"], _ = allocate(
         np.where(np.isnan(true := true_gain(w, names, cost)), -np.inf, true), cost, budget, ids
     )
@@ -201,7 +215,9 @@ def main() -> None:
                     chosen = picks(w, budget, np.random.default_rng(seed))
                     for policy in POLICIES:
                         promoted = (
-                            w["learned"][policy].promote if policy.startswith("learned") else None
+                            w["learned"][policy.split(",")[0]].promote
+                            if policy.startswith("learned")
+                            else None
                         )
                         rows.append(
                             {

@@ -632,18 +632,13 @@ def test_outcomes_label_the_decisions_of_past_nightly_runs(nightly, tmp_path):
         )
         assert done.exit_code == 0, done.output
     decided = pd.concat(pd.read_csv(runs / f / "assignments.csv") for f in "ab")
-    outcome = runner.invoke(
-        app,
-        [
-            "outcomes",
-            "-c",
-            str(nightly),
-            "--scores",
-            str(runs),
-            "--out",
-            str(tmp_path / "l.parquet"),
-        ],
-    )
+
+    def outcomes(out):
+        return runner.invoke(
+            app, ["outcomes", "-c", str(nightly), "--scores", str(runs), "--out", str(out)]
+        )
+
+    outcome = outcomes(tmp_path / "l.parquet")
     assert outcome.exit_code == 0, outcome.output
     assert "is the list still right?" in outcome.output
     log = pd.read_parquet(tmp_path / "l.parquet")
@@ -655,18 +650,7 @@ def test_outcomes_label_the_decisions_of_past_nightly_runs(nightly, tmp_path):
 
     clash = runs / "b-again" / "assignments.csv"
     pd.read_csv(clash).assign(run_id="another-run").to_csv(clash, index=False)
-    refused = runner.invoke(
-        app,
-        [
-            "outcomes",
-            "-c",
-            str(nightly),
-            "--scores",
-            str(runs),
-            "--out",
-            str(tmp_path / "m.parquet"),
-        ],
-    )
+    refused = outcomes(tmp_path / "m.parquet")
     assert refused.exit_code == 2
     assert "decisions of two runs" in refused.output
     assert not (tmp_path / "m.parquet").exists()

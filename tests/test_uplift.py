@@ -199,6 +199,10 @@ def campaign_log(tmp_path_factory):
     return config, log
 
 
+def _uplift(config, log, out):
+    return runner.invoke(app, ["uplift", "-c", str(config), "--log", str(log), "--out", str(out)])
+
+
 def test_uplift_learns_checks_and_writes_its_files(campaign_log, tmp_path):
     config, log = campaign_log
     result = runner.invoke(
@@ -225,18 +229,7 @@ def test_a_log_without_a_holdout_is_refused_in_one_line(campaign_log, tmp_path):
     treated = pd.read_parquet(log)
     treated = treated[treated["group"] == "treated"]
     treated.to_parquet(tmp_path / "treated.parquet")
-    result = runner.invoke(
-        app,
-        [
-            "uplift",
-            "-c",
-            str(config),
-            "--log",
-            str(tmp_path / "treated.parquet"),
-            "--out",
-            str(tmp_path / "u"),
-        ],
-    )
+    result = _uplift(config, str(tmp_path / "treated.parquet"), tmp_path / "u")
     assert result.exit_code == 2
     assert result.output.strip() == (
         f"error: {tmp_path / 'treated.parquet'}: no holdout rows: effects cannot be measured"
@@ -260,18 +253,7 @@ def test_a_bad_log_is_refused_naming_row_and_column(
     frame[column] = frame[column].astype(object)
     frame.loc[3, column] = value
     frame.to_parquet(tmp_path / "bad.parquet")
-    result = runner.invoke(
-        app,
-        [
-            "uplift",
-            "-c",
-            str(config),
-            "--log",
-            str(tmp_path / "bad.parquet"),
-            "--out",
-            str(tmp_path / "u"),
-        ],
-    )
+    result = _uplift(config, str(tmp_path / "bad.parquet"), tmp_path / "u")
     assert result.exit_code == 2, result.output
     assert message in result.output and len(result.output.strip().splitlines()) == 1
     assert not (tmp_path / "u").exists()

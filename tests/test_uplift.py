@@ -28,6 +28,7 @@ from churnguard.policy import (
     learn,
     learned_choice,
     qini,
+    shown,
 )
 
 runner = CliRunner()
@@ -116,6 +117,17 @@ def test_a_strong_planted_effect_is_promoted_most_of_the_time():
     verdicts = [_verdict(seed, (0.15, 0.0, 0.0), n=20_000) for seed in range(20)]
     assert sum(v["promote"] for v in verdicts) >= 12
     assert all(v["learned_vs_current"]["per_decision"] > 0 for v in verdicts[:5])
+
+
+def test_help_is_shown_at_a_false_discovery_rate_not_one_test_at_a_time():
+    # one-sided p-values 0.001, 0.01, 0.02, 0.035 and 0.5 of five tests: Benjamini-Hochberg at
+    # 5 % passes the first k whose p(k) <= 0.05 k / 5 = 0.01, 0.02, 0.03, 0.04, 0.05
+    z = np.array([3.090232, 2.326348, 2.053749, 1.811911, 0.0])
+    assert list(shown(z, np.ones(5))) == [True, True, True, True, False]
+    # alone, p = 0.035 passes a one-sided 5 % test; among 20 tests of nothing it does not
+    z = np.concatenate([[1.811911], np.zeros(19)])
+    assert not shown(z, np.ones(20)).any()
+    assert not shown(np.array([np.nan, 5.0]), np.array([1.0, 0.0])).any()
 
 
 def test_the_learned_policy_contacts_no_one_where_nothing_is_shown():

@@ -7,10 +7,12 @@ shrunk toward the intervention's random-effects mean (DerSimonian–Laird betwee
 variance, empirical Bayes), so a small segment borrows strength from its siblings and a large
 one keeps its own figure.
 
-**Policy.** A customer may get an intervention only where its segment's uplift is *shown*: the
-shrunk estimate's one-sided 95 % lower bound is above zero. Among those, the intervention with
-the largest ``uplift × value − cost`` is chosen, if positive. A segment where nothing can be
-shown to help is not contacted.
+**Policy.** A customer may get an intervention only where its segment's uplift is *shown*:
+among all the segments tested at once, those whose shrunk estimate is above zero at a false
+discovery rate of 5 % (Benjamini–Hochberg on one-sided p-values), so that of the segments
+contacted on the evidence, few are flukes, however many were tested. Among those, the
+intervention with the largest ``uplift × value − cost`` is chosen, if positive. A segment where
+nothing can be shown to help is not contacted.
 
 **Off-policy check.** On decisions the effects were not learned from, the doubly robust estimate
 of a policy's value per decision is ``m(x, π(x)) + 1{a = π(x)} / propensity × (r − m(x, a))``,
@@ -28,13 +30,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy.stats import norm
 
 from churnguard.errors import ConfigError
 from churnguard.measure import Z95, customers_needed, saving
 
-#: One-sided 95 % normal quantile: a segment's uplift is shown when its estimate minus this many
-#: standard errors is above zero.
-Z_SHOWN = 1.6448536269514722
+#: The false discovery rate at which segments are shown to help.
+FDR = 0.05
 FORMAT = 1
 SEGMENT_COLUMNS = (
     "intervention",
@@ -223,7 +225,7 @@ def learn(
         frame = frame.rename(columns={"_uplift": "uplift", "_uplift_se": "uplift_se"})
         frame["low"] = frame["uplift"] - Z95 * frame["uplift_se"]
         frame["high"] = frame["uplift"] + Z95 * frame["uplift_se"]
-        frame["shown"] = (frame["uplift"] - Z_SHOWN * frame["uplift_se"] > 0).fillna(False)
+        frame["shown"] = shown(frame["uplift"].to_numpy(float), frame["uplift_se"].to_numpy(float))
         frame = frame[list(SEGMENT_COLUMNS)]
     return Effects(
         interventions=tuple(names),
@@ -231,6 +233,24 @@ def learn(
         segments=frame,
         pooled=pd.DataFrame(pooled, columns=list(POOLED_COLUMNS)),
     )
+
+
+def shown(uplift: np.ndarray, se: np.ndarray, rate: float = FDR) -> np.ndarray:
+    """Which estimates are above zero at false discovery rate ``rate``: Benjamini–Hochberg on
+    the one-sided p-values (NaN estimates are never shown, nor counted as tests)."""
+    tested = np.isfinite(uplift) & np.isfinite(se) & (se > 0)
+    p = np.ones(uplift.size)
+    p[tested] = norm.sf(uplift[tested] / se[tested])
+    m = int(tested.sum())
+    if not m:
+        return np.zeros(uplift.size, dtype=bool)
+    order = np.argsort(p, kind="stable")
+    passed = p[order] <= rate * np.arange(1, uplift.size + 1) / m
+    passed &= tested[order]
+    last = int(np.flatnonzero(passed)[-1]) + 1 if passed.any() else 0
+    out = np.zeros(uplift.size, dtype=bool)
+    out[order[:last]] = True
+    return out & tested
 
 
 def _shrink(found: list[dict[str, Any]]) -> float | None:

@@ -87,10 +87,11 @@ def choose(
     """Choose, rank and cut: the ``interventions.csv`` rows, under the catalogue's assumed
     success rates or, given ``effects``, learned uplift (which then alone decides who fits).
 
-    Per-customer contributions (TreeSHAP) are the expensive part, so customers are taken in
-    order of their best case, in growing batches, until the list is settled: ``top_n`` or
-    ``budget`` rows whose chosen benefit beats every remaining best case. Without a limit every
-    customer with a positive best case is explained.
+    Per-customer contributions (TreeSHAP) are the expensive part. Ranked, customers are taken
+    in order of their best case, in growing batches, until the list is settled: ``top_n`` or
+    ``budget`` rows whose chosen benefit beats every remaining best case (without a limit every
+    customer with a positive best case is explained). With a knapsack, only the customers it
+    picks are explained (:func:`_knapsack_choice`).
 
     ``frame`` and ``scores`` may hold only the head of the candidates (in best-case order, a
     whole number of batches) when every other customer's best case is at most ``beyond``; then
@@ -103,40 +104,28 @@ def choose(
     benefit, best_case = best_cases(context, catalogue, effects)
     order = np.lexsort((scores["customer_id"].to_numpy(), -best_case))
     order = order[best_case[order] > 0]
-    need = rows_needed(config, cost)
-    done: list[np.ndarray] = []
-    net_parts, chosen_parts, gain_parts, driver_parts = [], [], [], []
-    start, batch = 0, first_batch(need) or order.size
-    while start < order.size:
-        rows = order[start : start + batch]
-        start += rows.size
-        batch *= 2
-        drivers = top_drivers(model.contributions(frame.iloc[rows]))
-        if effects is None:
-            fits = fitting(context.iloc[rows], drivers, model, catalogue)
-            net = np.where(fits, benefit[rows], -np.inf)
-        else:
-            net = benefit[rows]
-        pick = net.argmax(axis=1)
-        net_parts.append(net)
-        done.append(rows)
-        chosen_parts.append(pick)
-        gain_parts.append(net[np.arange(rows.size), pick])
-        driver_parts.append(drivers)
-        if need and start < order.size:
-            settled = (_cents(np.concatenate(gain_parts)) > _cents(best_case[order[start]])).sum()
-            if settled >= need:
-                break
-    gains = np.concatenate(gain_parts) if gain_parts else np.empty(0)
-    if beyond > 0 and (not need or (_cents(gains) > _cents(beyond)).sum() < need):
-        return None
-    if not done:
-        return pd.DataFrame(columns=list(LIST_COLUMNS))
-    rows, pick = np.concatenate(done), np.concatenate(chosen_parts)
-    gain, drivers = np.concatenate(gain_parts), np.concatenate(driver_parts)
     if _knapsack(config):
-        ids = scores["customer_id"].to_numpy()[rows]
-        pick, gain = allocate(np.concatenate(net_parts), cost, config.score.budget, ids)
+        ids = scores["customer_id"].to_numpy()[order]
+        pick, gain, drivers = _knapsack_choice(
+            frame.iloc[order],
+            context.iloc[order],
+            benefit[order],
+            ids,
+            model,
+            catalogue,
+            config,
+            effects,
+        )
+        rows = order
+    else:
+        need = rows_needed(config, cost)
+        rows, pick, gain, drivers = _ranked_choice(
+            frame, context, benefit, best_case, order, need, model, catalogue, effects
+        )
+        if beyond > 0 and (not need or (_cents(gain) > _cents(beyond)).sum() < need):
+            return None
+    if not rows.size:
+        return pd.DataFrame(columns=list(LIST_COLUMNS))
     gain = _cents(gain)  # as written: a benefit that rounds to 0.00 is not listed
     keep = (gain > 0) & (pick >= 0)
     rows, pick, gain, drivers = rows[keep], pick[keep], gain[keep], drivers[keep]
@@ -158,6 +147,107 @@ def choose(
         expected_benefit=gain,
         effect_source="assumed" if effects is None else "learned",
     )[list(LIST_COLUMNS)]
+
+
+def _ranked_choice(
+    frame: pd.DataFrame,
+    context: pd.DataFrame,
+    benefit: np.ndarray,
+    best_case: np.ndarray,
+    order: np.ndarray,
+    need: int,
+    model: ChurnModel,
+    catalogue: tuple[InterventionConfig, ...],
+    effects: Effects | None,
+) -> tuple[np.ndarray, ...]:
+    """Each customer's best fitting intervention, explaining customers in best-case order in
+    growing batches until ``need`` rows beat every remaining best case (all without a need).
+    Returns the rows explained, their pick, gain and reasons."""
+    done, chosen_parts, gain_parts, driver_parts = [], [], [], []
+    start, batch = 0, first_batch(need) or order.size
+    while start < order.size:
+        rows = order[start : start + batch]
+        start += rows.size
+        batch *= 2
+        drivers = top_drivers(model.contributions(frame.iloc[rows]))
+        net = _net(context.iloc[rows], drivers, benefit[rows], model, catalogue, effects)
+        pick = net.argmax(axis=1)
+        done.append(rows)
+        chosen_parts.append(pick)
+        gain_parts.append(net[np.arange(rows.size), pick])
+        driver_parts.append(drivers)
+        if need and start < order.size:
+            settled = (_cents(np.concatenate(gain_parts)) > _cents(best_case[order[start]])).sum()
+            if settled >= need:
+                break
+    if not done:
+        empty = np.zeros(0, dtype=int)
+        return empty, empty, np.zeros(0), np.zeros((0, TOP), dtype=int)
+    rows, pick = np.concatenate(done), np.concatenate(chosen_parts)
+    return rows, pick, np.concatenate(gain_parts), np.concatenate(driver_parts)
+
+
+def _knapsack_choice(
+    frame: pd.DataFrame,
+    context: pd.DataFrame,
+    benefit: np.ndarray,
+    ids: np.ndarray,
+    model: ChurnModel,
+    catalogue: tuple[InterventionConfig, ...],
+    config: PipelineConfig,
+    effects: Effects | None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The knapsack over every candidate, explaining (TreeSHAP) only the customers it picks.
+
+    An intervention's ``problem`` and ``when`` conditions need no reasons; one that fits by the
+    reasons it ``answers`` is taken to fit until the customer is explained. The allocation is
+    run, the customers it picks that are not yet explained are explained (which may rule such
+    an intervention out), and it is run again, until it picks only explained customers.
+    """
+    n = len(ids)
+    known = _net(context, None, benefit, model, catalogue, effects)
+    drivers = np.full((n, TOP), -1)
+    explained = np.zeros(n, dtype=bool)
+    while True:
+        pick, gain = allocate(
+            known, np.array([i.cost for i in catalogue]), config.score.budget, ids
+        )
+        todo = np.flatnonzero((pick >= 0) & ~explained)
+        if not todo.size:
+            return pick, gain, drivers
+        found = top_drivers(model.contributions(frame.iloc[todo]))
+        drivers[todo], explained[todo] = found, True
+        known[todo] = _net(context.iloc[todo], found, benefit[todo], model, catalogue, effects)
+
+
+def _net(
+    context: pd.DataFrame,
+    drivers: np.ndarray | None,
+    benefit: np.ndarray,
+    model: ChurnModel,
+    catalogue: tuple[InterventionConfig, ...],
+    effects: Effects | None,
+) -> np.ndarray:
+    """``benefit`` where the intervention fits, -inf elsewhere. Learned effects already hold
+    who fits; without ``drivers`` (not yet explained) an intervention that fits by its reasons
+    is taken to fit."""
+    if effects is not None:
+        return benefit
+    if drivers is None:
+        fits = (
+            np.column_stack(
+                [
+                    (has_problem(i, context) if i.problem else np.ones(len(context), dtype=bool))
+                    & allowed(context, (i,))[:, 0]
+                    for i in catalogue
+                ]
+            )
+            if catalogue
+            else np.zeros((len(context), 0), dtype=bool)
+        )
+    else:
+        fits = fitting(context, drivers, model, catalogue)
+    return np.where(fits, benefit, -np.inf)
 
 
 def build_list(

@@ -660,10 +660,11 @@ def uplift(
     """Learn what each intervention does, for whom, from treated and holdout outcomes.
 
     Per intervention, problem and churn-probability band: the churn saved with a 95 % interval,
-    shrunk toward the intervention's other bands. The policy these effects give is checked on
-    the latest decisions, kept out of learning, against today's list and against contacting no
-    one (doubly robust); promote is true only when it beats both beyond doubt. Use the effects
-    with [score] effects = "learned" and effects_path.
+    shrunk toward the intervention's other bands; help is shown at a 5 % false discovery rate.
+    The policy these effects give is checked on the latest decisions, kept out of learning,
+    against today's list and against contacting no one (doubly robust); promote is true only
+    when it beats both beyond their 95 % intervals. Use the effects with \\[score] effects =
+    "learned" and effects_path.
     """
     from churnguard.uplift import learn_uplift
 

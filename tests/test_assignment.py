@@ -32,6 +32,7 @@ def _list(n: int, seed: int = 0) -> pd.DataFrame:
             "intervention": rng.choice(["call", "e-mail", "discount"], n),
             "intervention_cost": 5.0,
             "expected_benefit": (p * 50 - 5).round(2),
+            "effect_source": "assumed",
         }
     )[list(LIST_COLUMNS)]
 

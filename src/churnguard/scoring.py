@@ -468,6 +468,7 @@ def _score(
     :data:`DRIFT_SAMPLE_ROWS` rows for drift reach this process.
     """
     engine, model, config, catalogue = run.dataset.engine, run.model, run.config, run.catalogue
+    effects = run.effects  # the batch functions below travel to Spark workers: no run in them
     names = [s.name for s in model.features]
     say("scoring")
     predicted = engine.map_batches(
@@ -497,7 +498,7 @@ def _score(
                 churn_probability=scores["churn_probability"].to_numpy(),
                 customer_value=scores["customer_value"].to_numpy(),
             )
-            _, best = best_cases(context, catalogue, run.effects)
+            _, best = best_cases(context, catalogue, effects)
             return batch.assign(**{c: scores[c].to_numpy() for c in scores.columns}).assign(
                 **{BEST_CASE: best}
             )
@@ -532,7 +533,7 @@ def _score(
             model,
             catalogue,
             config,
-            run.effects,
+            effects,
         )
         lap("interventions_s")
     finally:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import signal
 import subprocess
@@ -656,33 +657,26 @@ def test_outcomes_label_the_decisions_of_past_nightly_runs(nightly, tmp_path):
     assert not (tmp_path / "m.parquet").exists()
 
 
+#: The learned effect of the billing follow-up on customers with a failed payment: the odds of
+#: churning halve.
+HALVED = math.log(0.5)
+
+
 def _effects_file(path, *, promote: bool) -> None:
     """Learned effects where only the billing follow-up is shown to help, and only customers
-    with a failed payment: 5 points less churn, whatever their risk."""
+    with a failed payment: their odds of churning halve."""
     names = [i.name for i in default_interventions()]
-    segment = {
+    group = {
         "intervention": "billing follow-up",
         "problem": True,
-        "band": 0,
         "treated": 400,
         "holdout": 400,
-        "saving": 0.05,
-        "se": 0.01,
-        "uplift": 0.05,
-        "uplift_se": 0.01,
-        "low": 0.03,
-        "high": 0.07,
+        "shift": 0.0,
+        "log_odds": HALVED,
+        "log_odds_se": 0.1,
         "shown": True,
     }
-    quiet = {
-        **segment,
-        "problem": False,
-        "saving": 0.0,
-        "uplift": 0.0,
-        "low": -0.02,
-        "high": 0.02,
-        "shown": False,
-    }
+    quiet = {**group, "problem": False, "log_odds": 0.0, "shown": False}
     path.write_text(
         json.dumps(
             {
@@ -692,7 +686,8 @@ def _effects_file(path, *, promote: bool) -> None:
                 "probability_cuts": [],
                 "promote": promote,
                 "evaluation": {},
-                "segments": [segment, quiet],
+                "groups": [group, quiet],
+                "segments": [],
                 "pooled": [],
             }
         )
@@ -712,8 +707,10 @@ def test_learned_effects_choose_who_and_what_and_say_so(nightly, tmp_path):
     assert list(listed.columns) == list(scoring.LIST_COLUMNS)
     assert set(listed["intervention"]) == {"billing follow-up"}
     assert set(listed["effect_source"]) == {"learned"}
+    p = listed["churn_probability"].to_numpy()
+    uplift = p - 1 / (1 + np.exp(-(np.log(p / (1 - p)) + HALVED)))
     np.testing.assert_allclose(
-        listed["expected_benefit"], (0.05 * listed["customer_value"] - 5.0).round(2), atol=0.011
+        listed["expected_benefit"], uplift * listed["customer_value"] - 5.0, atol=0.02
     )
     data = cg.load_dataset(nightly.parent / "data", definition="subscription")
     frame = cg.build_features(data, as_of=[AS_OF]).to_pandas()

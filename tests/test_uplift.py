@@ -36,16 +36,17 @@ NAMES = ["fix", "nudge", "call"]
 COST = np.array([5.0, 5.0, 5.0])
 
 
-def logged(seed: int, effects=(0.06, 0.02, 0.0), n: int = 6_000):
+def logged(seed: int, effects=(0.6, 0.2, 0.0), n: int = 6_000):
     """A randomised log: each decision an intervention at random, half held out; the planted
-    effect acts only on customers with the intervention's problem and grows with their risk.
-    Returns the decisions, who has their intervention's problem, and the true uplift."""
+    effect removes a share of the churn risk, only of customers with the intervention's
+    problem. Returns the decisions, who has their intervention's problem, and the true
+    uplift."""
     rng = np.random.default_rng(seed)
     k = rng.integers(0, len(NAMES), n)
     problem = rng.random(n) < 0.3
     p = np.clip(rng.beta(2, 18, n), 0.005, 0.6)
     treated = rng.random(n) < 0.5
-    uplift = np.where(problem, np.asarray(effects)[k], 0.0) * np.clip(p / 0.1, 0.3, 2.0)
+    uplift = np.where(problem, np.asarray(effects)[k], 0.0) * p
     churned = rng.random(n) < p - uplift * treated
     decisions = pd.DataFrame(
         {
@@ -79,7 +80,7 @@ def test_segment_intervals_cover_planted_effects_in_at_least_85_of_100_worlds():
 
 
 def test_help_is_shown_where_it_was_planted_and_not_where_it_was_not():
-    decisions, problem, _ = logged(3, effects=(0.10, 0.0, 0.0), n=20_000)
+    decisions, problem, _ = logged(3, effects=(0.8, 0.0, 0.0), n=20_000)
     effects = learn(
         decisions, problem, NAMES, band_cuts(decisions["churn_probability"].to_numpy(), 3), COST
     )
@@ -114,7 +115,7 @@ def test_zero_effect_worlds_promote_in_at_most_5_of_100_seeds():
 
 
 def test_a_strong_planted_effect_is_promoted_most_of_the_time():
-    verdicts = [_verdict(seed, (0.15, 0.0, 0.0), n=20_000) for seed in range(20)]
+    verdicts = [_verdict(seed, (0.8, 0.0, 0.0), n=20_000) for seed in range(20)]
     assert sum(v["promote"] for v in verdicts) >= 12
     assert all(v["learned_vs_current"]["per_decision"] > 0 for v in verdicts[:5])
 
@@ -157,6 +158,7 @@ def test_effects_survive_a_round_trip_and_a_tampered_file_is_refused():
     effects = learn(decisions, problem, NAMES, (0.05, 0.1), COST)
     again = Effects.from_json(effects.to_json(), "effects.json")
     pd.testing.assert_frame_equal(again.segments, effects.segments, check_dtype=False)
+    pd.testing.assert_frame_equal(again.groups, effects.groups, check_dtype=False)
     assert again.cuts == (0.05, 0.1) and again.interventions == tuple(NAMES)
     data = json.loads(effects.to_json())
     for damage, message in (
@@ -169,6 +171,8 @@ def test_effects_survive_a_round_trip_and_a_tampered_file_is_refused():
             "unknown intervention",
         ),
         (lambda d: d["segments"][0].pop("shown"), "must have the keys"),
+        (lambda d: d["groups"][0].update(log_odds="-1"), "not a name, flag or number"),
+        (lambda d: d.pop("groups"), "groups must be a list"),
     ):
         broken = json.loads(json.dumps(data))
         damage(broken)
@@ -334,3 +338,28 @@ def test_the_backtest_reports_measured_savings_beside_the_assumed_one(campaign_l
     assert (
         "<strong>assuming</strong>" in report and "Measured against randomised holdouts" in report
     )
+
+
+def test_the_odds_model_recovers_a_known_effect_and_its_uplift_grows_with_risk():
+    rng = np.random.default_rng(5)
+    n = 40_000
+    p = np.clip(rng.beta(2, 18, n), 0.005, 0.6)
+    treated = rng.random(n) < 0.5
+    odds = np.log(p / (1 - p)) + np.log(0.5) * treated  # treatment halves the odds
+    churned = rng.random(n) < 1 / (1 + np.exp(-odds))
+    decisions = pd.DataFrame(
+        {
+            "intervention": "fix",
+            "group": np.where(treated, "treated", "holdout"),
+            "churned": churned.astype(int),
+            "as_of": 0,
+            "churn_probability": p,
+            "customer_value": 100.0,
+        }
+    )
+    effects = learn(decisions, np.ones(n, dtype=bool), ["fix"], (), np.array([1.0]))
+    (group,) = effects.groups.itertuples()
+    assert abs(group.log_odds - np.log(0.5)) < 3 * group.log_odds_se
+    assert abs(group.shift) < 0.1 and group.shown
+    uplift, shown_ = effects.lookup(["fix"], np.ones((2, 1), dtype=bool), np.array([0.05, 0.3]))
+    assert shown_.all() and 0 < uplift[0, 0] < uplift[1, 0]

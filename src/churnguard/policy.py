@@ -1,17 +1,20 @@
 """Learned effects and the decisions they make: whom to contact, with what, and is it better.
 
-**Segments.** A decision's segment is its intervention, whether the customer had the problem the
-intervention addresses (its catalogue ``problem``) and a band of churn probability. In each
-segment the treated-minus-holdout saving is measured (:func:`churnguard.measure.saving`) and
-shrunk toward the intervention's random-effects mean (DerSimonian–Laird between-segment
-variance, empirical Bayes), so a small segment borrows strength from its siblings and a large
-one keeps its own figure.
+**Groups.** A decision's group is its intervention and whether the customer had the problem the
+intervention addresses (its catalogue ``problem``). In each group a logistic model with the
+churn model's log-odds as offset, ``logit P(churn) = logit p + a + b × treated``, measures the
+intervention's effect ``b`` as a change in the odds of churning: one figure per group, learned
+from every risk level at once, so a customer's uplift ``expit(logit p + a) − expit(logit p + a
++ b)`` grows with their risk as an effect on the hazard does. Help is *shown* where ``b`` is
+below zero at a false discovery rate of 5 % over all the groups tested (Benjamini–Hochberg on
+one-sided p-values), so that of the groups contacted on the evidence, few are flukes.
 
-**Policy.** A customer may get an intervention only where its segment's uplift is *shown*:
-among all the segments tested at once, those whose shrunk estimate is above zero at a false
-discovery rate of 5 % (Benjamini–Hochberg on one-sided p-values), so that of the segments
-contacted on the evidence, few are flukes, however many were tested. Among those, the
-intervention with the largest ``uplift × value − cost`` is chosen, if positive. A segment where
+**Segments**, the groups split by band of churn probability, report the plain treated-minus-
+holdout difference (:func:`churnguard.measure.saving`), shrunk toward the band's siblings
+(DerSimonian–Laird between-band variance, empirical Bayes), for the report and ``effects.csv``.
+
+**Policy.** A customer may get an intervention only where its group shows help; among those,
+the one with the largest ``uplift × value − cost`` is chosen, if positive. A group where
 nothing can be shown to help is not contacted.
 
 **Off-policy check.** On decisions the effects were not learned from, the doubly robust estimate
@@ -30,6 +33,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy.special import expit, logit
 from scipy.stats import norm
 
 from churnguard.errors import ConfigError
@@ -50,6 +54,16 @@ SEGMENT_COLUMNS = (
     "uplift_se",
     "low",
     "high",
+    "shown",
+)
+GROUP_COLUMNS = (
+    "intervention",
+    "problem",
+    "treated",
+    "holdout",
+    "shift",
+    "log_odds",
+    "log_odds_se",
     "shown",
 )
 POOLED_COLUMNS = (
@@ -76,6 +90,8 @@ class Effects:
     cuts: tuple[float, ...]
     segments: pd.DataFrame
     pooled: pd.DataFrame
+    #: Per intervention and problem flag: the fitted shift, log-odds effect and whether shown.
+    groups: pd.DataFrame
     promote: bool = False
     evaluation: dict[str, Any] = field(default_factory=dict)
     method: str = "segments"
@@ -90,18 +106,15 @@ class Effects:
         it is shown; ``problems[i, k]``: row ``i`` has the problem of ``names[k]``."""
         n, k = len(probability), len(names)
         uplift, shown = np.full((n, k), np.nan), np.zeros((n, k), dtype=bool)
-        band = self.band(probability)
-        table = self.segments.set_index(["intervention", "problem", "band"])
-        for j, name in enumerate(names):
-            for flag in (False, True):
-                for b in range(len(self.cuts) + 1):
-                    key = (name, flag, b)
-                    if key not in table.index:
-                        continue
-                    row = table.loc[key]
-                    where = (problems[:, j] == flag) & (band == b)
-                    uplift[where, j] = row["uplift"]
-                    shown[where, j] = bool(row["shown"])
+        odds = logit(np.clip(np.asarray(probability, float), 1e-6, 1 - 1e-6))
+        for row in self.groups.itertuples():
+            if row.intervention not in names or not np.isfinite(row.log_odds):
+                continue
+            j = names.index(row.intervention)
+            where = problems[:, j] == row.problem
+            base = odds[where] + row.shift
+            uplift[where, j] = expit(base) - expit(base + row.log_odds)
+            shown[where, j] = bool(row.shown)
         return uplift, shown
 
     def to_json(self) -> str:
@@ -113,6 +126,7 @@ class Effects:
             "probability_cuts": list(self.cuts),
             "promote": self.promote,
             "evaluation": self.evaluation,
+            "groups": _records(self.groups),
             "segments": _records(self.segments),
             "pooled": _records(self.pooled),
         }
@@ -132,7 +146,8 @@ class Effects:
         if list(cuts) != sorted(cuts) or any(not 0 <= c <= 1 for c in cuts):
             raise ConfigError(f"{source}: probability_cuts must rise within 0 to 1")
         segments = _frame(data.get("segments"), SEGMENT_COLUMNS, source, "segments")
-        unknown = set(segments["intervention"]) - set(names)
+        groups = _frame(data.get("groups"), GROUP_COLUMNS, source, "groups")
+        unknown = (set(segments["intervention"]) | set(groups["intervention"])) - set(names)
         if unknown:
             raise ConfigError(
                 f"{source}: segments name unknown intervention {sorted(unknown)[0]!r}"
@@ -144,6 +159,7 @@ class Effects:
             cuts=tuple(cuts),
             segments=segments,
             pooled=_frame(data.get("pooled"), POOLED_COLUMNS, source, "pooled"),
+            groups=groups,
             promote=data["promote"],
             evaluation=data.get("evaluation") or {},
             method=str(data.get("method", "segments")),
@@ -169,13 +185,18 @@ def learn(
     ``churn_probability`` and ``customer_value`` per row; ``problem[i]``: row ``i``'s customer had
     the problem of the row's own intervention."""
     band = np.searchsorted(np.asarray(cuts, float), decisions["churn_probability"], side="right")
-    segments, pooled = [], []
+    segments, pooled, groups = [], [], []
     for k, name in enumerate(names):
         mine = (decisions["intervention"] == name).to_numpy()
         rows = decisions[mine]
         overall = saving(rows["churned"], rows["group"] == "treated", rows["as_of"])
         found, spread = [], []
         for flag in (False, True):
+            mine_flag = problem[mine] == flag
+            if mine_flag.any():
+                groups.append(
+                    {"intervention": name, "problem": flag, **_odds_effect(rows[mine_flag])}
+                )
             group = []
             for b in range(len(cuts) + 1):
                 part = (problem[mine] == flag) & (band[mine] == b)
@@ -218,6 +239,10 @@ def learn(
                 "needed_per_group": needed,
             }
         )
+    fitted = pd.DataFrame(groups, columns=list(GROUP_COLUMNS[:-1]))
+    fitted["shown"] = shown(
+        -fitted["log_odds"].to_numpy(float), fitted["log_odds_se"].to_numpy(float)
+    )
     frame = pd.DataFrame(segments)
     if frame.empty:
         frame = pd.DataFrame(columns=list(SEGMENT_COLUMNS))
@@ -225,14 +250,55 @@ def learn(
         frame = frame.rename(columns={"_uplift": "uplift", "_uplift_se": "uplift_se"})
         frame["low"] = frame["uplift"] - Z95 * frame["uplift_se"]
         frame["high"] = frame["uplift"] + Z95 * frame["uplift_se"]
-        frame["shown"] = shown(frame["uplift"].to_numpy(float), frame["uplift_se"].to_numpy(float))
+        flags = fitted.set_index(["intervention", "problem"])["shown"]
+        frame["shown"] = [
+            bool(flags.get((r.intervention, r.problem), False)) for r in frame.itertuples()
+        ]
         frame = frame[list(SEGMENT_COLUMNS)]
     return Effects(
         interventions=tuple(names),
         cuts=cuts,
         segments=frame,
         pooled=pd.DataFrame(pooled, columns=list(POOLED_COLUMNS)),
+        groups=fitted[list(GROUP_COLUMNS)],
     )
+
+
+def _odds_effect(rows: pd.DataFrame) -> dict[str, float | int]:
+    """Maximum likelihood of ``logit P(churn) = logit p + shift + log_odds × treated`` on a
+    group's decisions (Newton's method), with the standard error of ``log_odds``; NaN when
+    one arm is missing or the fit does not settle (no churner, say)."""
+    treated = (rows["group"] == "treated").to_numpy(float)
+    y = rows["churned"].to_numpy(float)
+    offset = logit(np.clip(rows["churn_probability"].to_numpy(float), 1e-6, 1 - 1e-6))
+    counts = {"treated": int(treated.sum()), "holdout": int((1 - treated).sum())}
+    missing = {"shift": math.nan, "log_odds": math.nan, "log_odds_se": math.nan}
+    if not counts["treated"] or not counts["holdout"] or y.sum() in (0, y.size):
+        return {**counts, **missing}
+    design = np.column_stack([np.ones_like(treated), treated])
+    weights = np.zeros(2)
+    try:
+        for _ in range(50):
+            p = expit(offset + design @ weights)
+            hessian = design.T @ (design * (p * (1 - p))[:, None])
+            step = np.linalg.solve(hessian, design.T @ (y - p))
+            weights += step
+            if np.abs(step).max() < 1e-9:
+                break
+        else:
+            return {**counts, **missing}
+        p = expit(offset + design @ weights)
+        covariance = np.linalg.inv(design.T @ (design * (p * (1 - p))[:, None]))
+    except np.linalg.LinAlgError:
+        return {**counts, **missing}
+    if not np.all(np.isfinite(weights)) or abs(weights[1]) > 20:
+        return {**counts, **missing}
+    return {
+        **counts,
+        "shift": float(weights[0]),
+        "log_odds": float(weights[1]),
+        "log_odds_se": float(math.sqrt(covariance[1, 1])),
+    }
 
 
 def shown(uplift: np.ndarray, se: np.ndarray, rate: float = FDR) -> np.ndarray:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import html
+import math
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -17,6 +18,7 @@ import pandas as pd
 from churnguard import charts
 from churnguard.evaluation import Evaluation
 from churnguard.io import atomic_path
+from churnguard.measure import Z95
 from churnguard.policy import Effects
 
 #: (metric key, label, format) in the order the metrics table shows them.
@@ -232,37 +234,39 @@ def render_uplift_report(effects: Effects, curves: dict[str, pd.DataFrame], *, l
         "by the value kept; <em>customers a group to tell</em>: how many treated and as many "
         "held-out customers a test needs to detect that drop (80 % power, 5 % level).</p>"
     )
-    shown = effects.segments[effects.segments["shown"]]
-    parts.append("<h2>Segments where help is shown</h2>")
-    if shown.empty:
-        parts.append(
-            "<p>None: no segment's uplift is shown above zero, so no one is contacted.</p>"
-        )
-    else:
-        rows = [
-            [
-                r.intervention,
-                "yes" if r.problem else "no",
-                _band(effects.cuts, int(r.band)),
-                f"{int(r.treated):,} / {int(r.holdout):,}",
-                _share(r.uplift),
-                f"{_share(r.low)} to {_share(r.high)}",
-            ]
-            for r in shown.itertuples()
+    parts.append("<h2>Where help is shown</h2>")
+    parts.append(
+        "<p>Per intervention and problem, the change in the odds of churning when treated "
+        "(a logistic model with the churn model's log-odds as offset; below 1 helps). Help is "
+        "shown at a 5 % false discovery rate over all the groups.</p>"
+    )
+    rows = [
+        [
+            r.intervention,
+            "yes" if r.problem else "no",
+            f"{int(r.treated):,} / {int(r.holdout):,}",
+            "n/a" if pd.isna(r.log_odds) else f"{math.exp(r.log_odds):.2f}",
+            "n/a"
+            if pd.isna(r.log_odds)
+            else f"{math.exp(r.log_odds - Z95 * r.log_odds_se):.2f} to "
+            f"{math.exp(r.log_odds + Z95 * r.log_odds_se):.2f}",
+            "yes" if r.shown else "no",
         ]
-        parts.append(
-            _table(
-                [
-                    "intervention",
-                    "has the problem",
-                    "churn probability",
-                    "treated / holdout",
-                    "uplift",
-                    "95 % interval",
-                ],
-                rows,
-            )
+        for r in effects.groups.itertuples()
+    ]
+    parts.append(
+        _table(
+            [
+                "intervention",
+                "has the problem",
+                "treated / holdout",
+                "odds ratio",
+                "95 % interval",
+                "shown",
+            ],
+            rows,
         )
+    )
     encoded = base64.b64encode(charts.png_bytes(charts.qini_chart(curves))).decode("ascii")
     parts.append(
         f'<h2>Qini curves</h2><img alt="Qini curves" src="data:image/png;base64,{encoded}">'
@@ -291,8 +295,3 @@ def _money(x: float | None) -> str:
 
 def _share(x: float) -> str:
     return "n/a" if x is None or pd.isna(x) else f"{x:+.1%}"
-
-
-def _band(cuts: tuple[float, ...], band: int) -> str:
-    edges = [0.0, *cuts, 1.0]
-    return f"{edges[band]:.1%} to {edges[band + 1]:.1%}"

@@ -116,6 +116,7 @@ def learn_uplift(
         cuts=final.cuts,
         segments=final.segments,
         pooled=final.pooled,
+        groups=final.groups,
         promote=evaluation["promote"],
         evaluation=evaluation,
         method=config.uplift.method,

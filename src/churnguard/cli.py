@@ -659,8 +659,9 @@ def uplift(
 ) -> None:
     """Learn what each intervention does, for whom, from treated and holdout outcomes.
 
-    Per intervention, problem and churn-probability band: the churn saved with a 95 % interval,
-    shrunk toward the intervention's other bands; help is shown at a 5 % false discovery rate.
+    Per intervention and problem: the change in the odds of churning when treated (help shown
+    at a 5 % false discovery rate); per churn-probability band, the churn saved with a 95 %
+    interval.
     The policy these effects give is checked on the latest decisions, kept out of learning,
     against today's list and against contacting no one (doubly robust); promote is true only
     when it beats both beyond their 95 % intervals. Use the effects with \\[score] effects =
@@ -689,8 +690,15 @@ def _print_uplift(run: UpliftRun) -> None:
             else f"{c['per_decision']:+,.2f} a decision ({c['low']:+,.2f} to {c['high']:+,.2f}), "
             f"{ev['decisions']:,} decisions of {ev['dates'][0]} to {ev['dates'][-1]}",
         )
-    shown = effects.segments[effects.segments["shown"]]
-    facts.add_row("segments shown to help", f"{len(shown):,} of {len(effects.segments):,}")
+    helped = effects.groups[effects.groups["shown"]]
+    facts.add_row(
+        "shown to help",
+        ", ".join(
+            f"{_shown(r.intervention)} ({'with' if r.problem else 'without'} its problem)"
+            for r in helped.itertuples()
+        )
+        or f"nothing, of {len(effects.groups):,} intervention and problem groups",
+    )
     for name, path in run.files.items():
         facts.add_row(name, _shown(path))
     out.print(facts)

@@ -151,11 +151,12 @@ def run_demo(
     )
     working("learning effects")
     learned = learn_uplift(cfg, log=measured.path, out=out / "effects")
-    shown = int(learned.effects.segments["shown"].sum())
+    groups = learned.effects.groups
     tell(
         7,
         "uplift",
-        f"{shown} of {len(learned.effects.segments)} segments shown to help; "
+        f"{int(groups['shown'].sum())} of {len(groups)} intervention and problem groups shown "
+        "to help; "
         f"{'promote' if learned.effects.promote else 'do not promote'} the learned effects",
         learned.files["report.html"],
     )

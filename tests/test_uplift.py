@@ -24,6 +24,7 @@ from churnguard.policy import (
     Effects,
     assumed_choice,
     band_cuts,
+    band_of,
     check,
     learn,
     learned_choice,
@@ -68,7 +69,7 @@ def test_segment_intervals_cover_planted_effects_in_at_least_85_of_100_worlds():
         decisions, problem, truth = logged(seed)
         cuts = band_cuts(decisions["churn_probability"].to_numpy(), 3)
         effects = learn(decisions, problem, NAMES, cuts, COST)
-        band = effects.band(decisions["churn_probability"].to_numpy())
+        band = band_of(effects.cuts, decisions["churn_probability"].to_numpy())
         for seg in effects.segments.itertuples():
             rows = (
                 (decisions["intervention"] == seg.intervention).to_numpy()

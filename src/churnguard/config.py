@@ -27,13 +27,17 @@ import re
 import tomllib
 import types
 import typing
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib.resources import files as package_files
 from pathlib import Path
-from typing import Any, Literal, get_args, get_origin
+from typing import TYPE_CHECKING, Any, Literal, get_args, get_origin
 
 from churnguard.errors import ConfigError
 from churnguard.io import is_safe_name
+
+if TYPE_CHECKING:
+    import numpy as np
 
 ChurnDefinition = Literal["inactivity", "subscription", "labels"]
 
@@ -335,6 +339,15 @@ class ScoreConfig:
                 "score.medium_risk and score.high_risk must satisfy 0 < medium <= high < 1, "
                 f"got {self.medium_risk} and {self.high_risk}"
             )
+
+    def tiers(self, probability: Sequence[float]) -> np.ndarray:
+        """Each probability's risk tier: ``high``, ``medium`` or ``low``."""
+        import numpy as np  # here, so that reading a config (and --help) does not load numpy
+
+        p = np.asarray(probability, dtype=float)
+        return np.where(
+            p >= self.high_risk, "high", np.where(p >= self.medium_risk, "medium", "low")
+        )
 
 
 @dataclass(frozen=True)

@@ -96,9 +96,6 @@ class Effects:
     evaluation: dict[str, Any] = field(default_factory=dict)
     method: str = "segments"
 
-    def band(self, probability: np.ndarray) -> np.ndarray:
-        return np.searchsorted(np.asarray(self.cuts, float), probability, side="right")
-
     def lookup(
         self, names: list[str], problems: np.ndarray, probability: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
@@ -166,6 +163,11 @@ class Effects:
         )
 
 
+def band_of(cuts: tuple[float, ...], probability: np.ndarray) -> np.ndarray:
+    """Each probability's band: ``b`` where ``cuts[b-1] <= p < cuts[b]``."""
+    return np.searchsorted(np.asarray(cuts, float), probability, side="right")
+
+
 def band_cuts(probability: np.ndarray, bands: int) -> tuple[float, ...]:
     """Edges splitting ``probability`` into ``bands`` bands of equal size (quantiles)."""
     if bands <= 1 or probability.size == 0:
@@ -184,7 +186,7 @@ def learn(
     """Effects from labelled decisions: ``intervention``, ``group``, ``churned``, ``as_of``,
     ``churn_probability`` and ``customer_value`` per row; ``problem[i]``: row ``i``'s customer had
     the problem of the row's own intervention."""
-    band = np.searchsorted(np.asarray(cuts, float), decisions["churn_probability"], side="right")
+    band = band_of(cuts, decisions["churn_probability"].to_numpy(float))
     segments, pooled, groups = [], [], []
     for k, name in enumerate(names):
         mine = (decisions["intervention"] == name).to_numpy()

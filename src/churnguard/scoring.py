@@ -584,11 +584,7 @@ def score_rows(
     frame: pd.DataFrame, probability: np.ndarray, value: np.ndarray, config: PipelineConfig
 ) -> pd.DataFrame:
     """Probability, tier, value and value at risk per customer (the ``scores.parquet`` rows)."""
-    tiers = np.where(
-        probability >= config.score.high_risk,
-        "high",
-        np.where(probability >= config.score.medium_risk, "medium", "low"),
-    )
+    tiers = config.score.tiers(probability)
     return pd.DataFrame(
         {
             "customer_id": frame["customer_id"].astype(str).to_numpy(),

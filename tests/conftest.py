@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +12,7 @@ import pytest
 from hypothesis import strategies as st
 
 import churnguard as cg
-from churnguard.config import ChurnConfig, TrainConfig
+from churnguard.config import ChurnConfig, TrainConfig, default_interventions
 from churnguard.features import FeatureSpec
 from churnguard.model import fit
 
@@ -179,3 +181,40 @@ def labelled_snapshot(folder: Path, customers: int = 2000, seed: int = 9) -> Pat
     labelled = rng.uniform(size=customers) < 0.75
     labels = pd.DataFrame({"customer_id": attrs["customer_id"], "churned": churned})[labelled]
     return write_dataset(folder, customers=attrs, labels=labels)
+
+
+#: The learned effect of the billing follow-up on customers with a failed payment: the odds of
+#: churning halve.
+HALVED = math.log(0.5)
+
+
+def write_learned_effects(path: Path, *, promote: bool) -> None:
+    """Learned effects where only the billing follow-up is shown to help, and only customers
+    with a failed payment: their odds of churning halve."""
+    names = [i.name for i in default_interventions()]
+    group = {
+        "intervention": "billing follow-up",
+        "problem": True,
+        "treated": 400,
+        "holdout": 400,
+        "shift": 0.0,
+        "log_odds": HALVED,
+        "log_odds_se": 0.1,
+        "shown": True,
+    }
+    quiet = {**group, "problem": False, "log_odds": 0.0, "shown": False}
+    path.write_text(
+        json.dumps(
+            {
+                "format": 1,
+                "method": "segments",
+                "interventions": names,
+                "probability_cuts": [],
+                "promote": promote,
+                "evaluation": {},
+                "groups": [group, quiet],
+                "segments": [],
+                "pooled": [],
+            }
+        )
+    )

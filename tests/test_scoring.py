@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 import shutil
 import signal
 import subprocess
@@ -27,6 +26,7 @@ from churnguard.features import FeatureSpec
 from churnguard.io import sha256_path
 from churnguard.reasons import describe, top_drivers
 from conftest import DRIVER_SPECS as SPECS
+from conftest import HALVED, write_learned_effects
 
 runner = CliRunner()
 AS_OF = "2025-01-20"
@@ -657,46 +657,9 @@ def test_outcomes_label_the_decisions_of_past_nightly_runs(nightly, tmp_path):
     assert not (tmp_path / "m.parquet").exists()
 
 
-#: The learned effect of the billing follow-up on customers with a failed payment: the odds of
-#: churning halve.
-HALVED = math.log(0.5)
-
-
-def _effects_file(path, *, promote: bool) -> None:
-    """Learned effects where only the billing follow-up is shown to help, and only customers
-    with a failed payment: their odds of churning halve."""
-    names = [i.name for i in default_interventions()]
-    group = {
-        "intervention": "billing follow-up",
-        "problem": True,
-        "treated": 400,
-        "holdout": 400,
-        "shift": 0.0,
-        "log_odds": HALVED,
-        "log_odds_se": 0.1,
-        "shown": True,
-    }
-    quiet = {**group, "problem": False, "log_odds": 0.0, "shown": False}
-    path.write_text(
-        json.dumps(
-            {
-                "format": 1,
-                "method": "segments",
-                "interventions": names,
-                "probability_cuts": [],
-                "promote": promote,
-                "evaluation": {},
-                "groups": [group, quiet],
-                "segments": [],
-                "pooled": [],
-            }
-        )
-    )
-
-
 def test_learned_effects_choose_who_and_what_and_say_so(nightly, tmp_path):
     effects = tmp_path / "effects.json"
-    _effects_file(effects, promote=True)
+    write_learned_effects(effects, promote=True)
     config = tmp_path / "learned.toml"
     config.write_text(
         nightly.read_text() + f'effects = "learned"\neffects_path = "{effects}"\nholdout = 0.0\n'
@@ -722,7 +685,7 @@ def test_learned_effects_choose_who_and_what_and_say_so(nightly, tmp_path):
 
 def test_effects_that_were_not_promoted_are_not_used(nightly, tmp_path):
     effects = tmp_path / "effects.json"
-    _effects_file(effects, promote=False)
+    write_learned_effects(effects, promote=False)
     config = tmp_path / "learned.toml"
     config.write_text(nightly.read_text() + f'effects = "learned"\neffects_path = "{effects}"\n')
     result = _score(config, "--out", str(tmp_path / "out"))

@@ -18,7 +18,7 @@ from churnguard.cli import app
 from churnguard.config import EngineConfig, SparkConfig, load_config
 from churnguard.errors import EngineError
 from churnguard.feature_files import feature_metadata
-from conftest import write_dataset
+from conftest import write_dataset, write_learned_effects
 from test_contract import CASES, broken_dataset, expect_error, with_treatments
 
 try:
@@ -119,9 +119,15 @@ def test_spark_training_rows_and_their_sample_equal_duckdb(data):
     pd.testing.assert_frame_equal(valid_d, all_valid)
 
 
-@pytest.mark.parametrize("limits", [{"score.top_n": 40}, {"score.budget": 800.0}, {}])
+@pytest.mark.parametrize(
+    "limits",
+    [{"score.top_n": 40}, {"score.budget": 800.0}, {}, {"score.effects": "learned"}],
+)
 def test_spark_scoring_writes_the_same_list_and_scores(data, tmp_path, limits):
     folder, registry = data
+    if "score.effects" in limits:
+        write_learned_effects(tmp_path / "effects.json", promote=True)
+        limits = {**limits, "score.effects_path": tmp_path / "effects.json"}
     runs = {}
     for engine in ("duckdb", "spark"):
         config = _config(folder, registry, engine, **limits)

@@ -9,8 +9,10 @@ from typer.testing import CliRunner
 
 import churnguard as cg
 from churnguard import cli
+from churnguard.assignment import ASSIGNMENT_COLUMNS
 from churnguard.cli import app
 from churnguard.measure import customers_needed, saving
+from churnguard.scoring import _write_csv as write_csv
 from churnguard.treatment_log import LOG_COLUMNS
 from conftest import file_tree, write_dataset
 
@@ -210,3 +212,41 @@ def test_without_a_holdout_nothing_is_measured():
     measured = saving(np.array([0, 1, 0]), np.array([True, True, True]), np.array([1, 1, 2]))
     assert not measured.measured and np.isnan(measured.saving)
     assert (measured.treated, measured.holdout) == (3, 0)
+
+
+def test_ids_a_spreadsheet_would_run_come_back_from_assignments_csv_as_they_were(tmp_path):
+    """assignments.csv puts a quote before "=X1" so a spreadsheet shows it as text; the
+    outcomes take it off again, so the decision finds its customer."""
+    tables = campaign()
+    for name in ("customers", "subscriptions", "events"):
+        tables[name]["customer_id"] = tables[name]["customer_id"].replace("X1", "=X1")
+    decisions = tables.pop("treatments").head(8)
+    decisions["customer_id"] = decisions["customer_id"].replace("X1", "=X1")
+    config = _config(tmp_path, tables)
+    night = tmp_path / "scores" / "2025-03-01"
+    night.mkdir(parents=True)
+    frame = decisions.assign(
+        group=decisions["group"].str.lower(),
+        cost=5.0,
+        churn_probability=0.2,
+        customer_value=100.0,
+        expected_benefit=5.0,
+        run_id="r1",
+    )[list(ASSIGNMENT_COLUMNS)]
+    write_csv(frame, night / "assignments.csv")
+    assert "'=X1" in (night / "assignments.csv").read_text()
+    result = runner.invoke(
+        app,
+        [
+            "outcomes",
+            "-c",
+            config,
+            "--scores",
+            str(tmp_path / "scores"),
+            "--out",
+            str(tmp_path / "log.parquet"),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    log = pd.read_parquet(tmp_path / "log.parquet").set_index("customer_id")
+    assert log.loc["=X1", "churned"] == 1 and len(log) == 8

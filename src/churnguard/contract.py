@@ -36,7 +36,7 @@ from churnguard.config import DataConfig, EngineConfig
 from churnguard.csvfiles import cell_error, csv_problem
 from churnguard.engine import Engine, Raw, open_engine
 from churnguard.errors import DataContractError
-from churnguard.io import data_files, listing_sha256
+from churnguard.io import FORMULA_STARTS, data_files, listing_sha256
 
 TABLES: tuple[str, ...] = ("customers", "events", "subscriptions", "labels", "treatments")
 FORMATS: tuple[str, ...] = (".parquet", ".csv")
@@ -297,6 +297,7 @@ def load_decisions(
             drop=False,
             interventions=interventions,
             view=view,
+            spreadsheet=path.suffix == ".csv",
         )
         _check(dataset.engine, raw, _known_customers(dataset.engine, ids, dataset))
         parts.append(dataset.table(view).mutate(source=ibis.literal(k, "int64")))
@@ -374,12 +375,26 @@ class Zones:
 
 
 def cell_checks(
-    engine: Engine, raw: Raw, spec: TableSpec, interventions: Sequence[str] | None = None
+    engine: Engine,
+    raw: Raw,
+    spec: TableSpec,
+    interventions: Sequence[str] | None = None,
+    *,
+    spreadsheet: bool = False,
 ) -> tuple[dict[str, str], list[Check | Zones]]:
     """The typed columns of a table (name to SQL over the raw view) and its cell checks, in
-    the order they are reported: the contract, declared once for every engine."""
+    the order they are reported: the contract, declared once for every engine.
+
+    ``spreadsheet``: the file is one churnguard wrote for spreadsheets (``assignments.csv``),
+    whose text cells that a spreadsheet would run got a leading ``'``; it is taken off again.
+    """
     present = set(raw.columns)
-    select: dict[str, str] = {"customer_id": engine.text("customer_id")}
+
+    def text(column: str) -> str:
+        cell = engine.text(column)
+        return _unneutralised(engine, cell) if spreadsheet else cell
+
+    select: dict[str, str] = {"customer_id": text("customer_id")}
     checks: list[Check | Zones] = [
         Check(column, f"{engine.text(column)} IS NULL", "a value (the column is required)")
         for column in spec.required
@@ -430,9 +445,7 @@ def cell_checks(
             )
         )
     for column in spec.texts:
-        select[column] = (
-            engine.text(column) if column in present else f"CAST(NULL AS {engine.text_type})"
-        )
+        select[column] = text(column) if column in present else f"CAST(NULL AS {engine.text_type})"
     if spec.name == "events":  # the whole value must match: a regex `$` would allow a newline
         kind = select["event_type"]
         checks.append(
@@ -466,6 +479,17 @@ def cell_checks(
     if spec.name == "treatments":
         checks += _treatment_checks(engine, select, present, interventions)
     return select, checks
+
+
+def _unneutralised(engine: Engine, cell: str) -> str:
+    """``cell`` without the ``'`` that :func:`~churnguard.io.neutralise` put before a text a
+    spreadsheet would run."""
+    starts = ", ".join(engine.literal(c) for c in FORMULA_STARTS)
+    quote = engine.literal("'")
+    return (
+        f"CASE WHEN substr({cell}, 1, 1) = {quote} AND substr({cell}, 2, 1) IN ({starts}) "
+        f"THEN substr({cell}, 2) ELSE {cell} END"
+    )
 
 
 def _treatment_checks(
@@ -517,6 +541,7 @@ def _load_table(
     drop: bool,
     interventions: Sequence[str] | None = None,
     view: str | None = None,
+    spreadsheet: bool = False,
 ) -> str:
     """Check one raw table against its spec and register its typed view (named ``view``,
     default the table's name); ``drop`` keeps one of each exact duplicate row of events and
@@ -524,7 +549,7 @@ def _load_table(
     the typed view has it."""
     view = view or spec.name
     missing_columns(raw.path, spec, raw.columns)
-    select, checks = cell_checks(engine, raw, spec, interventions)
+    select, checks = cell_checks(engine, raw, spec, interventions, spreadsheet=spreadsheet)
     attributes = [c for c in raw.columns if c not in select] if spec.name == "customers" else []
     # text columns whose every cell is already trimmed and not empty are read as they are
     texts = [

@@ -149,3 +149,13 @@ _SAFE_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}")
 def is_safe_name(text: str) -> bool:
     """Whether ``text`` is one path component that cannot climb out of its folder or hide."""
     return bool(_SAFE_NAME.fullmatch(text))
+
+
+#: What a spreadsheet runs as a formula when a text cell starts with it (and what would break a
+#: row: a tab, CR or LF), full-width forms included.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\n", "＝", "＋", "－", "＠")
+
+
+def neutralise(cell: str) -> str:
+    """``=cmd()`` → ``'=cmd()``: a spreadsheet shows the text instead of running it."""
+    return f"'{cell}" if cell.startswith(FORMULA_STARTS) else cell

@@ -68,6 +68,7 @@ from churnguard.io import (
     atomic_path,
     data_files,
     listing_sha256,
+    neutralise,
     sha256_file,
     sha256_path,
 )
@@ -100,8 +101,6 @@ DRIFT_SAMPLE_ROWS = 200_000
 RUN_FILES = ("interventions.csv", "assignments.csv", "scores.parquet", "manifest.json")
 #: First characters that make a spreadsheet read a cell as a formula or break its row,
 #: full-width forms included.
-_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\n", "＝", "＋", "－", "＠")
-
 Progress = Callable[[str], None]
 
 
@@ -646,8 +645,3 @@ def _run_id(
         "features_file": None if features is None else str(features),
     }
     return hashlib.sha256(json.dumps(basis, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def neutralise(cell: str) -> str:
-    """``=cmd()`` → ``'=cmd()``: a spreadsheet shows the text instead of running it."""
-    return f"'{cell}" if cell.startswith(_FORMULA_STARTS) else cell

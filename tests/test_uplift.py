@@ -22,12 +22,11 @@ from churnguard.config import default_interventions, load_config, load_effects
 from churnguard.errors import ConfigError
 from churnguard.policy import (
     Effects,
-    assumed_choice,
     band_cuts,
     band_of,
+    best_pick,
     check,
     learn,
-    learned_choice,
     qini,
     shown,
 )
@@ -103,9 +102,9 @@ def _verdict(seed: int, effects, n: int = 6_000) -> dict:
     flags[np.arange(len(rows)), k] = own
     p, value = rows["churn_probability"].to_numpy(), rows["customer_value"].to_numpy()
     uplift, shown = learned_effects.lookup(NAMES, flags, p)
-    learned, _ = learned_choice(uplift, shown, value, COST, np.ones_like(flags))
+    learned, _ = best_pick(np.where(shown, uplift * value[:, None] - COST, -np.inf))
     # today's list trusts typed-in rates that favour the call, which does nothing
-    current, _ = assumed_choice(p, value, np.array([0.1, 0.1, 0.3]), COST, np.ones_like(flags))
+    current, _ = best_pick(p[:, None] * value[:, None] * np.array([0.1, 0.1, 0.3]) - COST)
     action = np.where(rows["group"] == "treated", k, -1)
     return check(rows, action, uplift, learned, current, COST)
 
@@ -135,9 +134,8 @@ def test_help_is_shown_at_a_false_discovery_rate_not_one_test_at_a_time():
 def test_the_learned_policy_contacts_no_one_where_nothing_is_shown():
     uplift = np.array([[0.2, np.nan], [0.01, 0.02]])
     shown = np.array([[False, False], [True, True]])
-    pick, benefit = learned_choice(
-        uplift, shown, np.array([1000.0, 1000.0]), np.array([5.0, 30.0]), np.ones((2, 2), bool)
-    )
+    benefit = uplift * np.array([1000.0, 1000.0])[:, None] - np.array([5.0, 30.0])
+    pick, benefit = best_pick(np.where(shown, benefit, -np.inf))
     # row 0: nothing shown; row 1: 0.01*1000-5 = 5 beats 0.02*1000-30 = -10
     assert list(pick) == [-1, 0] and list(benefit) == [0.0, 5.0]
 

@@ -350,32 +350,9 @@ def _shrink(found: list[dict[str, Any]]) -> float | None:
     return float(tau)
 
 
-def learned_choice(
-    uplift: np.ndarray,
-    shown: np.ndarray,
-    value: np.ndarray,
-    cost: np.ndarray,
-    allowed: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Each row's intervention under learned effects (-1: none) and its expected benefit
-    ``uplift × value − cost``; only where the uplift is shown and the ``when`` rules allow."""
-    benefit = np.where(shown & allowed, uplift * value[:, None] - cost[None, :], -np.inf)
-    return _best(benefit)
-
-
-def assumed_choice(
-    probability: np.ndarray,
-    value: np.ndarray,
-    success: np.ndarray,
-    cost: np.ndarray,
-    eligible: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Each row's intervention under the catalogue's assumed success rates (-1: none)."""
-    benefit = probability[:, None] * value[:, None] * success[None, :] - cost[None, :]
-    return _best(np.where(eligible, benefit, -np.inf))
-
-
-def _best(benefit: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def best_pick(benefit: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's option of largest ``benefit`` (rows × options; -inf where it may not be
+    taken), -1 where none is positive, and that benefit (0 for none)."""
     if benefit.shape[1] == 0:
         return np.full(benefit.shape[0], -1), np.zeros(benefit.shape[0])
     pick = benefit.argmax(axis=1)

@@ -1,23 +1,25 @@
 """``churnguard uplift``: effects learned from the treatment log, checked before they are used.
 
 :func:`learn_uplift` reads the log that ``churnguard outcomes`` wrote, rebuilds each decision's
-features at its own date with the model in service (so the probability bands are the ones
-scoring will use), and learns per intervention, problem and probability band the churn each
-intervention saves (:mod:`churnguard.policy`).
+features at its own date with the model in service (so the probabilities are the ones scoring
+will use), and learns per intervention and problem the change in the odds of churning each
+intervention brings, with the plain saving per probability band beside it
+(:mod:`churnguard.policy`).
 
 Before the effects may be used, the policy they give is checked on decisions they were not
-learned from: the latest list dates (``[uplift] evaluation_share``; with a single date, a
-random half of the customers). Its doubly robust value per decision is compared with today's
-policy (the catalogue's assumed success rates) and with contacting no one; ``promote`` is true
-only when both 95 % lower bounds are above zero. The effects written are then learned again from
-every decision.
+learned from: the latest list dates holding ``[uplift] evaluation_share`` of them (with a
+single date, that share of the customers, at random). Its doubly robust value per decision is
+compared with today's policy (the catalogue's assumed success rates) and with contacting no
+one; ``promote`` is true only when both 95 % lower bounds are above zero. The effects written
+are then learned again from every decision.
 
 Writes to the out folder: ``effects.json`` (what ``[score] effects = "learned"`` reads),
-``effects.csv`` (one row per segment), ``qini.png`` and ``report.html``.
+``effects.csv`` (one row per band segment), ``qini.png`` and ``report.html``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,19 +33,11 @@ from churnguard.config import InterventionConfig, PipelineConfig, config_from_di
 from churnguard.contract import load_dataset
 from churnguard.errors import DataContractError
 from churnguard.features import build_features, plan_features
-from churnguard.interventions import allowed, fitting, problems
+from churnguard.interventions import best_cases, fitting, problems
 from churnguard.io import atomic_folder
 from churnguard.measure import read_log
 from churnguard.model import ChurnModel
-from churnguard.policy import (
-    Effects,
-    assumed_choice,
-    band_cuts,
-    check,
-    learn,
-    learned_choice,
-    qini,
-)
+from churnguard.policy import Effects, band_cuts, best_pick, check, learn, qini
 from churnguard.reasons import top_drivers
 from churnguard.registry import check_schema, find_model, load_model
 from churnguard.report import write_uplift_report
@@ -110,13 +104,8 @@ def learn_uplift(
         for j, name in enumerate(names)
         if (checked["intervention"] == name).any()
     }
-    final = learn(frame, own_problem, names, cuts, costs)
-    effects = Effects(
-        interventions=final.interventions,
-        cuts=final.cuts,
-        segments=final.segments,
-        pooled=final.pooled,
-        groups=final.groups,
+    effects = dataclasses.replace(
+        learn(frame, own_problem, names, cuts, costs),
         promote=evaluation["promote"],
         evaluation=evaluation,
         method=config.uplift.method,
@@ -169,12 +158,8 @@ def _decision_features(
         )
         values.append(pd.Series(worth, index=part.index))
     frame["customer_value"] = pd.concat(values) if values else []
-    kept = decisions.drop(
-        columns=[c for c in ("churn_probability", "customer_value") if c in decisions]
-    )
-    merged = kept[
-        ["customer_id", "as_of", "intervention", "group", "churned", "propensity"]
-    ].merge(frame, on=["customer_id", "as_of"], how="inner")
+    logged = ["customer_id", "as_of", "intervention", "group", "churned", "propensity"]
+    merged = decisions[logged].merge(frame, on=["customer_id", "as_of"], how="inner")
     merged["propensity"] = _filled_propensity(merged)
     return merged.sort_values(["as_of", "customer_id"], kind="stable").reset_index(drop=True)
 
@@ -214,17 +199,12 @@ def _check(
 ) -> dict:
     """The learned policy against today's and against no contact, on ``rows``."""
     names = [i.name for i in catalogue]
-    p = rows["churn_probability"].to_numpy(float)
-    value = rows["customer_value"].to_numpy(float)
     cost = np.array([i.cost for i in catalogue])
-    uplift, shown = effects.lookup(names, problem, p)
+    uplift, _ = effects.lookup(names, problem, rows["churn_probability"].to_numpy(float))
     context = rows.drop(columns=["group", "churned", "propensity"])
-    learned, _ = learned_choice(uplift, shown, value, cost, allowed(context, catalogue))
-    drivers = top_drivers(model.contributions(rows))
-    success = np.array([i.success_rate for i in catalogue])
-    current, _ = assumed_choice(
-        p, value, success, cost, fitting(context, drivers, model, catalogue)
-    )
+    learned, _ = best_pick(best_cases(context, catalogue, effects)[0])
+    fits = fitting(context, top_drivers(model.contributions(rows)), model, catalogue)
+    current, _ = best_pick(np.where(fits, best_cases(context, catalogue)[0], -np.inf))
     action = np.where(rows["group"] == "treated", k, -1)
     return check(rows, action, uplift, learned, current, cost)
 

@@ -233,20 +233,7 @@ def _net(
     is taken to fit."""
     if effects is not None:
         return benefit
-    if drivers is None:
-        fits = (
-            np.column_stack(
-                [
-                    (has_problem(i, context) if i.problem else np.ones(len(context), dtype=bool))
-                    & allowed(context, (i,))[:, 0]
-                    for i in catalogue
-                ]
-            )
-            if catalogue
-            else np.zeros((len(context), 0), dtype=bool)
-        )
-    else:
-        fits = fitting(context, drivers, model, catalogue)
+    fits = fitting(context, drivers, model, catalogue)
     return np.where(fits, benefit, -np.inf)
 
 
@@ -403,12 +390,13 @@ def check_conditions(catalogue: tuple[InterventionConfig, ...], model: ChurnMode
 
 def fitting(
     context: pd.DataFrame,
-    drivers: np.ndarray,
+    drivers: np.ndarray | None,
     model: ChurnModel,
     catalogue: tuple[InterventionConfig, ...],
 ) -> np.ndarray:
     """Rows × interventions: which interventions fit each row of ``context`` (features,
-    ``churn_probability`` and ``customer_value``), given its reasons ``drivers``."""
+    ``churn_probability`` and ``customer_value``), given its reasons ``drivers`` (None: not
+    known yet, and an intervention that fits by its reasons is taken to fit)."""
     answers = np.array([[_answers(i, s.name) for s in model.features] for i in catalogue])
     columns = [_fits(i, answers[k], drivers, context) for k, i in enumerate(catalogue)]
     return np.column_stack(columns) if columns else np.zeros((len(context), 0), dtype=bool)
@@ -433,17 +421,19 @@ def problems(context: pd.DataFrame, catalogue: tuple[InterventionConfig, ...]) -
 def _fits(
     intervention: InterventionConfig,
     answers: np.ndarray,
-    drivers: np.ndarray,
+    drivers: np.ndarray | None,
     context: pd.DataFrame,
 ) -> np.ndarray:
     """Rows with the problem the intervention addresses (or, when it names none, a reason it
     answers) whose values meet its conditions.
 
     ``answers[j]`` says whether it answers feature ``j``; ``drivers`` holds each row's reason
-    feature indices (-1 = none).
+    feature indices (-1 = none), or is None when they are not known yet.
     """
     if intervention.problem:
         fits = has_problem(intervention, context)
+    elif drivers is None:
+        fits = np.ones(len(context), dtype=bool)
     else:
         fits = (answers[np.maximum(drivers, 0)] & (drivers >= 0)).any(axis=1)
     for condition in intervention.when:

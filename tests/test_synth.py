@@ -143,19 +143,50 @@ def test_treating_some_customers_leaves_everyone_else_exactly_as_they_were(campa
     )
 
 
-def test_campaigns_randomise_arms_and_holdout_in_the_shares_set(campaigned):
-    _, world, _ = campaigned
-    treatments = _frame(world, "treatments")
+def test_campaigns_randomise_arms_and_holdout_in_the_shares_set(tmp_path):
+    """``arms = "all"``: every intervention equally often, whatever the customer's problem."""
+    every = replace(load_effects(), arms="all")
+    generate(tmp_path, customers=4_000, days=300, seed=3, campaigns=6, effects=every)
+    treatments = _frame(tmp_path, "treatments")
     n = len(treatments)
     share = (treatments["group"] == "holdout").mean()
     assert abs(share - 0.5) < 3 * np.sqrt(0.25 / n)
     arms = treatments["intervention"].value_counts(normalize=True)
-    assert set(arms.index) == {e.intervention for e in load_effects().effects}
+    assert set(arms.index) == {e.intervention for e in every.effects}
     assert (abs(arms - 1 / 9) < 3 * np.sqrt((1 / 9) * (8 / 9) / n)).all()
     assert treatments["run_id"].nunique() == 6
     held = treatments["group"] == "holdout"
     assert (treatments.loc[held, "propensity"] == 0.5).all()
     assert np.allclose(treatments.loc[~held, "propensity"], 0.5 / 9)
+
+
+def test_eligible_arms_go_only_to_customers_with_the_problem_addressed(campaigned):
+    """The default design: a billing follow-up only after a failed payment in the last 30
+    days, interventions for anyone to all; the propensity is the holdout share, or the treated
+    share over the number of arms the customer could have drawn (at least the two for anyone)."""
+    _, world, _ = campaigned
+    treatments = _frame(world, "treatments")
+    failed = (
+        duckdb.connect()
+        .execute(f"""
+        SELECT DISTINCT t.customer_id, t.as_of FROM '{world}/treatments.parquet' t
+        JOIN '{world}/events.parquet' e ON e.customer_id = t.customer_id
+        WHERE e.event_type = 'payment_failed'
+          AND e.timestamp < t.as_of AND e.timestamp >= t.as_of - INTERVAL 32 DAY
+    """)
+        .df()
+        .assign(failed=True)
+    )
+    decided = treatments.merge(failed, on=["customer_id", "as_of"], how="left")
+    decided["failed"] = decided["failed"].fillna(False).astype(bool)
+    by_arm = decided.groupby("intervention")["failed"].mean()
+    assert by_arm["billing follow-up"] == 1.0
+    assert by_arm["loyalty reward or tier upgrade"] < 0.2
+    held = treatments["group"] == "holdout"
+    assert (treatments.loc[held, "propensity"] == 0.5).all()
+    choices = 0.5 / treatments.loc[~held, "propensity"]
+    assert np.allclose(choices, choices.round()) and choices.between(2, 9).all()
+    assert choices.nunique() > 2
 
 
 def test_truth_uplift_agrees_with_the_churn_the_simulation_draws(campaigned):

@@ -2,7 +2,8 @@
 
 At each campaign date the simulator (:mod:`churnguard.synth`) hands the active customers to a
 :class:`Campaigns`. A random ``reach`` share of them enter the campaign; each gets one
-intervention at random (its arm) and a ``holdout`` share of every arm is kept back. For the
+intervention at random (its arm: by default among those whose problem the customer has, see
+:class:`~churnguard.config.CampaignsConfig`) and a ``holdout`` share of every arm is kept back. For the
 horizon after the date a treated customer's churn hazard falls by ``strength × responsiveness``
 if they had, at the date, the problem the arm addresses (see
 :class:`~churnguard.config.EffectConfig`), and their log-odds gain the arm's ``backfire`` if they
@@ -53,6 +54,7 @@ class _Window:
     day: int
     members: np.ndarray  # chunk indices of every active customer (the truth covers them all)
     arm: np.ndarray  # intervention index per member, -1: not in the campaign
+    choices: np.ndarray  # how many arms each member could have been given
     held_out: np.ndarray  # bool per member
     shift: np.ndarray  # members × arms: what each arm adds to the member's churn log-odds
     log_without: np.ndarray = field(init=False)
@@ -90,13 +92,16 @@ class Campaigns:
         of that problem they have now (0 to 1)."""
         # Draws for all n customers, so who is active (which effects change) moves nobody's.
         reach, pick, group = (self.rng.random(self.n) for _ in range(3))
-        k = len(self.mechanisms)
-        arm = np.where(reach[active] < self.config.reach, (pick[active] * k).astype(int), -1)
         e = engagement[active]
         sleeping = calm[active] & (e < -0.3)
         present = np.column_stack(
             [np.ones(active.size) if m == "any" else problems[m][active] for m in self.mechanisms]
         )
+        eligible = present > 0 if self.config.arms == "eligible" else np.ones_like(present, bool)
+        choices = eligible.sum(axis=1)
+        nth = (pick[active] * choices).astype(int)  # the nth eligible arm, counting from 0
+        drawn = (np.cumsum(eligible, axis=1) > nth[:, None]).argmax(axis=1)
+        arm = np.where((reach[active] < self.config.reach) & (choices > 0), drawn, -1)
         removed = np.minimum(
             responsiveness(e)[:, None] * self.strength[None, :] * present, MAX_REMOVED
         )
@@ -105,6 +110,7 @@ class Campaigns:
                 day=day,
                 members=active,
                 arm=arm,
+                choices=choices,
                 held_out=group[active] < self.config.holdout,
                 shift=np.log1p(-removed) + sleeping[:, None] * self.backfire[None, :],
             )
@@ -153,7 +159,8 @@ class Campaigns:
             held = window.held_out[entered]
             treatments["group"].append(np.where(held, "holdout", "treated").astype(object))
             # the chance of the decision taken: this arm, treated; or no contact at all
-            treatments["propensity"].append(np.where(held, holdout, (1 - holdout) / names.size))
+            choices = window.choices[entered]
+            treatments["propensity"].append(np.where(held, holdout, (1 - holdout) / choices))
             treatments["run_id"].append(np.full(m, f"campaign-{number}", dtype=object))
             size, k = window.log_with.shape
             truth["customer_id"].append(np.repeat(ids[window.members], k))

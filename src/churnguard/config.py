@@ -272,10 +272,16 @@ class EffectConfig:
 @dataclass(frozen=True)
 class CampaignsConfig:
     """Simulated monthly campaigns: each reaches a random ``reach`` share of the active
-    customers, gives each an intervention at random and keeps ``holdout`` of them back."""
+    customers, gives each an intervention at random and keeps ``holdout`` of them back.
+
+    ``arms = "eligible"`` draws each customer's intervention among those whose problem they
+    have at contact (and those that address anyone), as a team tests an intervention on the
+    customers it is meant for; ``"all"`` draws among every intervention.
+    """
 
     reach: float = 0.5
     holdout: float = 0.5
+    arms: Literal["eligible", "all"] = "eligible"
     effects: tuple[EffectConfig, ...] = ()
 
     def __post_init__(self) -> None:

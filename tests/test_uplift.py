@@ -362,3 +362,49 @@ def test_the_odds_model_recovers_a_known_effect_and_its_uplift_grows_with_risk()
     assert abs(group.shift) < 0.1 and group.shown
     uplift, shown_ = effects.lookup(["fix"], np.ones((2, 1), dtype=bool), np.array([0.05, 0.3]))
     assert shown_.all() and 0 < uplift[0, 0] < uplift[1, 0]
+
+
+def test_holdouts_of_drawn_arms_are_controls_for_every_arm_meant_for_their_problem():
+    """A campaign that drew the intervention at random (treated chance 0.25 + holdout 0.5 < 1)
+    shares its holdouts among the interventions for a problem they have; a nightly list
+    (0.9 + 0.1 = 1) and an intervention meant for anyone keep their own."""
+    from churnguard.config import InterventionConfig
+    from churnguard.uplift import _shared_controls
+
+    catalogue = (
+        InterventionConfig("fix", 5.0, 0.3, problem=("ticket_count >= 1",)),
+        InterventionConfig("call", 5.0, 0.3),
+    )
+    frame = pd.DataFrame(
+        {
+            "as_of": ["c", "c", "c", "n", "n"],
+            "group": ["treated", "holdout", "holdout", "treated", "holdout"],
+            "propensity": [0.25, 0.5, 0.5, 0.9, 0.1],
+        }
+    )
+    problem = np.array([[True, True], [True, True], [False, True], [True, True], [True, True]])
+    shared = _shared_controls(frame, problem, catalogue)
+    assert shared.tolist() == [
+        [False, False],  # treated
+        [True, False],  # held out in the campaign with fix's problem: a control for fix
+        [False, False],  # ... without it: not
+        [False, False],
+        [False, False],  # the nightly list chose the intervention
+    ]
+
+
+def test_shared_controls_narrow_the_interval_and_still_cover_the_planted_effect():
+    decisions, problem, _ = logged(11, effects=(0.6, 0.0, 0.0), n=20_000)
+    held = (decisions["group"] == "holdout").to_numpy()
+    controls = (held & problem)[:, None] & np.array([True, True, True])[None, :]
+    alone = learn(decisions, problem, NAMES, (), COST).groups
+    shared = learn(decisions, problem, NAMES, (), COST, controls).groups
+    fix = (alone["intervention"] == "fix") & alone["problem"]
+    assert shared.loc[fix, "holdout"].item() > 2.5 * alone.loc[fix, "holdout"].item()
+    assert shared.loc[fix, "log_odds_se"].item() < 0.95 * alone.loc[fix, "log_odds_se"].item()
+    # the planted effect removes 60 % of the risk: log-odds about log(0.4) at low risk
+    row = shared[fix].iloc[0]
+    assert abs(row.log_odds - np.log(0.4)) < 3 * row.log_odds_se
+    # groups without the problem keep their own holdout
+    calm = ~alone["problem"]
+    assert (shared.loc[calm, "holdout"] == alone.loc[calm, "holdout"]).all()

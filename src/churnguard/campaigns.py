@@ -2,12 +2,12 @@
 
 At each campaign date the simulator (:mod:`churnguard.synth`) hands the active customers to a
 :class:`Campaigns`. A random ``reach`` share of them enter the campaign; each gets one
-intervention at random (its arm: by default among those whose problem the customer has, see
-:class:`~churnguard.config.CampaignsConfig`) and a ``holdout`` share of every arm is kept back. For the
-horizon after the date a treated customer's churn hazard falls by ``strength × responsiveness``
-if they had, at the date, the problem the arm addresses (see
-:class:`~churnguard.config.EffectConfig`), and their log-odds gain the arm's ``backfire`` if they
-were calm and disengaged.
+intervention at random (its arm: by default among those for a problem the customer has, see
+:class:`~churnguard.config.CampaignsConfig`) and a ``holdout`` share of every arm is kept
+back. For the horizon after the date a treated customer's churn hazard falls by ``strength ×
+responsiveness`` if they had, at the date, the problem the arm addresses (see
+:class:`~churnguard.config.EffectConfig`), and their log-odds gain the arm's ``backfire`` if
+they were calm and disengaged.
 
 Effects act only on the churn hazard, never on behaviour, and the simulator draws behaviour for
 every customer who has signed up, churned or not: so each customer's behaviour, and so their
@@ -97,7 +97,11 @@ class Campaigns:
         present = np.column_stack(
             [np.ones(active.size) if m == "any" else problems[m][active] for m in self.mechanisms]
         )
-        eligible = present > 0 if self.config.arms == "eligible" else np.ones_like(present, bool)
+        eligible = np.ones_like(present, bool)
+        if self.config.arms == "eligible":
+            anyone = np.array([m == "any" for m in self.mechanisms])
+            specific = (present > 0) & ~anyone
+            eligible = np.where(specific.any(axis=1, keepdims=True), specific, anyone)
         choices = eligible.sum(axis=1)
         nth = (pick[active] * choices).astype(int)  # the nth eligible arm, counting from 0
         drawn = (np.cumsum(eligible, axis=1) > nth[:, None]).argmax(axis=1)

@@ -274,9 +274,10 @@ class CampaignsConfig:
     """Simulated monthly campaigns: each reaches a random ``reach`` share of the active
     customers, gives each an intervention at random and keeps ``holdout`` of them back.
 
-    ``arms = "eligible"`` draws each customer's intervention among those whose problem they
-    have at contact (and those that address anyone), as a team tests an intervention on the
-    customers it is meant for; ``"all"`` draws among every intervention.
+    ``arms = "eligible"`` draws each customer's intervention among those for a problem they
+    have at contact, and only a customer with none among those meant for anyone, as a team
+    tests an intervention on the customers it is meant for; ``"all"`` draws among every
+    intervention.
     """
 
     reach: float = 0.5

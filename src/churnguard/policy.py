@@ -1,7 +1,9 @@
 """Learned effects and the decisions they make: whom to contact, with what, and is it better.
 
 **Groups.** A decision's group is its intervention and whether the customer had the problem the
-intervention addresses (its catalogue ``problem``). In each group a logistic model with the
+intervention addresses (its catalogue ``problem``). Where the interventions themselves were
+drawn at random, every customer held out with an intervention's problem is a control for it,
+whatever arm they drew (see :mod:`churnguard.uplift`). In each group a logistic model with the
 churn model's log-odds as offset, ``logit P(churn) = logit p + a + b × treated``, measures the
 intervention's effect ``b`` as a change in the odds of churning: one figure per group, learned
 from every risk level at once, so a customer's uplift ``expit(logit p + a) − expit(logit p + a
@@ -182,10 +184,14 @@ def learn(
     names: list[str],
     cuts: tuple[float, ...],
     costs: np.ndarray,
+    controls: np.ndarray | None = None,
 ) -> Effects:
     """Effects from labelled decisions: ``intervention``, ``group``, ``churned``, ``as_of``,
     ``churn_probability`` and ``customer_value`` per row; ``problem[i]``: row ``i``'s customer had
-    the problem of the row's own intervention."""
+    the problem of the row's own intervention; ``controls[i, k]``: holdout row ``i`` is also a
+    control for intervention ``k``'s customers with its problem (none when None)."""
+    if controls is None:
+        controls = np.zeros((len(decisions), len(names)), dtype=bool)
     band = band_of(cuts, decisions["churn_probability"].to_numpy(float))
     segments, pooled, groups = [], [], []
     for k, name in enumerate(names):
@@ -194,10 +200,10 @@ def learn(
         overall = saving(rows["churned"], rows["group"] == "treated", rows["as_of"])
         found, spread = [], []
         for flag in (False, True):
-            mine_flag = problem[mine] == flag
-            if mine_flag.any():
+            if (problem[mine] == flag).any():
+                fit = (mine & (problem == flag)) | (controls[:, k] & flag)
                 groups.append(
-                    {"intervention": name, "problem": flag, **_odds_effect(rows[mine_flag])}
+                    {"intervention": name, "problem": flag, **_odds_effect(decisions[fit])}
                 )
             group = []
             for b in range(len(cuts) + 1):

@@ -95,8 +95,11 @@ def learn_uplift(
     costs = np.array([i.cost for i in catalogue])
     cuts = band_cuts(frame["churn_probability"].to_numpy(float), config.uplift.bands)
 
+    controls = _shared_controls(frame, problem, catalogue)
     evaluate = _evaluation_rows(frame, config.uplift.evaluation_share)
-    learning = learn(frame[~evaluate], own_problem[~evaluate], names, cuts, costs)
+    learning = learn(
+        frame[~evaluate], own_problem[~evaluate], names, cuts, costs, controls[~evaluate]
+    )
     checked = frame[evaluate].reset_index(drop=True)
     evaluation = _check(checked, problem[evaluate], k[evaluate], learning, catalogue, churn_model)
     curves = {
@@ -105,7 +108,7 @@ def learn_uplift(
         if (checked["intervention"] == name).any()
     }
     effects = dataclasses.replace(
-        learn(frame, own_problem, names, cuts, costs),
+        learn(frame, own_problem, names, cuts, costs, controls),
         promote=evaluation["promote"],
         evaluation=evaluation,
         method=config.uplift.method,
@@ -173,6 +176,30 @@ def _filled_propensity(frame: pd.DataFrame) -> np.ndarray:
     )
     own = frame["propensity"].to_numpy(float)
     return np.where(np.isnan(own), share.to_numpy(float), own)
+
+
+def _shared_controls(
+    frame: pd.DataFrame, problem: np.ndarray, catalogue: tuple[InterventionConfig, ...]
+) -> np.ndarray:
+    """Rows × interventions: holdout decisions that are controls for an intervention besides
+    their own.
+
+    On a date whose interventions were drawn at random (some treated decision's chance plus the
+    chance of being held out is below one, as in a campaign testing several arms), a customer
+    held out under one arm was held out under any other they could have drawn: so a holdout
+    with the problem an intervention addresses is a control for it. Interventions meant for
+    anyone keep their own holdout (who may draw them differs), and a nightly list, which
+    chooses the intervention, keeps every holdout with its own.
+    """
+    held = (frame["group"] == "holdout").to_numpy()
+    chance = frame["propensity"].to_numpy(float)
+    dates = frame["as_of"]
+    held_chance = pd.Series(np.where(held, chance, np.nan)).groupby(dates.to_numpy()).max()
+    lowest = pd.Series(np.where(held, np.nan, chance)).groupby(dates.to_numpy()).min()
+    drawn = (lowest + held_chance < 1 - 1e-6).reindex(dates.to_numpy()).fillna(False)
+    shared = held & drawn.to_numpy(bool)
+    specific = np.array([bool(i.problem) for i in catalogue])
+    return shared[:, None] & problem & specific[None, :]
 
 
 def _evaluation_rows(frame: pd.DataFrame, share: float) -> np.ndarray:

@@ -200,13 +200,15 @@ def write_learned_effects(path: Path, *, promote: bool) -> None:
         "shift": 0.0,
         "log_odds": HALVED,
         "log_odds_se": 0.1,
+        "risk_slope": 0.0,
+        "centre": -2.0,
         "shown": True,
     }
     quiet = {**group, "problem": False, "log_odds": 0.0, "shown": False}
     path.write_text(
         json.dumps(
             {
-                "format": 1,
+                "format": 2,
                 "method": "segments",
                 "interventions": names,
                 "probability_cuts": [],

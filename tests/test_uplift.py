@@ -161,7 +161,7 @@ def test_effects_survive_a_round_trip_and_a_tampered_file_is_refused():
     assert again.cuts == (0.05, 0.1) and again.interventions == tuple(NAMES)
     data = json.loads(effects.to_json())
     for damage, message in (
-        (lambda d: d.update(format=2), "format"),
+        (lambda d: d.update(format=1), "format"),
         (lambda d: d["segments"][0].update(uplift="1e999"), "not a name, flag or number"),
         (lambda d: d["segments"][0].update(uplift=float("inf")), "not a name, flag or number"),
         (lambda d: d.update(probability_cuts=[0.5, 0.1]), "must rise"),
@@ -408,3 +408,33 @@ def test_shared_controls_narrow_the_interval_and_still_cover_the_planted_effect(
     # groups without the problem keep their own holdout
     calm = ~alone["problem"]
     assert (shared.loc[calm, "holdout"] == alone.loc[calm, "holdout"]).all()
+
+
+def test_an_effect_that_fades_with_risk_is_learned_and_spares_the_lost_causes():
+    """Treatment halves the odds at typical risk but helps less the riskier the customer, and
+    harms the riskiest: the slope is recovered, and the learned uplift turns negative there."""
+    rng = np.random.default_rng(8)
+    n = 60_000
+    p = np.clip(rng.beta(2, 12, n), 0.005, 0.8)
+    o = np.log(p / (1 - p))
+    treated = rng.random(n) < 0.5
+    centre = o[treated].mean()
+    effect = np.log(0.5) + 1.0 * (o - centre)
+    churned = rng.random(n) < 1 / (1 + np.exp(-(o + effect * treated)))
+    decisions = pd.DataFrame(
+        {
+            "intervention": "fix",
+            "group": np.where(treated, "treated", "holdout"),
+            "churned": churned.astype(int),
+            "as_of": 0,
+            "churn_probability": p,
+            "customer_value": 100.0,
+        }
+    )
+    effects = learn(decisions, np.ones(n, dtype=bool), ["fix"], (), np.array([1.0]))
+    (group,) = effects.groups.itertuples()
+    assert 0.7 < group.risk_slope < 1.3 and abs(group.centre - centre) < 1e-9
+    assert abs(group.log_odds - np.log(0.5)) < 3 * group.log_odds_se
+    typical, lost = 1 / (1 + np.exp(-centre)), 1 / (1 + np.exp(-(centre + 2.0)))
+    uplift, _ = effects.lookup(["fix"], np.ones((2, 1), dtype=bool), np.array([typical, lost]))
+    assert uplift[1, 0] < 0 < uplift[0, 0]

@@ -4,12 +4,15 @@
 intervention addresses (its catalogue ``problem``). Where the interventions themselves were
 drawn at random, every customer held out with an intervention's problem is a control for it,
 whatever arm they drew (see :mod:`churnguard.uplift`). In each group a logistic model with the
-churn model's log-odds as offset, ``logit P(churn) = logit p + a + b × treated``, measures the
-intervention's effect ``b`` as a change in the odds of churning: one figure per group, learned
-from every risk level at once, so a customer's uplift ``expit(logit p + a) − expit(logit p + a
-+ b)`` grows with their risk as an effect on the hazard does. Help is *shown* where ``b`` is
-below zero at a false discovery rate of 5 % over all the groups tested (Benjamini–Hochberg on
-one-sided p-values), so that of the groups contacted on the evidence, few are flukes.
+churn model's log-odds ``o = logit p`` as offset, ``logit P(churn) = o + a + treated × (b + c ×
+(o − ō))``, measures the intervention's effect ``b`` as a change in the odds of churning at the
+treated customers' mean log-odds ``ō``, learned from every risk level at once: a customer's
+uplift ``expit(o + a) − expit(o + a + b + c (o − ō))`` grows with their risk as an effect on the
+hazard does, unless the riskiest respond less (``c > 0``: lost causes, whose risk comes from
+having given up). ``c`` has a normal prior of standard deviation :data:`SLOPE_PRIOR_SD`, so a
+small group keeps one odds ratio for every risk. Help is *shown* where ``b`` is below zero at a
+false discovery rate of 5 % over all the groups tested (Benjamini–Hochberg on one-sided
+p-values), so that of the groups contacted on the evidence, few are flukes.
 
 **Segments**, the groups split by band of churn probability, report the plain treated-minus-
 holdout difference (:func:`churnguard.measure.saving`), shrunk toward the band's siblings
@@ -43,7 +46,9 @@ from churnguard.measure import Z95, customers_needed, saving
 
 #: The false discovery rate at which segments are shown to help.
 FDR = 0.05
-FORMAT = 1
+#: How far the effect may change per unit of churn log-odds before the data say so.
+SLOPE_PRIOR_SD = 0.5
+FORMAT = 2
 SEGMENT_COLUMNS = (
     "intervention",
     "problem",
@@ -66,6 +71,8 @@ GROUP_COLUMNS = (
     "shift",
     "log_odds",
     "log_odds_se",
+    "risk_slope",
+    "centre",
     "shown",
 )
 POOLED_COLUMNS = (
@@ -92,7 +99,8 @@ class Effects:
     cuts: tuple[float, ...]
     segments: pd.DataFrame
     pooled: pd.DataFrame
-    #: Per intervention and problem flag: the fitted shift, log-odds effect and whether shown.
+    #: Per intervention and problem flag: the fitted shift, log-odds effect at the ``centre``
+    #: log-odds, its change per unit of log-odds (``risk_slope``) and whether shown.
     groups: pd.DataFrame
     promote: bool = False
     evaluation: dict[str, Any] = field(default_factory=dict)
@@ -112,7 +120,8 @@ class Effects:
             j = names.index(row.intervention)
             where = problems[:, j] == row.problem
             base = odds[where] + row.shift
-            uplift[where, j] = expit(base) - expit(base + row.log_odds)
+            effect = row.log_odds + row.risk_slope * (odds[where] - row.centre)
+            uplift[where, j] = expit(base) - expit(base + effect)
             shown[where, j] = bool(row.shown)
         return uplift, shown
 
@@ -273,30 +282,34 @@ def learn(
 
 
 def _odds_effect(rows: pd.DataFrame) -> dict[str, float | int]:
-    """Maximum likelihood of ``logit P(churn) = logit p + shift + log_odds × treated`` on a
-    group's decisions (Newton's method), with the standard error of ``log_odds``; NaN when
-    one arm is missing or the fit does not settle (no churner, say)."""
+    """Maximum a posteriori fit of ``logit P(churn) = o + shift + treated × (log_odds +
+    risk_slope × (o − centre))`` on a group's decisions (Newton's method; ``o`` the churn
+    model's log-odds, ``centre`` its mean over the treated), with the standard error of
+    ``log_odds``; NaN when one arm is missing or the fit does not settle (no churner, say)."""
     treated = (rows["group"] == "treated").to_numpy(float)
     y = rows["churned"].to_numpy(float)
     offset = logit(np.clip(rows["churn_probability"].to_numpy(float), 1e-6, 1 - 1e-6))
     counts = {"treated": int(treated.sum()), "holdout": int((1 - treated).sum())}
-    missing = {"shift": math.nan, "log_odds": math.nan, "log_odds_se": math.nan}
+    missing = dict.fromkeys(("shift", "log_odds", "log_odds_se", "risk_slope", "centre"), math.nan)
     if not counts["treated"] or not counts["holdout"] or y.sum() in (0, y.size):
         return {**counts, **missing}
-    design = np.column_stack([np.ones_like(treated), treated])
-    weights = np.zeros(2)
+    centre = float(offset[treated == 1].mean())
+    design = np.column_stack([np.ones_like(treated), treated, treated * (offset - centre)])
+    precision = np.array([0.0, 0.0, SLOPE_PRIOR_SD**-2])  # the prior on the slope alone
+    weights = np.zeros(3)
     try:
         for _ in range(50):
             p = expit(offset + design @ weights)
-            hessian = design.T @ (design * (p * (1 - p))[:, None])
-            step = np.linalg.solve(hessian, design.T @ (y - p))
+            hessian = design.T @ (design * (p * (1 - p))[:, None]) + np.diag(precision)
+            step = np.linalg.solve(hessian, design.T @ (y - p) - precision * weights)
             weights += step
             if np.abs(step).max() < 1e-9:
                 break
         else:
             return {**counts, **missing}
         p = expit(offset + design @ weights)
-        covariance = np.linalg.inv(design.T @ (design * (p * (1 - p))[:, None]))
+        hessian = design.T @ (design * (p * (1 - p))[:, None]) + np.diag(precision)
+        covariance = np.linalg.inv(hessian)
     except np.linalg.LinAlgError:
         return {**counts, **missing}
     if not np.all(np.isfinite(weights)) or abs(weights[1]) > 20:
@@ -306,6 +319,8 @@ def _odds_effect(rows: pd.DataFrame) -> dict[str, float | int]:
         "shift": float(weights[0]),
         "log_odds": float(weights[1]),
         "log_odds_se": float(math.sqrt(covariance[1, 1])),
+        "risk_slope": float(weights[2]),
+        "centre": centre,
     }
 
 

@@ -236,9 +236,11 @@ def render_uplift_report(effects: Effects, curves: dict[str, pd.DataFrame], *, l
     )
     parts.append("<h2>Where help is shown</h2>")
     parts.append(
-        "<p>Per intervention and problem, the change in the odds of churning when treated "
-        "(a logistic model with the churn model's log-odds as offset; below 1 helps). Help is "
-        "shown at a 5 % false discovery rate over all the groups.</p>"
+        "<p>Per intervention and problem, the change in the odds of churning when treated, "
+        "at the treated customers' average risk (a logistic model with the churn model's "
+        "log-odds as offset; below 1 helps), and how that change moves per unit of churn "
+        "log-odds (above 1: the riskiest respond less). Help is shown at a 5 % false "
+        "discovery rate over all the groups.</p>"
     )
     rows = [
         [
@@ -250,6 +252,7 @@ def render_uplift_report(effects: Effects, curves: dict[str, pd.DataFrame], *, l
             if pd.isna(r.log_odds)
             else f"{math.exp(r.log_odds - Z95 * r.log_odds_se):.2f} to "
             f"{math.exp(r.log_odds + Z95 * r.log_odds_se):.2f}",
+            "n/a" if pd.isna(r.risk_slope) else f"×{math.exp(r.risk_slope):.2f}",
             "yes" if r.shown else "no",
         ]
         for r in effects.groups.itertuples()
@@ -262,6 +265,7 @@ def render_uplift_report(effects: Effects, curves: dict[str, pd.DataFrame], *, l
                 "treated / holdout",
                 "odds ratio",
                 "95 % interval",
+                "per unit of risk",
                 "shown",
             ],
             rows,

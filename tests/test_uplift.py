@@ -90,22 +90,28 @@ def test_help_is_shown_where_it_was_planted_and_not_where_it_was_not():
 
 
 def _verdict(seed: int, effects, n: int = 6_000) -> dict:
+    """The check as ``churnguard uplift`` makes it: each of the four dates checked with effects
+    learned from the other three, the checked rows then compared together."""
     decisions, problem, _ = logged(seed, effects=effects, n=n)
-    late = decisions["as_of"] == 3
     cuts = band_cuts(decisions["churn_probability"].to_numpy(), 3)
-    learned_effects = learn(decisions[~late], problem[~late], NAMES, cuts, COST)
-    rows = decisions[late].reset_index(drop=True)
-    own = problem[late]
-    k = np.array([NAMES.index(n) for n in rows["intervention"]])
     # every customer has the problem of its own arm here; the others' are drawn alike
-    flags = np.random.default_rng(seed).random((len(rows), len(NAMES))) < 0.3
-    flags[np.arange(len(rows)), k] = own
-    p, value = rows["churn_probability"].to_numpy(), rows["customer_value"].to_numpy()
-    uplift, shown = learned_effects.lookup(NAMES, flags, p)
-    learned, _ = best_pick(np.where(shown, uplift * value[:, None] - COST, -np.inf))
-    # today's list trusts typed-in rates that favour the call, which does nothing
-    current, _ = best_pick(p[:, None] * value[:, None] * np.array([0.1, 0.1, 0.3]) - COST)
-    action = np.where(rows["group"] == "treated", k, -1)
+    flags = np.random.default_rng(seed).random((len(decisions), len(NAMES))) < 0.3
+    k = np.array([NAMES.index(n) for n in decisions["intervention"]])
+    flags[np.arange(len(decisions)), k] = problem
+    parts = []
+    for date in range(4):
+        late = (decisions["as_of"] == date).to_numpy()
+        learned_effects = learn(decisions[~late], problem[~late], NAMES, cuts, COST)
+        rows = decisions[late].reset_index(drop=True)
+        p, value = rows["churn_probability"].to_numpy(), rows["customer_value"].to_numpy()
+        uplift, shown = learned_effects.lookup(NAMES, flags[late], p)
+        learned, _ = best_pick(np.where(shown, uplift * value[:, None] - COST, -np.inf))
+        # today's list trusts typed-in rates that favour the call, which does nothing
+        current, _ = best_pick(p[:, None] * value[:, None] * np.array([0.1, 0.1, 0.3]) - COST)
+        action = np.where(rows["group"] == "treated", k[late], -1)
+        parts.append((rows, action, uplift, learned, current))
+    rows = pd.concat([part[0] for part in parts], ignore_index=True)
+    action, uplift, learned, current = (np.concatenate([p[i] for p in parts]) for i in range(1, 5))
     return check(rows, action, uplift, learned, current, COST)
 
 

@@ -366,8 +366,8 @@ class UpliftConfig:
     method: Literal["segments"] = "segments"
     #: Probability bands (of equal size) within each intervention and problem.
     bands: int = 3
-    #: Share of the decisions, the latest list dates, kept out of learning to check the learned
-    #: policy on.
+    #: Share of the decisions in each run of list dates the check holds out at a time (each run
+    #: is checked with effects learned from the others).
     evaluation_share: float = 0.25
 
     def __post_init__(self) -> None:

@@ -7,11 +7,13 @@ intervention brings, with the plain saving per probability band beside it
 (:mod:`churnguard.policy`).
 
 Before the effects may be used, the policy they give is checked on decisions they were not
-learned from: the latest list dates holding ``[uplift] evaluation_share`` of them (with a
-single date, that share of the customers, at random). Its doubly robust value per decision is
-compared with today's policy (the catalogue's assumed success rates) and with contacting no
-one; ``promote`` is true only when both 95 % lower bounds are above zero. The effects written
-are then learned again from every decision.
+learned from, by cross-fitting: the decisions are cut into runs of consecutive list dates each
+holding about ``[uplift] evaluation_share`` of them (with a single date, customers at random),
+and each run is checked with effects learned from all the others, so every decision is
+checked and none by effects it taught. The doubly robust value per decision is compared with
+today's policy (the catalogue's assumed success rates) and with contacting no one; ``promote``
+is true only when both 95 % lower bounds are above zero. The effects written are then learned
+from every decision.
 
 Writes to the out folder: ``effects.json`` (what ``[score] effects = "learned"`` reads),
 ``effects.csv`` (one row per band segment), ``qini.png`` and ``report.html``.
@@ -96,14 +98,20 @@ def learn_uplift(
     cuts = band_cuts(frame["churn_probability"].to_numpy(float), config.uplift.bands)
 
     controls = _shared_controls(frame, problem, catalogue)
-    evaluate = _evaluation_rows(frame, config.uplift.evaluation_share)
-    learning = learn(
-        frame[~evaluate], own_problem[~evaluate], names, cuts, costs, controls[~evaluate]
-    )
-    checked = frame[evaluate].reset_index(drop=True)
-    evaluation = _check(checked, problem[evaluate], k[evaluate], learning, catalogue, churn_model)
+    # cross-fitting: each block of dates is checked with effects learned from the others
+    blocks = _check_blocks(frame, config.uplift.evaluation_share)
+    parts = []
+    for block in np.unique(blocks):
+        out_of = blocks != block
+        learning = learn(frame[out_of], own_problem[out_of], names, cuts, costs, controls[out_of])
+        parts.append(
+            _picks(frame[~out_of], problem[~out_of], k[~out_of], learning, catalogue, churn_model)
+        )
+    checked = pd.concat([part[0] for part in parts], ignore_index=True)
+    action, uplift, learned, current = (np.concatenate([p[i] for p in parts]) for i in range(1, 5))
+    evaluation = check(checked, action, uplift, learned, current, costs)
     curves = {
-        name: _qini(checked, problem[evaluate], learning, names, j)
+        name: _qini(checked, uplift[:, j], name)
         for j, name in enumerate(names)
         if (checked["intervention"] == name).any()
     }
@@ -202,48 +210,44 @@ def _shared_controls(
     return shared[:, None] & problem & specific[None, :]
 
 
-def _evaluation_rows(frame: pd.DataFrame, share: float) -> np.ndarray:
-    """The decisions kept out of learning: the latest dates holding ``share`` of them, or,
-    with a single date, a random ``share`` of the customers."""
-    dates = np.sort(frame["as_of"].unique())
-    if dates.size == 1:
-        return (
-            coin("uplift-evaluation", frame["customer_id"], pd.Timestamp(dates[0]).date()) < share
-        )
-    counts = frame["as_of"].value_counts().reindex(dates).to_numpy()
-    later = np.cumsum(counts[::-1])[::-1]  # decisions on or after each date
-    first = dates[max(int(np.flatnonzero(later >= share * len(frame))[-1]), 1)]
-    return (frame["as_of"] >= first).to_numpy()
+def _check_blocks(frame: pd.DataFrame, share: float) -> np.ndarray:
+    """Each decision's block for the check: runs of consecutive list dates holding about
+    ``share`` of the decisions each, or, with a single date, customers split at random."""
+    count = max(2, round(1 / share))
+    dates = frame["as_of"]
+    if dates.nunique() == 1:
+        drawn = coin("uplift-evaluation", frame["customer_id"], pd.Timestamp(dates.iloc[0]).date())
+        return np.minimum((drawn * count).astype(int), count - 1)
+    per_date = dates.value_counts().sort_index()
+    before = (per_date.cumsum() - per_date) / len(frame)  # share of decisions on earlier dates
+    block = np.minimum((before * count).astype(int), count - 1)
+    return dates.map(block).to_numpy(int)
 
 
-def _check(
+def _picks(
     rows: pd.DataFrame,
     problem: np.ndarray,
     k: np.ndarray,
     effects: Effects,
     catalogue: tuple[InterventionConfig, ...],
     model: ChurnModel,
-) -> dict:
-    """The learned policy against today's and against no contact, on ``rows``."""
+) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """On ``rows``: the rows, the action taken (-1: held out), the learned uplift, and the
+    picks of the learned policy and of today's (the catalogue's assumed success rates)."""
+    rows = rows.reset_index(drop=True)
     names = [i.name for i in catalogue]
-    cost = np.array([i.cost for i in catalogue])
     uplift, _ = effects.lookup(names, problem, rows["churn_probability"].to_numpy(float))
     context = rows.drop(columns=["group", "churned", "propensity"])
     learned, _ = best_pick(best_cases(context, catalogue, effects)[0])
     fits = fitting(context, top_drivers(model.contributions(rows)), model, catalogue)
     current, _ = best_pick(np.where(fits, best_cases(context, catalogue)[0], -np.inf))
     action = np.where(rows["group"] == "treated", k, -1)
-    return check(rows, action, uplift, learned, current, cost)
+    return rows, action, uplift, learned, current
 
 
-def _qini(
-    rows: pd.DataFrame, problem: np.ndarray, effects: Effects, names: list[str], j: int
-) -> pd.DataFrame:
-    """Qini curve of intervention ``j``'s decisions ranked by their learned uplift."""
-    mine = (rows["intervention"] == names[j]).to_numpy()
-    uplift, _ = effects.lookup(
-        names, problem[mine], rows.loc[mine, "churn_probability"].to_numpy(float)
-    )
-    score = np.nan_to_num(uplift[:, j], nan=-np.inf)
+def _qini(rows: pd.DataFrame, uplift: np.ndarray, name: str) -> pd.DataFrame:
+    """Qini curve of intervention ``name``'s decisions ranked by their learned ``uplift``."""
+    mine = (rows["intervention"] == name).to_numpy()
+    score = np.nan_to_num(uplift[mine], nan=-np.inf)
     part = rows[mine]
     return qini(score, part["churned"].to_numpy(), (part["group"] == "treated").to_numpy())

@@ -214,6 +214,6 @@ def qini_chart(curves: dict[str, pd.DataFrame]) -> Figure:
     for ax in axes[len(names) :]:
         ax.set_visible(False)
     axes[0].legend(fontsize=8)
-    fig.suptitle("Qini curves on the decisions kept out of learning")
+    fig.suptitle("Qini curves, each run of dates ranked by effects learned from the others")
     fig.tight_layout()
     return fig

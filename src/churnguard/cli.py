@@ -662,10 +662,10 @@ def uplift(
     Per intervention and problem: the change in the odds of churning when treated (help shown
     at a 5 % false discovery rate); per churn-probability band, the churn saved with a 95 %
     interval.
-    The policy these effects give is checked on the latest decisions, kept out of learning,
-    against today's list and against contacting no one (doubly robust); promote is true only
-    when it beats both beyond their 95 % intervals. Use the effects with \\[score] effects =
-    "learned" and effects_path.
+    The policy these effects give is checked on every decision, each run of list dates with
+    effects learned from the others, against today's list and against contacting no one
+    (doubly robust); promote is true only when it beats both beyond their 95 % intervals.
+    Use the effects with \\[score] effects = "learned" and effects_path.
     """
     from churnguard.uplift import learn_uplift
 

@@ -177,9 +177,9 @@ def render_uplift_report(effects: Effects, curves: dict[str, pd.DataFrame], *, l
     ]
     if ev:
         parts.append(
-            f"<p>Checked on {ev['decisions']:,} decisions of {', '.join(ev['dates'])}, kept "
-            "out of learning. Value per decision (doubly robust, in the currency of customer "
-            "value), 95 % interval:</p>"
+            f"<p>Checked on {ev['decisions']:,} decisions of {', '.join(ev['dates'])}, each "
+            "run of dates with effects learned from the others. Value per decision (doubly "
+            "robust, in the currency of customer value), 95 % interval:</p>"
         )
         rows = [
             [

@@ -444,3 +444,20 @@ def test_an_effect_that_fades_with_risk_is_learned_and_spares_the_lost_causes():
     typical, lost = 1 / (1 + np.exp(-centre)), 1 / (1 + np.exp(-(centre + 2.0)))
     uplift, _ = effects.lookup(["fix"], np.ones((2, 1), dtype=bool), np.array([typical, lost]))
     assert uplift[1, 0] < 0 < uplift[0, 0]
+
+
+def test_the_check_cuts_the_decisions_into_runs_of_dates_and_checks_every_one():
+    from churnguard.uplift import _check_blocks
+
+    dates = pd.to_datetime(["2025-01-01"] * 4 + ["2025-02-01"] * 4 + ["2025-03-01"] * 8)
+    frame = pd.DataFrame({"as_of": dates, "customer_id": [f"C{i}" for i in range(16)]})
+    blocks = _check_blocks(frame, 0.25)
+    # a quarter, a quarter, then half: each date whole, later dates in later runs
+    assert blocks.tolist() == [0] * 4 + [1] * 4 + [2] * 8
+    # a single date: its customers split at random, four runs
+    many = pd.DataFrame(
+        {"as_of": pd.Timestamp("2025-01-01"), "customer_id": [f"C{i}" for i in range(800)]}
+    )
+    split = _check_blocks(many, 0.25)
+    assert set(split) == {0, 1, 2, 3} and np.bincount(split).min() > 120
+    np.testing.assert_array_equal(split, _check_blocks(many, 0.25))  # the same on a re-run

@@ -107,7 +107,7 @@ def world(root: Path, seed: int, effects, customers: int) -> dict[str, object]:
     frame = population.semi_join(who, "customer_id").to_pandas()
     frame["customer_id"] = frame["customer_id"].astype(str)
     frame = frame.sort_values("customer_id").reset_index(drop=True)
-    p = model.predict_proba(frame)
+    p = model.churn_probability(frame)
     value = values_at(dataset, frame, p, plan=plan, as_of=at, horizon_days=HORIZON)
     truth = pd.read_parquet(data / "truth_uplift.parquet")
     truth = truth[pd.to_datetime(truth["as_of"]) == pd.Timestamp(when)]

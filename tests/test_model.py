@@ -22,13 +22,13 @@ def test_the_model_ranks_churners_and_beats_chance_and_the_baseline_is_reported(
 
 def test_probabilities_are_repeatable_and_unknown_categories_are_missing_not_errors(trained):
     result, valid, _ = trained
-    first = result.model.predict_proba(valid)
-    assert np.array_equal(first, result.model.predict_proba(valid.copy()))
+    first = result.model.churn_probability(valid)
+    assert np.array_equal(first, result.model.churn_probability(valid.copy()))
     assert ((first > 0) & (first < 1)).all()
     odd = valid.head(5).assign(plan="platinum")
-    assert np.isfinite(result.model.predict_proba(odd)).all()
+    assert np.isfinite(result.model.churn_probability(odd)).all()
     with pytest.raises(ConfigError, match="lacks feature columns the model needs"):
-        result.model.predict_proba(valid.drop(columns="mrr"))
+        result.model.churn_probability(valid.drop(columns="mrr"))
 
 
 def test_a_set_with_one_class_is_refused(trained):

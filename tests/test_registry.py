@@ -41,7 +41,9 @@ def test_a_saved_model_loads_and_scores_the_same_rows_identically(tmp_path, trai
         metadata={"snapshots": [d.isoformat() for d in split.train]},
     )
     model, metadata = load_model(resolve(tmp_path, "churn"))
-    np.testing.assert_array_equal(model.predict_proba(valid), result.model.predict_proba(valid))
+    np.testing.assert_array_equal(
+        model.churn_probability(valid), result.model.churn_probability(valid)
+    )
     assert metadata["version"] == folder.name and metadata["calibration"] in {
         "sigmoid",
         "isotonic",
@@ -114,9 +116,9 @@ def test_loading_a_bundle_never_unpickles(tmp_path, trained, monkeypatch):
     model, _ = load_model(folder)
     baseline = load_baseline(folder)
     valid = trained[1]
-    assert 0.0 < model.predict_proba(valid).mean() < 1.0
+    assert 0.0 < model.churn_probability(valid).mean() < 1.0
     np.testing.assert_allclose(
-        baseline.predict_proba(valid), trained[0].baseline.predict_proba(valid)
+        baseline.churn_probability(valid), trained[0].baseline.churn_probability(valid)
     )
     for path in folder.iterdir():  # every file is text a person can read
         path.read_text("utf-8")

@@ -7,10 +7,12 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.base import is_classifier
+from sklearn.metrics import roc_auc_score
 
 import churnguard as cg
 from churnguard import training
-from churnguard.errors import LeakageError, ModelRegistryError
+from churnguard.errors import ConfigError, LeakageError, ModelRegistryError
 from churnguard.training import evaluate, train
 from conftest import labelled_snapshot, retailer_export
 
@@ -200,3 +202,26 @@ def test_attribute_names_with_spaces_and_quotes_train_and_load(tmp_path):
     run = train(_config(data, tmp_path / "models", **{"churn.definition": "labels"}))
     model, _ = cg.load_model(run.folder)
     assert {"payment method", "monthly charges (€)"} <= {s.name for s in model.features}
+
+
+def test_a_loaded_model_is_a_scikit_learn_classifier_giving_its_reported_figure(generated_run):
+    """Load the bundle, call it on features: scikit-learn's metric on the validation rows
+    equals the ROC-AUC the model's metadata reports."""
+    run, cfg = generated_run
+    model, metadata = cg.load_model(run.folder)
+    assert is_classifier(model) and list(model.classes_) == [0, 1]
+    dataset = cg.load_dataset(cfg.data, definition=cfg.churn.definition)
+    _, valid, _ = cg.training_frames(
+        dataset, train=cfg.train, churn=cfg.churn, features=cfg.features
+    )
+    proba = model.predict_proba(valid)
+    assert proba.shape == (len(valid), 2) and np.allclose(proba.sum(axis=1), 1.0)
+    reported = metadata["metrics"]["model"]["roc_auc_score"]
+    assert roc_auc_score(valid["churned"], proba[:, 1]) == pytest.approx(reported, abs=1e-12)
+    assert list(model.feature_names_in_) == [s.name for s in model.features]
+    np.testing.assert_array_equal(model.predict(valid), (proba[:, 1] > 0.5).astype(int))
+    # an array in the order of feature_names_in_ is the same customers
+    array = valid[list(model.feature_names_in_)].to_numpy()
+    np.testing.assert_allclose(model.predict_proba(array), proba)
+    with pytest.raises(ConfigError, match="feature columns"):
+        model.predict_proba(np.zeros((2, 3)))

@@ -21,6 +21,7 @@ import numpy as np
 import optuna
 import pandas as pd
 from scipy.special import expit, ndtri
+from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import log_loss
@@ -104,13 +105,32 @@ class Calibrator:
 
 
 @dataclass
-class ChurnModel:
-    """A trained booster, its calibrator and the feature schema it expects."""
+class ChurnModel(ClassifierMixin, BaseEstimator):
+    """A trained booster, its calibrator and the feature schema it expects.
+
+    It is a fitted scikit-learn classifier, so the tools data scientists already use take it as
+    it is: ``predict_proba(X)`` gives the chances of staying and of churning (classes 0 and 1),
+    ``predict(X)`` the likelier class, ``classes_`` and ``feature_names_in_`` are set, and
+    ``sklearn.base.is_classifier`` holds. ``X`` is a features DataFrame (``churnguard
+    features``), or an array whose columns are ``feature_names_in_``. ``churn_probability``
+    gives the churn column alone.
+    """
 
     booster: lgb.Booster
     calibrator: Calibrator
     features: list[FeatureSpec]
     categories: dict[str, list[str]]
+
+    #: Class 1 is churn.
+    classes_ = np.array([0, 1])
+
+    @property
+    def feature_names_in_(self) -> np.ndarray:
+        return np.array([s.name for s in self.features], dtype=object)
+
+    @property
+    def n_features_in_(self) -> int:
+        return len(self.features)
 
     def matrix(self, frame: pd.DataFrame) -> pd.DataFrame:
         """The feature columns of ``frame`` typed as at training (unknown categories → missing)."""
@@ -122,9 +142,30 @@ class ChurnModel:
     def raw(self, frame: pd.DataFrame) -> np.ndarray:
         return self.booster.predict(self.matrix(frame))
 
-    def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
+    def churn_probability(self, frame: pd.DataFrame) -> np.ndarray:
         """Calibrated churn probability for each row of ``frame``."""
         return self.calibrator.predict(self.raw(frame))
+
+    def predict_proba(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:  # noqa: N803
+        """Rows × classes ``[0, 1]``: the chance of staying, then of churning."""
+        churn = self.churn_probability(self._frame(X))
+        return np.column_stack([1 - churn, churn])
+
+    def predict(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:  # noqa: N803
+        """1 where churning is the likelier outcome, else 0."""
+        return (self.churn_probability(self._frame(X)) > 0.5).astype(int)
+
+    def _frame(self, X: pd.DataFrame | np.ndarray) -> pd.DataFrame:  # noqa: N803
+        """``X`` as a features DataFrame: an array's columns are ``feature_names_in_``."""
+        if isinstance(X, pd.DataFrame):
+            return X
+        array = np.asarray(X)
+        if array.ndim != 2 or array.shape[1] != self.n_features_in_:
+            raise ConfigError(
+                f"expected {self.n_features_in_} feature columns "
+                f"({', '.join(self.feature_names_in_[:3])}, ...), got shape {array.shape}"
+            )
+        return pd.DataFrame(array, columns=list(self.feature_names_in_))
 
     def contributions(self, frame: pd.DataFrame) -> np.ndarray:
         """Per-row, per-feature SHAP contributions to the raw log-odds (columns = features)."""
@@ -209,7 +250,7 @@ def fit(
         model=model,
         baseline=baseline,
         validation_probability=out_of_fold[chosen],
-        baseline_probability=baseline.predict_proba(valid),
+        baseline_probability=baseline.churn_probability(valid),
         calibration_log_loss=losses,
         best_iteration=int(booster.best_iteration),
     )
@@ -379,7 +420,7 @@ class Baseline:
             float(regression.intercept_[0]),
         )
 
-    def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
+    def churn_probability(self, frame: pd.DataFrame) -> np.ndarray:
         """Churn probability for each row of ``frame``."""
         return expit(self._design(frame) @ np.asarray(self.coef) + self.intercept)
 

@@ -472,7 +472,7 @@ def _score(
     say("scoring")
     predicted = engine.map_batches(
         table,
-        lambda batch: batch.assign(_probability=model.predict_proba(batch)),
+        lambda batch: batch.assign(_probability=model.churn_probability(batch)),
         keep=table.columns,
         added={"_probability": "float64"},
     )

@@ -1,9 +1,10 @@
 """Train and backtest from a pipeline config: the API behind ``churnguard train`` and ``evaluate``.
 
 :func:`train` builds the training set (out-of-time snapshots, or a stratified hold-out of the
-labelled customers in ``labels`` mode), optionally searches hyperparameters on an inner split of
-the training rows only, fits and calibrates the model, evaluates it on the held-out rows and saves
-a bundle with its HTML report to the registry. :func:`evaluate` backtests a saved model on a later
+labelled customers in ``labels`` mode), fits the model, stops it early and calibrates it (and
+optionally searches hyperparameters) on an inner split of the training rows only, evaluates the
+saved model on the held-out rows, which nothing was chosen on, and saves a bundle with its HTML
+report to the registry. :func:`evaluate` backtests a saved model on a later
 as-of date of any dataset with the same tables.
 """
 
@@ -111,11 +112,13 @@ def train(
                 "period, so the validation metrics may be optimistic"
             )
     features = list(plan.specs)
+    # early stopping, calibration and any search see the training rows alone: the validation
+    # rows judge the saved model and nothing is chosen on them
+    inner_fit, inner_valid, note = _inner_split(fit_frame, split, config)
+    if note:
+        warnings.append(note)
     tuning = None
     if tune_params:
-        inner_fit, inner_valid, note = _inner_split(fit_frame, split, config)
-        if note:
-            warnings.append(note)
         budget = f"{config.train.tune_trials} trials or {config.train.tune_seconds} s"
         say(f"tuning on {len(inner_fit):,} rows ({budget})")
         tuning = tune(
@@ -127,10 +130,10 @@ def train(
             seconds=config.train.tune_seconds,
             on_trial=lambda done, best: say(f"tuning: trial {done}, best log loss {best:.5f}"),
         )
-    say(f"training on {len(fit_frame):,} rows")
+    say(f"training on {len(inner_fit):,} rows, stopping and calibrating on {len(inner_valid):,}")
     result = fit(
-        fit_frame,
-        valid,
+        inner_fit,
+        inner_valid,
         features=features,
         seed=config.train.seed,
         params=tuning.params if tuning else None,
@@ -138,13 +141,13 @@ def train(
     say("evaluating")
     evaluation = Evaluation(
         y_true=valid["churned"].to_numpy(),
-        probability=result.validation_probability,
-        baseline_probability=result.baseline_probability,
+        probability=result.model.churn_probability(valid),
+        baseline_probability=result.baseline.churn_probability(valid),
         true_hazard=true_hazard(_folder(dataset), valid),
         importance=result.model.importance(valid, seed=config.train.seed),
         campaign=config.evaluation,
     )
-    facts = _facts(config, fit_frame, valid, split, tuning, result)
+    facts = _facts(config, fit_frame, valid, split, tuning, result, len(inner_valid))
     report = render_report(
         evaluation,
         title=f"churn model '{config.model.name}': out-of-time evaluation",
@@ -164,7 +167,11 @@ def train(
             "validation_snapshots": _dates(split.validation) if split else [],
             "purge_days": split.purge_days if split else None,
             "reduced_purge": split.reduced_purge if split else False,
-            "rows": {"train": len(fit_frame), "validation": len(valid)},
+            "rows": {
+                "train": len(fit_frame),
+                "early_stopping_and_calibration": len(inner_valid),
+                "validation": len(valid),
+            },
             "tuning": None if tuning is None else vars(tuning),
             "warnings": warnings,
             "metrics": evaluation.to_json(),
@@ -250,7 +257,7 @@ def evaluate(
     if frame.empty:
         raise ConfigError(f"no customer is in the churn population at {when[0].date()}")
     baseline = load_baseline(model)
-    probability = churn_model.predict_proba(frame)
+    probability = churn_model.churn_probability(frame)
     value = values_at(
         dataset,
         frame,
@@ -263,7 +270,7 @@ def evaluate(
         y_true=frame["churned"].to_numpy(),
         probability=probability,
         customer_value=value,
-        baseline_probability=baseline.predict_proba(frame),
+        baseline_probability=baseline.churn_probability(frame),
         true_hazard=true_hazard(_folder(dataset), frame),
         importance=churn_model.importance(frame),
         campaign=config.evaluation,
@@ -291,7 +298,7 @@ def _drift_reference(frame: pd.DataFrame, result: TrainResult, seed: int) -> dic
     """Feature and score distributions of the training rows (a seeded sample beyond 200k)."""
     rows = frame if len(frame) <= 200_000 else frame.sample(200_000, random_state=seed)
     model = result.model
-    return drift.reference(rows, model.features, model.predict_proba(rows))
+    return drift.reference(rows, model.features, model.churn_probability(rows))
 
 
 def _folder(dataset: Dataset) -> Path:
@@ -357,7 +364,8 @@ def _holdout(frame: pd.DataFrame, config: PipelineConfig) -> tuple[pd.DataFrame,
 def _inner_split(
     fit_frame: pd.DataFrame, split: SnapshotSplit | None, config: PipelineConfig
 ) -> tuple[pd.DataFrame, pd.DataFrame, str | None]:
-    """A split of the training rows alone for the search, so the evaluation set stays unseen.
+    """A split of the training rows alone for early stopping, calibration and the search, so
+    the validation rows stay unseen until they judge the model.
 
     Out of time when the training snapshots allow it (the last one, with the same purge before
     it); otherwise a stratified random hold-out, with a note saying so.
@@ -367,14 +375,14 @@ def _inner_split(
         cutoff = pd.Timestamp(last - dt.timedelta(days=split.purge_days))
         inner_fit = fit_frame[fit_frame["as_of"] <= cutoff]
         inner_valid = fit_frame[fit_frame["as_of"] == pd.Timestamp(last)]
-        if not inner_fit.empty and inner_fit["churned"].nunique() == 2:
+        if all(not f.empty and f["churned"].nunique() == 2 for f in (inner_fit, inner_valid)):
             return inner_fit, inner_valid, None
     fit_part, valid_part = _holdout(fit_frame, config)
     note = None
     if split is not None:
         note = (
-            "--tune used a random hold-out of the training rows: too few training snapshots "
-            "for an out-of-time inner split"
+            "early stopping and calibration used a random hold-out of the training rows: too "
+            "few training snapshots (with both classes) for an out-of-time inner split"
         )
     return fit_part, valid_part, note
 
@@ -386,6 +394,7 @@ def _facts(
     split: SnapshotSplit | None,
     tuning: Tuning | None,
     result: TrainResult,
+    inner_rows: int,
 ) -> list[tuple[str, str]]:
     """The lines at the top of the report: what was trained on what, and how."""
     facts = [
@@ -411,7 +420,11 @@ def _facts(
         )
     facts += [
         ("features", str(len(result.model.features))),
-        ("boosting rounds", f"{result.best_iteration} (early stopping)"),
+        (
+            "boosting rounds",
+            f"{result.best_iteration} (early stopping on {inner_rows:,} training rows: the last "
+            "training snapshot, or a random part of the rows; calibration on the same rows)",
+        ),
         ("calibration", result.model.calibrator.method),
     ]
     if tuning is not None:

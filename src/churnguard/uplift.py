@@ -156,7 +156,7 @@ def _decision_features(
     frame = features.semi_join(keys, ["customer_id", "as_of"]).select(names).to_pandas()
     frame["as_of"] = pd.to_datetime(frame["as_of"]).dt.tz_localize(None)
     frame["customer_id"] = frame["customer_id"].astype(str)
-    frame["churn_probability"] = model.predict_proba(frame)
+    frame["churn_probability"] = model.churn_probability(frame)
     values = []
     for date, part in frame.groupby("as_of", sort=True):
         worth = values_at(

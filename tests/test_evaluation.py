@@ -8,10 +8,12 @@ import pytest
 from churnguard.errors import ConfigError
 from churnguard.evaluation import (
     best_list_size,
+    bootstrap_intervals,
     classification_metrics,
     expected_calibration_error,
     lift_and_capture,
     profit_curve,
+    verdict,
 )
 
 
@@ -45,3 +47,39 @@ def test_a_perfect_ranking_scores_one_and_bad_input_is_refused():
         classification_metrics([0, 2], [0.1, 0.2])
     with pytest.raises(ConfigError, match="equal-length"):
         classification_metrics([0, 1], [0.1])
+
+
+def test_the_bootstrap_figures_are_sklearns_on_every_resample():
+    """The one-pass weighted figures equal sklearn's with the resample's counts as weights,
+    ties included, and without weights its plain figures."""
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    from churnguard.evaluation import _resampled_metrics
+
+    rng = np.random.default_rng(4)
+    y = (rng.random(1_000) < 0.2).astype(float)
+    p = np.round(np.clip(0.2 + 0.3 * (y - 0.2) + rng.normal(0, 0.2, 1_000), 0, 1), 2)  # ties
+    order = np.argsort(-p, kind="stable")
+    tie = np.concatenate([[0], np.cumsum(np.diff(p[order]) != 0)])
+    for w in (np.ones(1_000), np.bincount(rng.integers(0, 1_000, 1_000), minlength=1_000)):
+        got = _resampled_metrics(y, p, order, tie, w.astype(float))
+        assert got["roc_auc_score"] == pytest.approx(roc_auc_score(y, p, sample_weight=w))
+        assert got["pr_auc_score"] == pytest.approx(average_precision_score(y, p, sample_weight=w))
+    plain = _resampled_metrics(y, p, order, tie, np.ones(1_000))
+    assert plain["lift_top_10pct"] == pytest.approx(lift_and_capture(y, p)["lift_top_10pct"])
+
+
+def test_intervals_hold_the_figure_and_the_verdict_follows_the_paired_difference():
+    rng = np.random.default_rng(2)
+    y = (rng.random(5_000) < 0.1).astype(int)
+    good = (y * 0.3 + rng.random(5_000)) / 1.3
+    noise = rng.random(5_000)
+    ev = bootstrap_intervals(y, {"model": good, "baseline": noise})
+    low, high = ev["model"]["roc_auc_score"]
+    assert low < classification_metrics(y, good)["roc_auc_score"] < high
+    assert 0.45 < ev["baseline"]["roc_auc_score"][0] < 0.5 < ev["baseline"]["roc_auc_score"][1]
+    assert verdict(ev["roc_auc_difference"]["model - baseline"]) == "better"
+    swapped = bootstrap_intervals(y, {"model": noise, "baseline": good})
+    assert verdict(swapped["roc_auc_difference"]["model - baseline"]) == "worse"
+    same = bootstrap_intervals(y, {"model": good, "baseline": good + 1e-9 * noise})
+    assert verdict(same["roc_auc_difference"]["model - baseline"]) == "level"

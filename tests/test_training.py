@@ -225,3 +225,17 @@ def test_a_loaded_model_is_a_scikit_learn_classifier_giving_its_reported_figure(
     np.testing.assert_allclose(model.predict_proba(array), proba)
     with pytest.raises(ConfigError, match="feature columns"):
         model.predict_proba(np.zeros((2, 3)))
+
+
+def test_the_metadata_gives_intervals_and_a_verdict_against_the_baseline(generated_run):
+    run, _ = generated_run
+    metrics = json.loads((run.folder / "metadata.json").read_text())["metrics"]
+    for who in ("model", "baseline"):
+        for metric in ("roc_auc_score", "pr_auc_score", "lift_top_10pct"):
+            low, high = metrics["intervals"][who][metric]
+            assert low <= metrics[who][metric] <= high, (who, metric)
+    low, high = metrics["intervals"]["roc_auc_difference"]["model - baseline"]
+    expected = "better" if low > 0 else "worse" if high < 0 else "level"
+    assert metrics["against_baseline"] == expected
+    report = (run.folder / "report.html").read_text()
+    assert f"{expected}: " in report

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 import time
 from collections.abc import Callable
 from enum import Enum, StrEnum
@@ -325,9 +326,17 @@ def _metric_rows(table: Table, ev: Evaluation) -> None:
     """ROC-AUC and calibration of model, baseline and (generated data) the true hazard."""
     for who in ("model", "baseline"):
         m = ev.metrics[who]
+        low, high = ev.intervals.get(who, {}).get("roc_auc_score", (math.nan, math.nan))
         table.add_row(
             f"{who} ROC-AUC / ECE",
-            f"{m['roc_auc_score']:.4f} / {m['expected_calibration_error']:.4f}",
+            f"{m['roc_auc_score']:.4f} ({low:.4f} to {high:.4f}) / "
+            f"{m['expected_calibration_error']:.4f}",
+        )
+    if ev.against_baseline is not None:
+        low, high = ev.intervals["roc_auc_difference"]["model - baseline"]
+        table.add_row(
+            "against the baseline",
+            f"{ev.against_baseline} (ROC-AUC lead {low:+.4f} to {high:+.4f}, 95 %)",
         )
     if ev.auc_gap is not None:
         table.add_row(

@@ -185,6 +185,86 @@ def ranking_comparison(
     return out
 
 
+#: Bootstrap resamples behind the intervals of :func:`bootstrap_intervals`.
+RESAMPLES = 200
+#: The figures given with intervals.
+INTERVAL_METRICS = ("roc_auc_score", "pr_auc_score", "lift_top_10pct")
+
+
+def _resampled_metrics(
+    y: np.ndarray, p: np.ndarray, order: np.ndarray, tie: np.ndarray, w: np.ndarray
+) -> dict[str, float]:
+    """ROC-AUC, PR-AUC (average precision) and lift at 10 % with row weights ``w`` (bootstrap
+    counts), in one pass over the rows sorted by descending probability (``order``; ``tie``
+    numbers groups of equal probability), as sklearn computes them unweighted."""
+    pos = np.bincount(tie, (w * y)[order])
+    total = np.bincount(tie, w[order])
+    neg = total - pos
+    positives, negatives = pos.sum(), neg.sum()
+    above = np.cumsum(neg) - neg  # weighted negatives ranked above each group
+    auc = 1 - (pos * (above + 0.5 * neg)).sum() / (positives * negatives)
+    seen_pos, seen = np.cumsum(pos), np.cumsum(total)
+    precision = np.divide(seen_pos, seen, out=np.zeros_like(seen_pos), where=seen > 0)
+    ap = (pos / positives * precision).sum()
+    weights = w[order]
+    top = np.cumsum(weights) <= max(weights.sum() * 0.10, weights[weights > 0][0])
+    lift = ((weights * y[order])[top].sum() / weights[top].sum()) / (positives / total.sum())
+    return {"roc_auc_score": float(auc), "pr_auc_score": float(ap), "lift_top_10pct": float(lift)}
+
+
+def bootstrap_intervals(
+    y_true: Sequence[int],
+    scores: dict[str, Sequence[float]],
+    *,
+    resamples: int = RESAMPLES,
+    seed: int = 0,
+) -> dict[str, dict[str, list[float]]]:
+    """95 % intervals of :data:`INTERVAL_METRICS` for each named score, from one bootstrap over
+    the rows shared by all scores (so differences between them are paired): per score and
+    metric, ``[low, high]``; plus ``roc_auc_difference`` per pair ``"a - b"`` of the first score
+    against each other."""
+    y = np.asarray(y_true, dtype=float)
+    rng = np.random.default_rng(seed)
+    prepared = {}
+    for name, score in scores.items():
+        p = np.asarray(score, dtype=float)
+        order = np.argsort(-p, kind="stable")
+        tie = np.concatenate([[0], np.cumsum(np.diff(p[order]) != 0)])
+        prepared[name] = (p, order, tie)
+    draws: dict[str, list[dict[str, float]]] = {name: [] for name in scores}
+    for _ in range(resamples):
+        w = np.bincount(rng.integers(0, y.size, y.size), minlength=y.size).astype(float)
+        if not 0 < (w * y).sum() < w.sum():
+            continue
+        for name, (p, order, tie) in prepared.items():
+            draws[name].append(_resampled_metrics(y, p, order, tie, w))
+    out: dict[str, dict[str, list[float]]] = {}
+    for name, rows in draws.items():
+        frame = pd.DataFrame(rows)
+        out[name] = {m: _interval(frame[m]) for m in INTERVAL_METRICS}
+    first, *others = scores
+    frames = {name: pd.DataFrame(rows) for name, rows in draws.items()}
+    out["roc_auc_difference"] = {
+        f"{first} - {other}": _interval(
+            frames[first]["roc_auc_score"] - frames[other]["roc_auc_score"]
+        )
+        for other in others
+    }
+    return out
+
+
+def _interval(values: pd.Series) -> list[float]:
+    low, high = np.quantile(values, [0.025, 0.975])
+    return [float(low), float(high)]
+
+
+def verdict(difference: list[float]) -> str:
+    """``better`` when the whole interval of model minus baseline is above zero, ``worse``
+    when below, else ``level``."""
+    low, high = difference
+    return "better" if low > 0 else "worse" if high < 0 else "level"
+
+
 @dataclass
 class Evaluation:
     """Everything known about a model's predictions on a labelled set, for reports and JSON.
@@ -208,6 +288,10 @@ class Evaluation:
     #: Churn saved per intervention, measured against randomised holdouts (a treatment log).
     measured: pd.DataFrame | None = None
     profit: pd.DataFrame = field(init=False, repr=False)
+    #: 95 % bootstrap intervals per score and metric, and of the model's ROC-AUC lead.
+    intervals: dict[str, dict[str, list[float]]] = field(init=False, default_factory=dict)
+    #: The model against the baseline on the same rows: better, level or worse.
+    against_baseline: str | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         self.metrics = {"model": classification_metrics(self.y_true, self.probability)}
@@ -215,6 +299,15 @@ class Evaluation:
             self.metrics["baseline"] = classification_metrics(
                 self.y_true, self.baseline_probability
             )
+        if 0 < self.y_true.sum() < self.y_true.size:
+            scores = {"model": self.probability}
+            if self.baseline_probability is not None:
+                scores["baseline"] = self.baseline_probability
+            self.intervals = bootstrap_intervals(self.y_true, scores)
+            if self.baseline_probability is not None:
+                self.against_baseline = verdict(
+                    self.intervals["roc_auc_difference"]["model - baseline"]
+                )
         if self.true_hazard is not None:
             known = ~np.isnan(self.true_hazard)
             y = self.y_true[known]
@@ -262,6 +355,8 @@ class Evaluation:
             **self.metrics,
             "rows": int(self.y_true.size),
             "true_hazard_gap": self.auc_gap,
+            "intervals": self.intervals,
+            "against_baseline": self.against_baseline,
             "ranking": self.ranking,
             "measured": None
             if self.measured is None

@@ -139,9 +139,20 @@ def write_report(path: Path, ev: Evaluation, **kwargs: object) -> Path:
 def _metrics_table(ev: Evaluation) -> str:
     columns = [who for who in ("model", "baseline") if who in ev.metrics]
     rows = [
-        [label, *(fmt.format(ev.metrics[who][key]) for who in columns)]
+        [label, *(_with_interval(ev, who, key, fmt) for who in columns)]
         for key, label, fmt in _ROWS
     ]
+    if ev.against_baseline is not None:
+        low, high = ev.intervals["roc_auc_difference"]["model - baseline"]
+        lead = ev.metrics["model"]["roc_auc_score"] - ev.metrics["baseline"]["roc_auc_score"]
+        rows.insert(
+            1,
+            [
+                "model against baseline (ROC-AUC)",
+                f"{ev.against_baseline}: {lead:+.4f} ({low:+.4f} to {high:+.4f})",
+                "",
+            ],
+        )
     if "true_hazard" in ev.metrics:
         rows.insert(
             1,
@@ -155,6 +166,15 @@ def _metrics_table(ev: Evaluation) -> str:
         ["churn rate", f"{ev.metrics['model']['churn_rate']:.1%}", *[""] * (len(columns) - 1)]
     )
     return _table(["metric", *columns], rows)
+
+
+def _with_interval(ev: Evaluation, who: str, key: str, fmt: str) -> str:
+    """A figure, followed by its 95 % bootstrap interval where one was computed."""
+    figure = fmt.format(ev.metrics[who][key])
+    bounds = ev.intervals.get(who, {}).get(key)
+    if bounds is None:
+        return figure
+    return f"{figure} ({fmt.format(bounds[0])} to {fmt.format(bounds[1])})"
 
 
 def _table(columns: list[str], rows: list[list[str]], *, header: bool = True) -> str:

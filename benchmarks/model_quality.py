@@ -4,7 +4,8 @@ Generates (once, cached under ``data/bench/``) 20,000 customers over 730 days wi
 same data as ``churnguard generate --customers 20000 --days 730 --seed 1``), trains with the demo
 config exactly as ``churnguard train`` does, and reports on the held-out latest snapshot: ROC-AUC
 of the model, of the logistic baseline and of the simulation's true hazard (the best any model
-could do), calibration, and the profit-maximising list size.
+could do), with 95 % bootstrap intervals and the verdict against the baseline, calibration, and
+the profit-maximising list size.
 
     python benchmarks/model_quality.py [--tune]
 """
@@ -56,6 +57,12 @@ def main() -> None:
         f"{baseline['expected_calibration_error']:.4f}; calibration chosen: "
         f"{run.result.model.calibrator.method} (out-of-fold log loss "
         f"{run.result.calibration_log_loss})"
+    )
+    auc = ev.intervals["model"]["roc_auc_score"]
+    lead = ev.intervals["roc_auc_difference"]["model - baseline"]
+    print(
+        f"95 %     model ROC-AUC {auc[0]:.4f} to {auc[1]:.4f}; lead over the baseline "
+        f"{lead[0]:+.4f} to {lead[1]:+.4f}: {ev.against_baseline}"
     )
     size, profit = ev.best_list_size
     print(

@@ -345,13 +345,8 @@ def test_the_backtest_reports_measured_savings_beside_the_assumed_one(campaign_l
     )
 
 
-def test_the_odds_model_recovers_a_known_effect_and_its_uplift_grows_with_risk():
-    rng = np.random.default_rng(5)
-    n = 40_000
-    p = np.clip(rng.beta(2, 18, n), 0.005, 0.6)
-    treated = rng.random(n) < 0.5
-    odds = np.log(p / (1 - p)) + np.log(0.5) * treated  # treatment halves the odds
-    churned = rng.random(n) < 1 / (1 + np.exp(-odds))
+def _learned_alone(p: np.ndarray, treated: np.ndarray, churned: np.ndarray) -> Effects:
+    """Effects learned from one intervention's decisions, every customer with its problem."""
     decisions = pd.DataFrame(
         {
             "intervention": "fix",
@@ -362,7 +357,17 @@ def test_the_odds_model_recovers_a_known_effect_and_its_uplift_grows_with_risk()
             "customer_value": 100.0,
         }
     )
-    effects = learn(decisions, np.ones(n, dtype=bool), ["fix"], (), np.array([1.0]))
+    return learn(decisions, np.ones(len(p), dtype=bool), ["fix"], (), np.array([1.0]))
+
+
+def test_the_odds_model_recovers_a_known_effect_and_its_uplift_grows_with_risk():
+    rng = np.random.default_rng(5)
+    n = 40_000
+    p = np.clip(rng.beta(2, 18, n), 0.005, 0.6)
+    treated = rng.random(n) < 0.5
+    odds = np.log(p / (1 - p)) + np.log(0.5) * treated  # treatment halves the odds
+    churned = rng.random(n) < 1 / (1 + np.exp(-odds))
+    effects = _learned_alone(p, treated, churned)
     (group,) = effects.groups.itertuples()
     assert abs(group.log_odds - np.log(0.5)) < 3 * group.log_odds_se
     assert abs(group.shift) < 0.1 and group.shown
@@ -427,17 +432,7 @@ def test_an_effect_that_fades_with_risk_is_learned_and_spares_the_lost_causes():
     centre = o[treated].mean()
     effect = np.log(0.5) + 1.0 * (o - centre)
     churned = rng.random(n) < 1 / (1 + np.exp(-(o + effect * treated)))
-    decisions = pd.DataFrame(
-        {
-            "intervention": "fix",
-            "group": np.where(treated, "treated", "holdout"),
-            "churned": churned.astype(int),
-            "as_of": 0,
-            "churn_probability": p,
-            "customer_value": 100.0,
-        }
-    )
-    effects = learn(decisions, np.ones(n, dtype=bool), ["fix"], (), np.array([1.0]))
+    effects = _learned_alone(p, treated, churned)
     (group,) = effects.groups.itertuples()
     assert 0.7 < group.risk_slope < 1.3 and abs(group.centre - centre) < 1e-9
     assert abs(group.log_odds - np.log(0.5)) < 3 * group.log_odds_se

@@ -380,6 +380,27 @@ class UpliftConfig:
 
 
 @dataclass(frozen=True)
+class DriftConfig:
+    """When a feature's shift from the training data is worth a warning in the manifest.
+
+    Features that grow with time by construction (tenure: days since something began) drift
+    every night and are named only when ``thresholds`` gives them a limit of their own.
+    """
+
+    #: PSI above which a feature is named.
+    threshold: float = 0.25
+    #: A limit of its own per feature name.
+    thresholds: dict[str, float] = field(default_factory=dict)
+    #: Features never named.
+    ignore: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        for name, limit in {"threshold": self.threshold, **self.thresholds}.items():
+            if limit <= 0:
+                raise ConfigError(f"drift threshold for {name} must be above 0, got {limit}")
+
+
+@dataclass(frozen=True)
 class SparkConfig:
     """Where Spark runs when ``[engine] name = "spark"`` (see "Running on a cluster")."""
 
@@ -442,6 +463,7 @@ class PipelineConfig:
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
     score: ScoreConfig = field(default_factory=ScoreConfig)
     uplift: UpliftConfig = field(default_factory=UpliftConfig)
+    drift: DriftConfig = field(default_factory=DriftConfig)
     #: The intervention catalogue; empty means the packaged default (``pipelines/nightly.toml``).
     interventions: tuple[InterventionConfig, ...] = ()
 
@@ -534,6 +556,8 @@ def _coerce(hint: Any, value: Any, source: str, key: str) -> Any:
             isinstance(v, str | int | float | bool) for v in value.values()
         ):
             raise ConfigError(f"{source}: {key} must be a table of names to values, got {value!r}")
+        if get_args(hint)[1] is float:
+            return {str(k): _coerce(float, v, source, f"{key}.{k}") for k, v in value.items()}
         return {
             str(k): str(v).lower() if isinstance(v, bool) else str(v) for k, v in value.items()
         }

@@ -4,7 +4,8 @@ At training, :func:`reference` records, per feature, the decile edges of the tra
 the category shares) and the share of rows in each bin, missing values as a bin of their own.
 At scoring, :func:`stability` bins today's values on the same edges and returns the population
 stability index PSI = Σ (today − train) · ln(today / train) over the bins. By the usual reading,
-under 0.1 is stable, 0.1–0.25 a shift worth watching, over 0.25 a shift that needs a look.
+under 0.1 is stable, 0.1–0.25 a shift worth watching, over 0.25 a shift that needs a look
+(``[drift] threshold``, see :class:`~churnguard.config.DriftConfig`).
 """
 
 from __future__ import annotations
@@ -17,8 +18,6 @@ import pandas as pd
 
 from churnguard.features import FeatureSpec
 
-#: PSI above this names the feature in the scoring manifest and log.
-PSI_ALERT = 0.25
 _FLOOR = 1e-4  # share given to an empty bin, so ln() stays finite
 _MAX_CATEGORIES = 30
 SCORE = "churn_probability"

@@ -27,6 +27,7 @@ import datetime as dt
 import hashlib
 import json
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -46,6 +47,7 @@ from churnguard.asof import one_as_of
 from churnguard.assignment import assign
 from churnguard.config import (
     ChurnConfig,
+    DriftConfig,
     InterventionConfig,
     PipelineConfig,
     ScoreConfig,
@@ -275,7 +277,7 @@ def score(
             _write_csv(decisions, staging / "assignments.csv")
             warnings = notes + [
                 f"feature {name} drifted: PSI {psi:.3f} against the training data "
-                f"(over {drift.PSI_ALERT})"
+                f"(over {result.drift['thresholds'][name]})"
                 for name, psi in result.drift["over_threshold"].items()
             ]
             for warning in warnings:
@@ -520,7 +522,9 @@ def _score(
         if rows > DRIFT_SAMPLE_ROWS:
             sample = scored.filter(sampled(scored.customer_id, DRIFT_SAMPLE_ROWS / rows, 0))
         drifted = sample.select("customer_id", *names, "churn_probability").to_pandas()
-        drift = drift_summary(run.metadata, drifted, drifted["churn_probability"].to_numpy())
+        drift = drift_summary(
+            run.metadata, drifted, drifted["churn_probability"].to_numpy(), config.drift
+        )
         drift["sample_rows"] = len(drifted)
         lap("drift_s")
         say("choosing interventions")
@@ -595,15 +599,31 @@ def score_rows(
     )
 
 
-def drift_summary(metadata: dict[str, Any], frame: pd.DataFrame, probability: np.ndarray) -> dict:
-    """PSI of each feature and of the score against the training data, worst first."""
+def drift_summary(
+    metadata: dict[str, Any], frame: pd.DataFrame, probability: np.ndarray, rules: DriftConfig
+) -> dict:
+    """PSI of each feature and of the score against the training data, worst first; the
+    features over their limit (``rules``) in ``over_threshold``, with the limits."""
     reference = metadata.get("drift_reference")
     if not reference:
-        return {"score": None, "features": {}, "over_threshold": {}}
+        return {"score": None, "features": {}, "over_threshold": {}, "thresholds": {}}
     psi = drift.stability(reference, frame, probability)
     score_psi = psi.pop(drift.SCORE, None)
-    over = {k: v for k, v in sorted(psi.items(), key=lambda kv: -kv[1]) if v > drift.PSI_ALERT}
-    return {"score": score_psi, "features": psi, "over_threshold": over}
+    ages = {s["name"] for s in metadata.get("features", []) if s.get("stat") == "days"}
+    limits = {
+        name: rules.thresholds.get(name, math.inf if name in ages else rules.threshold)
+        for name in psi
+        if name not in rules.ignore
+    }
+    over = {
+        k: v for k, v in sorted(psi.items(), key=lambda kv: -kv[1]) if v > limits.get(k, math.inf)
+    }
+    return {
+        "score": score_psi,
+        "features": psi,
+        "over_threshold": over,
+        "thresholds": {k: limits[k] for k in over},
+    }
 
 
 def _digest(path: Path) -> dict[str, str]:

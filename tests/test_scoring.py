@@ -301,6 +301,27 @@ def test_drift_limits_name_what_a_team_asks_for(nightly, tmp_path):
     assert not (tmp_path / "again").exists()
 
 
+def test_only_customers_likely_enough_and_in_the_tiers_asked_for_are_listed(nightly, tmp_path):
+    everyone = _score(nightly, "--out", str(tmp_path / "all"))
+    assert everyone.exit_code == 0, everyone.output
+    before = pd.read_csv(tmp_path / "all" / "interventions.csv")
+    assert set(before["risk_tier"]) >= {"low", "medium"}  # the default lists every tier
+    config = tmp_path / "cut.toml"
+    config.write_text(nightly.read_text() + 'min_probability = 0.08\ntiers = ["medium", "high"]\n')
+    result = _score(config, "--out", str(tmp_path / "cut"))
+    assert result.exit_code == 0, result.output
+    listed = pd.read_csv(tmp_path / "cut" / "interventions.csv")
+    assert len(listed) > 0
+    assert (listed["churn_probability"] >= 0.08).all()
+    assert set(listed["risk_tier"]) <= {"medium", "high"}
+    kept = before[(before["churn_probability"] >= 0.08) & (before["risk_tier"] != "low")]
+    assert set(kept["customer_id"]) <= set(listed["customer_id"])  # nobody else lost a place
+    config.write_text(nightly.read_text() + 'tiers = ["urgent"]\n')
+    refused = _score(config, "--out", str(tmp_path / "bad"))
+    assert refused.exit_code == 2 and "score.tiers must be one of" in refused.output
+    assert not (tmp_path / "bad").exists()
+
+
 def test_a_failed_write_leaves_no_file(nightly, tmp_path, monkeypatch):
     def broken(*args, **kwargs):
         raise OSError("disk full")

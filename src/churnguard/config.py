@@ -312,6 +312,10 @@ class ScoreConfig:
     high_risk: float = 0.3
     #: ... and ``medium`` risk; below it, ``low``.
     medium_risk: float = 0.1
+    #: List only customers at least this likely to churn.
+    min_probability: float = 0.0
+    #: List only customers in these risk tiers (empty: every tier).
+    tiers: tuple[Literal["high", "medium", "low"], ...] = ()
     #: Seconds to wait for another run writing the same out folder before giving up.
     lock_timeout: float = 0.0
     #: Out folder; ``{as_of}`` is replaced by the as-of date, so nightly runs keep their own.
@@ -341,13 +345,17 @@ class ScoreConfig:
             )
         if self.lock_timeout < 0:
             raise ConfigError(f"score.lock_timeout must be >= 0 seconds, got {self.lock_timeout}")
+        if not 0 <= self.min_probability < 1:
+            raise ConfigError(
+                f"score.min_probability must be from 0 to below 1, got {self.min_probability}"
+            )
         if not 0 < self.medium_risk <= self.high_risk < 1:
             raise ConfigError(
                 "score.medium_risk and score.high_risk must satisfy 0 < medium <= high < 1, "
                 f"got {self.medium_risk} and {self.high_risk}"
             )
 
-    def tiers(self, probability: Sequence[float]) -> np.ndarray:
+    def risk_tiers(self, probability: Sequence[float]) -> np.ndarray:
         """Each probability's risk tier: ``high``, ``medium`` or ``low``."""
         import numpy as np  # here, so that reading a config (and --help) does not load numpy
 

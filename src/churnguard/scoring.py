@@ -528,9 +528,12 @@ def _score(
         drift["sample_rows"] = len(drifted)
         lap("drift_s")
         say("choosing interventions")
-        candidates = scored.filter(scored[BEST_CASE] > 0).order_by(
-            [ibis.desc(BEST_CASE), "customer_id"]
+        wanted = (scored[BEST_CASE] > 0) & (
+            scored.churn_probability >= config.score.min_probability
         )
+        if config.score.tiers:
+            wanted &= scored.risk_tier.isin(config.score.tiers)
+        candidates = scored.filter(wanted).order_by([ibis.desc(BEST_CASE), "customer_id"])
         listed = build_list(
             lambda n: (candidates.limit(n) if n else candidates).to_pandas(),
             model,
@@ -587,7 +590,7 @@ def score_rows(
     frame: pd.DataFrame, probability: np.ndarray, value: np.ndarray, config: PipelineConfig
 ) -> pd.DataFrame:
     """Probability, tier, value and value at risk per customer (the ``scores.parquet`` rows)."""
-    tiers = config.score.tiers(probability)
+    tiers = config.score.risk_tiers(probability)
     return pd.DataFrame(
         {
             "customer_id": frame["customer_id"].astype(str).to_numpy(),

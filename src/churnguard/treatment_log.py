@@ -135,7 +135,7 @@ def calibration(log: pd.DataFrame, config: PipelineConfig) -> pd.DataFrame:
     columns = ["as_of", "risk_tier", "customers", "predicted", "realised"]
     if kept.empty:
         return pd.DataFrame(columns=columns)
-    tier = config.score.tiers(kept["churn_probability"].to_numpy(float))
+    tier = config.score.risk_tiers(kept["churn_probability"].to_numpy(float))
     grouped = kept.assign(risk_tier=tier).groupby(["as_of", "risk_tier"], sort=True)
     return grouped.agg(
         customers=("churned", "size"),

@@ -192,7 +192,7 @@ INTERVAL_METRICS = ("roc_auc_score", "pr_auc_score", "lift_top_10pct")
 
 
 def _resampled_metrics(
-    y: np.ndarray, p: np.ndarray, order: np.ndarray, tie: np.ndarray, w: np.ndarray
+    y: np.ndarray, order: np.ndarray, tie: np.ndarray, w: np.ndarray
 ) -> dict[str, float]:
     """ROC-AUC, PR-AUC (average precision) and lift at 10 % with row weights ``w`` (bootstrap
     counts), in one pass over the rows sorted by descending probability (``order``; ``tie``
@@ -230,20 +230,19 @@ def bootstrap_intervals(
         p = np.asarray(score, dtype=float)
         order = np.argsort(-p, kind="stable")
         tie = np.concatenate([[0], np.cumsum(np.diff(p[order]) != 0)])
-        prepared[name] = (p, order, tie)
+        prepared[name] = (order, tie)
     draws: dict[str, list[dict[str, float]]] = {name: [] for name in scores}
     for _ in range(resamples):
         w = np.bincount(rng.integers(0, y.size, y.size), minlength=y.size).astype(float)
         if not 0 < (w * y).sum() < w.sum():
             continue
-        for name, (p, order, tie) in prepared.items():
-            draws[name].append(_resampled_metrics(y, p, order, tie, w))
-    out: dict[str, dict[str, list[float]]] = {}
-    for name, rows in draws.items():
-        frame = pd.DataFrame(rows)
-        out[name] = {m: _interval(frame[m]) for m in INTERVAL_METRICS}
-    first, *others = scores
+        for name, (order, tie) in prepared.items():
+            draws[name].append(_resampled_metrics(y, order, tie, w))
     frames = {name: pd.DataFrame(rows) for name, rows in draws.items()}
+    out: dict[str, dict[str, list[float]]] = {
+        name: {m: _interval(frame[m]) for m in INTERVAL_METRICS} for name, frame in frames.items()
+    }
+    first, *others = scores
     out["roc_auc_difference"] = {
         f"{first} - {other}": _interval(
             frames[first]["roc_auc_score"] - frames[other]["roc_auc_score"]

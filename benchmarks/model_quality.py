@@ -62,7 +62,7 @@ def main() -> None:
     lead = ev.intervals["roc_auc_difference"]["model - baseline"]
     print(
         f"95 %     model ROC-AUC {auc[0]:.4f} to {auc[1]:.4f}; lead over the baseline "
-        f"{lead[0]:+.4f} to {lead[1]:+.4f}: {ev.against_baseline}"
+        f"{lead[0]:+.4f} to {lead[1]:+.4f}: {ev.against['baseline']}"
     )
     size, profit = ev.best_list_size
     print(

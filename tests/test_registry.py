@@ -8,6 +8,7 @@ import pickle
 import re
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import lightgbm as lgb
@@ -17,15 +18,21 @@ import pytest
 from typer.testing import CliRunner
 
 from churnguard.cli import app
+from churnguard.config import ModelConfig
 from churnguard.errors import ModelRegistryError
 from churnguard.io import sha256_file
 from churnguard.registry import (
     SIGNATURE,
     SIGNING_KEY,
+    champion,
+    find_model,
     list_versions,
     load_baseline,
     load_model,
+    promote,
+    promotions,
     resolve,
+    rollback,
     save_model,
 )
 
@@ -308,12 +315,12 @@ TAMPERING = {
     ),
     "extra file": (lambda f: (f / "notes.txt").write_text("hi"), "do not match the manifest"),
     "missing file": (lambda f: (f / "baseline.json").unlink(), "do not match the manifest"),
-    "dangling latest": (
-        lambda f: (f.parent / "latest").write_text("20000101T000000Z"),
+    "dangling champion": (
+        lambda f: (f.parent / "champion").write_text("20000101T000000Z"),
         "no such model version (named by",
     ),
-    "latest naming a path": (
-        lambda f: (f.parent / "latest").write_text("../../etc"),
+    "champion naming a path": (
+        lambda f: (f.parent / "champion").write_text("../../etc"),
         "expected one version name",
     ),
 }
@@ -323,13 +330,73 @@ TAMPERING = {
 def test_every_kind_of_tampering_is_refused_in_one_line_with_exit_3(tmp_path, trained, case):
     registry = tmp_path / "registry"
     folder = save_model(trained[0], registry=registry, name="churn", metadata={})
-    (registry / "churn" / "latest").write_text(folder.name)
     damage, words = TAMPERING[case]
     damage(folder)
     with pytest.raises(ModelRegistryError, match=re.escape(words)):
-        load_model(resolve(registry, "churn"))
-    if "latest" not in case:  # the bundle itself is damaged, not the pointer to it
+        load_model(resolve(registry, "churn", "champion"))
+    if "champion" not in case:  # the bundle itself is damaged, not the pointer to it
         with pytest.raises(ModelRegistryError, match=re.escape(words)):
             load_baseline(folder)
     code, output = _models_show(registry, tmp_path, env={})
     assert code == 3 and words in output and len(output.splitlines()) == 1
+
+
+def test_the_first_model_serves_later_ones_wait_and_rollback_walks_back(tmp_path, trained):
+    times = [dt.datetime(2026, 1, d, tzinfo=dt.UTC) for d in (1, 2, 3)]
+    first, second, third = (
+        save_model(trained[0], registry=tmp_path, name="churn", metadata={}, now=t).name
+        for t in times
+    )
+    settings = ModelConfig(registry=tmp_path)
+    assert champion(tmp_path, "churn") == first
+    assert find_model(None, settings).name == first
+    assert find_model(None, replace(settings, version="latest")).name == third
+    assert find_model(None, replace(settings, version=second)).name == second  # a pin
+    assert promote(tmp_path, "churn", third, reason="better on March").previous == first
+    assert promote(tmp_path, "churn", third, reason="again") is None  # already serving
+    promote(tmp_path, "churn", second, reason="a hunch")
+    assert rollback(tmp_path, "churn", reason="bad night").version == third
+    assert rollback(tmp_path, "churn", reason="worse").version == first
+    with pytest.raises(ModelRegistryError, match="no earlier champion"):
+        rollback(tmp_path, "churn", reason="")
+    log = promotions(tmp_path, "churn")
+    assert [(p.action, p.version, p.previous) for p in log] == [
+        ("first", first, None),
+        ("promoted", third, first),
+        ("promoted", second, third),
+        ("rollback", third, second),
+        ("rollback", first, third),
+    ]
+    assert log[1].reason == "better on March" and "@" in log[1].by
+
+
+def test_a_damaged_version_is_never_promoted_and_a_damaged_champion_exits_3(tmp_path, trained):
+    first = save_model(trained[0], registry=tmp_path, name="churn", metadata={})
+    second = save_model(trained[0], registry=tmp_path, name="churn", metadata={})
+    (second / "booster.txt").write_text("tree\n")
+    config = tmp_path / "c.toml"
+    config.write_text(f'[model]\nregistry = "{tmp_path}"\n')
+    result = runner.invoke(app, ["models", "promote", second.name, "-c", str(config)])
+    assert result.exit_code == 3 and "sha256 differs" in result.output
+    assert champion(tmp_path, "churn") == first.name
+    (first / "calibrator.json").write_text("{}")
+    shown = runner.invoke(app, ["models", "show", "-c", str(config)])
+    assert shown.exit_code == 3 and f"{first.name}/calibrator.json: sha256" in shown.output
+    listed = runner.invoke(app, ["models", "list", "-c", str(config)])
+    assert listed.exit_code == 0 and listed.output.count("damaged") == 2
+    assert "champion" in listed.output and "challenger" in listed.output
+    (tmp_path / "churn" / "promotions.jsonl").write_text("not json\n")
+    history = runner.invoke(app, ["models", "history", "-c", str(config)])
+    assert history.exit_code == 3 and "promotions.jsonl, line 1: not a promotion" in (
+        history.output
+    )
+
+
+def test_a_registry_saved_before_promotion_keeps_serving_its_latest(tmp_path, trained):
+    old = save_model(trained[0], registry=tmp_path, name="churn", metadata={})
+    for name in ("champion", "promotions.jsonl"):
+        (tmp_path / "churn" / name).unlink()
+    assert champion(tmp_path, "churn") == old.name  # what served before promotion existed
+    new = save_model(trained[0], registry=tmp_path, name="churn", metadata={})
+    assert champion(tmp_path, "churn") == old.name and new.name != old.name
+    assert [p.action for p in promotions(tmp_path, "churn")] == ["adopted"]

@@ -462,14 +462,14 @@ def test_model_names_versions_and_pointers_stay_inside_the_registry(nightly, tmp
     ):
         result = _score(nightly, "--model", model, "--out", str(out))
         assert result.exit_code == 3 and message in result.output, result.output
-    pointer = registry / "churn" / "latest"
+    pointer = registry / "churn" / "champion"
     original = pointer.read_text()
     pointer.write_text(f"../../../{elsewhere.relative_to(tmp_path.parent)}\n")
     try:
         result = _score(nightly, "--out", str(out))
     finally:
         pointer.write_text(original)
-    assert result.exit_code == 3 and "latest: expected one version name" in result.output
+    assert result.exit_code == 3 and "champion: expected one version name" in result.output
     for name in ("../../x", "", "a/b", ".x"):
         config = tmp_path / "named.toml"
         config.write_text(nightly.read_text().replace("[model]\n", f'[model]\nname = "{name}"\n'))

@@ -35,6 +35,8 @@ _LAZY = {
     "build_labels": "churnguard.labels",
     "run_demo": "churnguard.demo",
     "load_model": "churnguard.registry",
+    "promote": "churnguard.registry",
+    "rollback": "churnguard.registry",
     "outcomes": "churnguard.treatment_log",
     "score": "churnguard.scoring",
     "generate": "churnguard.synth",
@@ -49,7 +51,7 @@ if TYPE_CHECKING:
     from churnguard.features import FeatureSpec, build_features, plan_features
     from churnguard.kpis import cohort_retention, compute_kpis
     from churnguard.labels import build_labels
-    from churnguard.registry import load_model
+    from churnguard.registry import load_model, promote, rollback
     from churnguard.scoring import score
     from churnguard.synth import generate
     from churnguard.training import evaluate, train
@@ -87,6 +89,8 @@ __all__ = [
     "outcomes",
     "train",
     "plan_features",
+    "promote",
+    "rollback",
     "score",
     "training_frames",
     "generate",

@@ -68,6 +68,17 @@ EngineOption = Annotated[
 ]
 
 
+ModelOption = Annotated[
+    str | None,
+    typer.Option(
+        "--model",
+        "-m",
+        help="A bundle folder, or a version of the config's model (a name, champion or "
+        "latest); default \\[model] version, which is champion unless set.",
+    ),
+]
+
+
 def _config(config: Path | None, **overrides: object) -> PipelineConfig:
     overrides = {k: v.value if isinstance(v, Enum) else v for k, v in overrides.items()}
     return load_config(config, overrides)
@@ -254,7 +265,9 @@ def features(
     )
 
 
-models_app = typer.Typer(help="List and inspect saved models.", no_args_is_help=True)
+models_app = typer.Typer(
+    help="List, inspect, promote and roll back saved models.", no_args_is_help=True
+)
 app.add_typer(models_app, name="models")
 
 
@@ -276,7 +289,10 @@ def train(
     """Train on the \\[train] snapshots, validate out of time, save model and report.
 
     The bundle (booster, calibrator, baseline, metadata, report.html) goes to
-    <registry>/<name>/<version>/ and <name>/latest points at it.
+    <registry>/<name>/<version>/ and <name>/latest points at it. The first model becomes the
+    champion (the one scoring uses); a later one stays a challenger unless \\[model]
+    auto_promote is on and it beats both the champion and the baseline on the same
+    validation rows (or churnguard models promote serves it).
     """
     from churnguard import training
 
@@ -309,6 +325,12 @@ def train(
         )
     for warning in run.warnings:
         table.add_row("[yellow]warning[/]", _shown(warning))
+    table.add_row(
+        {"first": "champion", "promoted": "promoted", "challenger": "challenger"}[
+            run.promotion.status
+        ],
+        _shown(run.promotion.reason),
+    )
     table.add_row("model", _shown(run.folder))
     table.add_row("report", _shown(run.report))
     out.print(table)
@@ -324,7 +346,9 @@ def _facts_table(title: str) -> Table:
 
 def _metric_rows(table: Table, ev: Evaluation) -> None:
     """ROC-AUC and calibration of model, baseline and (generated data) the true hazard."""
-    for who in ("model", "baseline"):
+    for who in ("model", "baseline", "champion"):
+        if who not in ev.metrics:
+            continue
         m = ev.metrics[who]
         low, high = ev.intervals.get(who, {}).get("roc_auc_score", (math.nan, math.nan))
         table.add_row(
@@ -332,12 +356,10 @@ def _metric_rows(table: Table, ev: Evaluation) -> None:
             f"{m['roc_auc_score']:.4f} ({low:.4f} to {high:.4f}) / "
             f"{m['expected_calibration_error']:.4f}",
         )
-    if ev.against_baseline is not None:
-        low, high = ev.intervals["roc_auc_difference"]["model - baseline"]
-        table.add_row(
-            "against the baseline",
-            f"{ev.against_baseline} (ROC-AUC lead {low:+.4f} to {high:+.4f}, 95 %)",
-        )
+    for other in ("baseline", "champion"):
+        lead = ev.lead(other)
+        if lead is not None:
+            table.add_row(f"against the {other}", lead)
     if ev.auc_gap is not None:
         table.add_row(
             "true-hazard ROC-AUC",
@@ -353,10 +375,7 @@ def _metric_rows(table: Table, ev: Evaluation) -> None:
 @_one_line
 def evaluate(
     as_of: Annotated[str, typer.Option("--as-of", help="As-of date to backtest at.")],
-    model: Annotated[
-        str,
-        typer.Option("--model", "-m", help="A bundle folder, or a version of the config's model."),
-    ] = "latest",
+    model: ModelOption = None,
     config: ConfigOption = None,
     data: DataOption = None,
     out_dir: Annotated[
@@ -410,38 +429,51 @@ def evaluate(
     out.print(table)
 
 
-def _model_folder(model: str, cfg: PipelineConfig) -> Path:
+def _model_folder(model: str | None, cfg: PipelineConfig) -> Path:
     """``--model``: a bundle folder (a path, with a ``/``), or a version of the config's model."""
     from churnguard.registry import find_model
 
-    return find_model(model, registry=cfg.model.registry, name=cfg.model.name)
+    return find_model(model, cfg.model)
 
 
 @models_app.command("list")
 @_one_line
 def models_list(config: ConfigOption = None) -> None:
-    """Saved versions of the config's model, oldest first; latest is marked."""
-    from churnguard.registry import list_versions, read_metadata, resolve
+    """Saved versions of the config's model, oldest first, each verified: the champion (the
+    one scoring uses), former champions, challengers (newer, never served) and latest."""
+    from churnguard.registry import champion, list_versions, promotions, read_metadata, resolve
 
     cfg = _config(config)
-    versions = list_versions(cfg.model.registry, cfg.model.name)
+    registry, name = cfg.model.registry, cfg.model.name
+    versions = list_versions(registry, name)
     if not versions:
-        out.print(f"no saved versions of {cfg.model.name} in {_shown(cfg.model.registry)}")
+        out.print(f"no saved versions of {name} in {_shown(registry)}")
         return
-    latest = resolve(cfg.model.registry, cfg.model.name).name
-    table = Table("version", "ROC-AUC", "validation", "latest")
+    latest, serving = resolve(registry, name).name, champion(registry, name)
+    served = {p.version for p in promotions(registry, name)}
+    table = Table("version", "ROC-AUC", "validation", "role", "latest")
     for version in versions:
+        role = (
+            "champion"
+            if version == serving
+            else "former champion"
+            if version in served
+            else "challenger"
+            if serving is not None and version > serving
+            else ""
+        )
         mark = "*" if version == latest else ""
         try:
-            meta = read_metadata(cfg.model.registry / cfg.model.name / version)
+            meta = read_metadata(registry / name / version)
         except ChurnguardError as exc:  # list the others; this one says why it cannot load
-            table.add_row(version, "[red]damaged[/]", _shown(exc), mark)
+            table.add_row(version, "[red]damaged[/]", _shown(exc), role, mark)
             continue
         auc = meta.get("metrics", {}).get("model", {}).get("roc_auc_score")
         table.add_row(
             version,
             "" if not isinstance(auc, float) else f"{auc:.4f}",
             _shown(", ".join(map(str, meta.get("validation_snapshots", [])))),
+            role,
             mark,
         )
     out.print(table)
@@ -450,16 +482,77 @@ def models_list(config: ConfigOption = None) -> None:
 @models_app.command("show")
 @_one_line
 def models_show(
-    version: Annotated[str, typer.Argument(help="A version, or latest.")] = "latest",
+    version: Annotated[
+        str | None,
+        typer.Argument(help="A version, champion or latest; default \\[model] version."),
+    ] = None,
     config: ConfigOption = None,
 ) -> None:
     """Verify a saved model's files and print its metadata."""
-    from churnguard.registry import read_metadata, resolve
+    from churnguard.registry import read_metadata
 
     cfg = _config(config)
-    meta = read_metadata(resolve(cfg.model.registry, cfg.model.name, version))
+    meta = read_metadata(_model_folder(version, cfg))
     meta["features"] = [f["name"] for f in meta["features"]]
     out.print_json(data=meta)
+
+
+ReasonOption = Annotated[
+    str, typer.Option("--reason", help="Why, for the promotions log (promotions.jsonl).")
+]
+
+
+@models_app.command("promote")
+@_one_line
+def models_promote(
+    version: Annotated[str, typer.Argument(help="The version to serve (or latest).")],
+    config: ConfigOption = None,
+    reason: ReasonOption = "promoted by hand",
+) -> None:
+    """Make a version the champion, the model scoring uses, after verifying its files.
+
+    Recorded with who, when and why in <registry>/<name>/promotions.jsonl. Exit 3 when the
+    version is missing or damaged.
+    """
+    from churnguard.registry import promote
+
+    cfg = _config(config)
+    done = promote(cfg.model.registry, cfg.model.name, version, reason=reason)
+    if done is None:
+        out.print(f"{_shown(version)} is already the champion")
+    else:
+        out.print(f"champion: {_shown(done.version)} (was {_shown(done.previous)})")
+
+
+@models_app.command("rollback")
+@_one_line
+def models_rollback(config: ConfigOption = None, reason: ReasonOption = "rolled back") -> None:
+    """Serve the previous champion again (twice goes back two), after verifying its files.
+
+    Exit 3 when there is no earlier champion or it is damaged.
+    """
+    from churnguard.registry import rollback
+
+    cfg = _config(config)
+    done = rollback(cfg.model.registry, cfg.model.name, reason=reason)
+    out.print(f"champion: {_shown(done.version)} (was {_shown(done.previous)})")
+
+
+@models_app.command("history")
+@_one_line
+def models_history(config: ConfigOption = None) -> None:
+    """Every change of champion, oldest first: when, which version, who and why."""
+    from churnguard.registry import promotions
+
+    cfg = _config(config)
+    table = Table("at", "champion", "was", "action", "by", "reason")
+    for p in promotions(cfg.model.registry, cfg.model.name):
+        table.add_row(
+            *(_shown(v) for v in (p.at, p.version, p.previous or "", p.action)),
+            _shown(p.by),
+            _shown(p.reason),
+        )
+    out.print(table)
 
 
 @app.command()
@@ -468,10 +561,7 @@ def score(
     as_of: Annotated[str, typer.Option("--as-of", help="Score the customers as of this date.")],
     config: ConfigOption = None,
     data: DataOption = None,
-    model: Annotated[
-        str,
-        typer.Option("--model", "-m", help="A bundle folder, or a version of the config's model."),
-    ] = "latest",
+    model: ModelOption = None,
     out_dir: Annotated[
         str | None,
         typer.Option(
@@ -573,7 +663,9 @@ def outcomes(
     model: Annotated[
         str | None,
         typer.Option(
-            "--model", "-m", help="Model whose churn definition labels them; default latest."
+            "--model",
+            "-m",
+            help="Model whose churn definition labels them; default \\[model] version.",
         ),
     ] = None,
     engine: EngineOption = None,

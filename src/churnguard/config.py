@@ -119,18 +119,25 @@ class FeaturesConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Where trained models are kept: ``<registry>/<name>/<version>/``."""
+    """Where trained models are kept (``<registry>/<name>/<version>/``) and which one serves."""
 
     name: str = "churn"
     #: Registry folder, relative to the working directory.
     registry: Path = Path("models")
+    #: The version scoring, evaluation and the treatment loop use: ``champion`` (the model in
+    #: service, see ``churnguard models promote``), ``latest`` (the newest) or a version name.
+    version: str = "champion"
+    #: Promote a newly trained model only when it beats both the champion and the baseline on
+    #: the same validation rows (the whole 95 % interval of its ROC-AUC lead above zero).
+    auto_promote: bool = False
 
     def __post_init__(self) -> None:
-        if not is_safe_name(self.name):
-            raise ConfigError(
-                f"model.name {self.name!r}: expected one folder name of letters, digits, "
-                "'.', '_' or '-', not starting with '.'"
-            )
+        for key, value in (("name", self.name), ("version", self.version)):
+            if not is_safe_name(value):
+                raise ConfigError(
+                    f"model.{key} {value!r}: expected one folder name of letters, digits, "
+                    "'.', '_' or '-', not starting with '.'"
+                )
 
 
 @dataclass(frozen=True)

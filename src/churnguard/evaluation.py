@@ -276,6 +276,8 @@ class Evaluation:
     probability: np.ndarray
     campaign: EvaluationConfig
     baseline_probability: np.ndarray | None = None
+    #: The model in service (the registry's champion) on the same rows, when comparable.
+    champion_probability: np.ndarray | None = None
     true_hazard: np.ndarray | None = None
     importance: pd.DataFrame | None = None
     #: Each customer's value (see :mod:`churnguard.value`); enables :attr:`ranking`.
@@ -289,24 +291,24 @@ class Evaluation:
     profit: pd.DataFrame = field(init=False, repr=False)
     #: 95 % bootstrap intervals per score and metric, and of the model's ROC-AUC lead.
     intervals: dict[str, dict[str, list[float]]] = field(init=False, default_factory=dict)
-    #: The model against the baseline on the same rows: better, level or worse.
-    against_baseline: str | None = field(init=False, default=None)
+    #: The model against each other score on the same rows (``baseline``, ``champion``):
+    #: better, level or worse, by :func:`verdict` on the paired ROC-AUC difference.
+    against: dict[str, str] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.metrics = {"model": classification_metrics(self.y_true, self.probability)}
+        scores = {"model": self.probability}
         if self.baseline_probability is not None:
-            self.metrics["baseline"] = classification_metrics(
-                self.y_true, self.baseline_probability
-            )
+            scores["baseline"] = self.baseline_probability
+        if self.champion_probability is not None:
+            scores["champion"] = self.champion_probability
+        self.metrics = {who: classification_metrics(self.y_true, p) for who, p in scores.items()}
         if 0 < self.y_true.sum() < self.y_true.size:
-            scores = {"model": self.probability}
-            if self.baseline_probability is not None:
-                scores["baseline"] = self.baseline_probability
             self.intervals = bootstrap_intervals(self.y_true, scores)
-            if self.baseline_probability is not None:
-                self.against_baseline = verdict(
-                    self.intervals["roc_auc_difference"]["model - baseline"]
-                )
+            self.against = {
+                other: verdict(self.intervals["roc_auc_difference"][f"model - {other}"])
+                for other in scores
+                if other != "model"
+            }
         if self.true_hazard is not None:
             known = ~np.isnan(self.true_hazard)
             y = self.y_true[known]
@@ -338,6 +340,15 @@ class Evaluation:
         """The list size that maximises expected profit, and that profit."""
         return best_list_size(self.profit)
 
+    def lead(self, other: str) -> str | None:
+        """The model against ``other`` (``baseline`` or ``champion``) in words: verdict, ROC-AUC
+        lead and its 95 % interval; None when ``other`` was not compared."""
+        if other not in self.against:
+            return None
+        low, high = self.intervals["roc_auc_difference"][f"model - {other}"]
+        lead = self.metrics["model"]["roc_auc_score"] - self.metrics[other]["roc_auc_score"]
+        return f"{self.against[other]}: ROC-AUC lead {lead:+.4f} ({low:+.4f} to {high:+.4f}, 95 %)"
+
     @property
     def auc_gap(self) -> float | None:
         """True-hazard ROC-AUC minus the model's (None without a truth table)."""
@@ -355,7 +366,8 @@ class Evaluation:
             "rows": int(self.y_true.size),
             "true_hazard_gap": self.auc_gap,
             "intervals": self.intervals,
-            "against_baseline": self.against_baseline,
+            "against_baseline": self.against.get("baseline"),
+            "against_champion": self.against.get("champion"),
             "ranking": self.ranking,
             "measured": None
             if self.measured is None

@@ -4,7 +4,11 @@ A bundle holds the booster in LightGBM's text format, the calibrator and the bas
 numbers, ``metadata.json`` (feature schema with categories, config, snapshot dates, data
 fingerprint, metrics, library versions, created-at) and ``manifest.json`` with the SHA-256 of
 every file. Nothing in a bundle is ever unpickled. ``<name>/latest`` holds the newest version's
-name. Bundles are written to a temporary folder and renamed into place.
+name and ``<name>/champion`` the name of the one in service; ``<name>/promotions.jsonl``
+records every change of champion (when, which version, the one before, who and why). The first
+model saved becomes champion; later ones stay challengers until promoted (by hand, or by
+training with ``[model] auto_promote``). Bundles are written to a temporary folder and renamed
+into place; pointers and the log are replaced whole.
 
 The hashes catch accidents (a file changed, cut short or swapped); they do not stop someone
 who rewrites ``manifest.json`` too. With :data:`SIGNING_KEY` set in the environment, training
@@ -17,6 +21,7 @@ Names and versions are single path components of safe characters; a version name
 from __future__ import annotations
 
 import datetime as dt
+import getpass
 import hashlib
 import hmac
 import json
@@ -24,11 +29,12 @@ import math
 import os
 import re
 import shutil
-from dataclasses import asdict
+import socket
+from dataclasses import asdict, dataclass
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as package_version
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import lightgbm as lgb
 
@@ -37,12 +43,18 @@ from churnguard.features import FeatureSpec
 from churnguard.io import atomic_path, is_safe_name, printable, sha256_file
 from churnguard.model import Baseline, Calibrator, ChurnModel, TrainResult
 
+if TYPE_CHECKING:
+    from churnguard.config import ModelConfig
+
 BOOSTER = "booster.txt"
 CALIBRATOR = "calibrator.json"
 BASELINE = "baseline.json"
 METADATA = "metadata.json"
 MANIFEST = "manifest.json"
 SIGNATURE = "manifest.sig"
+LATEST = "latest"
+CHAMPION = "champion"
+PROMOTIONS = "promotions.jsonl"
 #: Environment variable holding the key bundles are signed and checked with.
 SIGNING_KEY = "CHURNGUARD_SIGNING_KEY"
 #: What bundles saved before JSON calibrators held; they are refused, never loaded.
@@ -110,8 +122,13 @@ def save_model(
         os.replace(staging, home / version)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    with atomic_path(home / "latest") as tmp:
-        tmp.write_text(version + "\n")
+    previous = home / LATEST
+    if not (home / CHAMPION).exists():
+        if previous.is_file():  # saved before promotion existed: the model that served so far
+            _record(home, _follow(previous).name, "adopted", "served as latest before promotion")
+        else:
+            _record(home, version, "first", "the first model trained")
+    _point(home / LATEST, version)
     return home / version
 
 
@@ -125,16 +142,20 @@ def model_home(registry: Path | str, name: str) -> Path:
     return Path(registry) / name
 
 
-def resolve(registry: Path | str, name: str, version: str = "latest") -> Path:
-    """The folder of ``name``'s ``version`` (``latest`` follows the pointer), always inside
-    the registry: a version, named or read from the pointer, is one safe folder name."""
+def resolve(registry: Path | str, name: str, version: str = LATEST) -> Path:
+    """The folder of ``name``'s ``version`` (``latest`` and ``champion`` follow their pointers;
+    a registry saved before promotion existed serves its latest), always inside the registry:
+    a version, named or read from a pointer, is one safe folder name."""
     home = model_home(registry, name)
-    if version == "latest":
-        return _follow(home / "latest")
+    if version == CHAMPION and (home / CHAMPION).exists():
+        return _follow(home / CHAMPION)
+    if version in (LATEST, CHAMPION):
+        return _follow(home / LATEST)
     if not is_safe_name(version):
         raise ModelRegistryError(
             f"model version {printable(repr(version))}: expected a version name such as "
-            "20260101T000000Z, or latest; give a bundle folder as a path (./models/churn/V)"
+            "20260101T000000Z, champion or latest; give a bundle folder as a path "
+            "(./models/churn/V)"
         )
     folder = home / version
     if not folder.is_dir():
@@ -142,24 +163,25 @@ def resolve(registry: Path | str, name: str, version: str = "latest") -> Path:
     return folder
 
 
-def find_model(model: str | Path | None, *, registry: Path | str, name: str) -> Path:
+def find_model(model: str | Path | None, settings: ModelConfig) -> Path:
     """The bundle folder a user means by ``model``.
 
     A :class:`~pathlib.Path`, or text holding a path separator, is a folder the user names
-    (a ``latest`` pointer file is followed within its own folder); other text is a version of
-    ``name`` in ``registry``, or ``latest`` (also the default, ``None``).
+    (a ``latest`` or ``champion`` pointer file is followed within its own folder); other text
+    is a version of the configured model, ``champion`` or ``latest``; ``None`` is
+    ``[model] version``.
     """
     if model is None:
-        return resolve(registry, name)
+        model = settings.version
     text = str(model)
     if isinstance(model, Path) or "/" in text or os.sep in text:
         return _bundle_folder(Path(model))
-    return resolve(registry, name, text)
+    return resolve(settings.registry, settings.name, text)
 
 
 def _bundle_folder(path: Path) -> Path:
-    """A bundle folder named by the user, or the version a ``latest`` pointer file names."""
-    if path.is_file() and path.name == "latest":
+    """A bundle folder named by the user, or the version a pointer file names."""
+    if path.is_file() and path.name in (LATEST, CHAMPION):
         return _follow(path)
     if not path.is_dir():
         raise ModelRegistryError(f"{path}: no such model folder")
@@ -167,9 +189,11 @@ def _bundle_folder(path: Path) -> Path:
 
 
 def _follow(pointer: Path) -> Path:
-    """The version a ``latest`` pointer names, in the pointer's own folder."""
+    """The version a pointer names, in the pointer's own folder."""
     if not pointer.is_file():
-        raise ModelRegistryError(f"{pointer.parent}: no model saved yet (no 'latest' pointer)")
+        raise ModelRegistryError(
+            f"{pointer.parent}: no model saved yet (no {pointer.name!r} pointer)"
+        )
     version = pointer.read_text("utf-8", errors="replace").strip()
     if not is_safe_name(version):
         raise ModelRegistryError(
@@ -468,6 +492,136 @@ def list_versions(registry: Path, name: str) -> list[str]:
     if not home.is_dir():
         return []
     return sorted(p.name for p in home.iterdir() if p.is_dir() and is_safe_name(p.name))
+
+
+Action = Literal["first", "adopted", "promoted", "auto", "rollback"]
+
+
+@dataclass(frozen=True)
+class Promotion:
+    """One change of champion, as ``promotions.jsonl`` records it."""
+
+    at: str
+    #: The new champion.
+    version: str
+    #: The champion it replaced (None for the first).
+    previous: str | None
+    #: ``first`` model saved, ``adopted`` (a registry from before promotion), ``promoted`` by
+    #: hand, ``auto`` (training with ``auto_promote``), or ``rollback``.
+    action: Action
+    by: str
+    reason: str
+
+
+def champion(registry: Path | str, name: str) -> str | None:
+    """The version in service, or None before any model is saved."""
+    home = model_home(registry, name)
+    pointer = home / CHAMPION if (home / CHAMPION).exists() else home / LATEST
+    return _follow(pointer).name if pointer.exists() else None
+
+
+def promotions(registry: Path | str, name: str) -> list[Promotion]:
+    """Every change of champion, oldest first.
+
+    Raises
+    ------
+    ModelRegistryError
+        A line of the log is not a promotion record (the message names the line).
+    """
+    path = model_home(registry, name) / PROMOTIONS
+    if not path.is_file():
+        return []
+    out = []
+    for number, line in enumerate(path.read_text("utf-8", errors="replace").splitlines(), 1):
+        try:
+            out.append(Promotion(**json.loads(line)))
+        except (ValueError, TypeError):
+            raise ModelRegistryError(
+                f"{path}, line {number}: not a promotion record: {printable(line[:80])}"
+            ) from None
+    return out
+
+
+def promote(
+    registry: Path | str, name: str, version: str, *, reason: str, action: Action = "promoted"
+) -> Promotion | None:
+    """Make ``version`` the champion after verifying its bundle, and record why; None when it
+    already is.
+
+    Raises
+    ------
+    ModelRegistryError
+        No such version, or its bundle fails verification (a damaged model never serves).
+    """
+    folder = resolve(registry, name, version)
+    read_metadata(folder)
+    if champion(registry, name) == folder.name:
+        return None
+    return _record(model_home(registry, name), folder.name, action, reason)
+
+
+def rollback(registry: Path | str, name: str, *, reason: str) -> Promotion:
+    """Serve the champion before the current one again, after verifying it.
+
+    Promotions push a version and rollbacks pop one, so rolling back twice goes back two
+    champions.
+
+    Raises
+    ------
+    ModelRegistryError
+        No earlier champion; the champion pointer and the log disagree (a hand edit); the
+        earlier champion fails verification.
+    """
+    home = model_home(registry, name)
+    served: list[str] = []
+    for entry in promotions(registry, name):
+        if entry.action == "rollback":
+            served.pop()
+        else:
+            served.append(entry.version)
+    current = champion(registry, name)
+    if served and served[-1] != current:
+        raise ModelRegistryError(
+            f"{home / CHAMPION} names {printable(current)} but {home / PROMOTIONS} ends with "
+            f"{printable(served[-1])}; promote a version explicitly"
+        )
+    if len(served) < 2:
+        raise ModelRegistryError(f"{home}: no earlier champion to roll back to")
+    read_metadata(home / served[-2])
+    return _record(home, served[-2], "rollback", reason)
+
+
+def _record(home: Path, version: str, action: Action, reason: str) -> Promotion:
+    """Append the change to the log, then move the champion pointer (both replaced whole)."""
+    pointer = home / CHAMPION
+    entry = Promotion(
+        at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        version=version,
+        previous=_follow(pointer).name if pointer.exists() else None,
+        action=action,
+        by=_who(),
+        reason=reason,
+    )
+    log = home / PROMOTIONS
+    before = log.read_text("utf-8") if log.is_file() else ""
+    with atomic_path(log) as tmp:
+        tmp.write_text(before + json.dumps(asdict(entry), sort_keys=True) + "\n", "utf-8")
+    _point(pointer, version)
+    return entry
+
+
+def _point(pointer: Path, version: str) -> None:
+    with atomic_path(pointer) as tmp:
+        tmp.write_text(version + "\n")
+
+
+def _who() -> str:
+    """user@host of this process, for the promotions log."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = "unknown"
+    return f"{user}@{socket.gethostname()}"
 
 
 def _write_json(path: Path, data: object) -> None:

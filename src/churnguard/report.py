@@ -137,22 +137,15 @@ def write_report(path: Path, ev: Evaluation, **kwargs: object) -> Path:
 
 
 def _metrics_table(ev: Evaluation) -> str:
-    columns = [who for who in ("model", "baseline") if who in ev.metrics]
+    columns = [who for who in ("model", "baseline", "champion") if who in ev.metrics]
     rows = [
         [label, *(_with_interval(ev, who, key, fmt) for who in columns)]
         for key, label, fmt in _ROWS
     ]
-    if ev.against_baseline is not None:
-        low, high = ev.intervals["roc_auc_difference"]["model - baseline"]
-        lead = ev.metrics["model"]["roc_auc_score"] - ev.metrics["baseline"]["roc_auc_score"]
-        rows.insert(
-            1,
-            [
-                "model against baseline (ROC-AUC)",
-                f"{ev.against_baseline}: {lead:+.4f} ({low:+.4f} to {high:+.4f})",
-                "",
-            ],
-        )
+    for other in ("champion", "baseline"):
+        lead = ev.lead(other)
+        if lead is not None:
+            rows.insert(1, [f"model against {other}", lead, *([""] * (len(columns) - 1))])
     if "true_hazard" in ev.metrics:
         rows.insert(
             1,

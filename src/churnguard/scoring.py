@@ -188,7 +188,7 @@ def score(
         Churn definition, horizon and features come from the model's own saved config.
     out : the out folder, ``{as_of}`` filled in with the date; default ``[score] out``.
     model : a bundle folder (a :class:`~pathlib.Path` or text with a ``/``), or a version of
-        the config's model; default its ``latest``.
+        the config's model; default ``[model] version`` (the champion).
     features : a Parquet file from ``churnguard features`` to read instead of building them.
 
     Raises
@@ -215,7 +215,7 @@ def score(
     when = one_as_of(as_of)
     out = out_folder(out if out is not None else config.score.out, when)
     say("loading the model")
-    folder = find_model(model, registry=config.model.registry, name=config.model.name)
+    folder = find_model(model, config.model)
     churn_model, metadata = load_model(folder)
     trained = config_from_dict(metadata["config"], source=f"{folder}/metadata.json")
     lap("load_model_s")

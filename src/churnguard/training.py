@@ -37,7 +37,8 @@ from churnguard.io import atomic_path
 from churnguard.labels import data_end, far_rows_warning, label_window_end, latest
 from churnguard.measure import effects_by_intervention, read_log
 from churnguard.model import TrainResult, Tuning, fit, tune
-from churnguard.registry import check_schema, load_baseline, load_model, save_model
+from churnguard.promotion import Decision, champion_on, decide
+from churnguard.registry import check_schema, load_baseline, load_model, promote, save_model
 from churnguard.report import render_report, write_report
 from churnguard.synth import true_hazard
 from churnguard.value import values_at
@@ -61,6 +62,8 @@ class TrainingRun:
     #: Out-of-time split; None in ``labels`` mode (stratified random hold-out).
     split: SnapshotSplit | None
     tuning: Tuning | None
+    #: Whether it serves: the first model, promoted, or a challenger, and why.
+    promotion: Decision
     warnings: list[str] = field(default_factory=list)
 
     @property
@@ -139,15 +142,19 @@ def train(
         params=tuning.params if tuning else None,
     )
     say("evaluating")
+    champion = champion_on(config, valid, features)
     evaluation = Evaluation(
         y_true=valid["churned"].to_numpy(),
         probability=result.model.churn_probability(valid),
         baseline_probability=result.baseline.churn_probability(valid),
+        champion_probability=champion.probability,
         true_hazard=true_hazard(_folder(dataset), valid),
         importance=result.model.importance(valid, seed=config.train.seed),
         campaign=config.evaluation,
     )
+    decision = decide(evaluation, champion, auto=config.model.auto_promote)
     facts = _facts(config, fit_frame, valid, split, tuning, result, len(inner_valid))
+    facts.append(("serving", decision.reason))
     report = render_report(
         evaluation,
         title=f"churn model '{config.model.name}': out-of-time evaluation",
@@ -176,10 +183,23 @@ def train(
             "warnings": warnings,
             "metrics": evaluation.to_json(),
             "drift_reference": _drift_reference(fit_frame, result, config.train.seed),
+            "promotion": {
+                "champion_before": champion.version,
+                "decision": decision.status,
+                "reason": decision.reason,
+            },
         },
         files={REPORT: report},
         now=now,
     )
+    if decision.promote:
+        promote(
+            config.model.registry,
+            config.model.name,
+            folder.name,
+            reason=decision.reason,
+            action="auto",
+        )
     return TrainingRun(
         folder=folder,
         result=result,
@@ -189,6 +209,7 @@ def train(
         validation_rows=len(valid),
         split=split,
         tuning=tuning,
+        promotion=decision,
         warnings=warnings,
     )
 

@@ -83,8 +83,8 @@ def outcomes(
         the dataset's ``treatments`` table.
     until : count a decision only if its horizon has ended by this date; default (and at
         most) where the data ends.
-    model : the model whose churn definition labels the decisions; default the config's
-        ``latest``, or the config's ``[churn]`` when no model has been saved.
+    model : the model whose churn definition labels the decisions; default ``[model]
+        version`` (the champion), or the config's ``[churn]`` when no model has been saved.
 
     Raises
     ------
@@ -147,7 +147,7 @@ def calibration(log: pd.DataFrame, config: PipelineConfig) -> pd.DataFrame:
 def _churn(config: PipelineConfig, model: str | Path | None) -> tuple[ChurnConfig, str]:
     """The churn definition of the model (the config's own when none is saved yet)."""
     try:
-        folder = find_model(model, registry=config.model.registry, name=config.model.name)
+        folder = find_model(model, config.model)
     except ModelRegistryError:
         if model is not None:
             raise

@@ -87,7 +87,7 @@ def learn_uplift(
             f"{log}, column 'intervention': {unknown[0]!r} is not in the catalogue "
             f"({', '.join(names)})"
         )
-    folder = find_model(model, registry=config.model.registry, name=config.model.name)
+    folder = find_model(model, config.model)
     churn_model, metadata = load_model(folder)
     frame = _decision_features(config, decisions, churn_model, metadata)
     context = frame.drop(columns=["group", "churned", "propensity"])

@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pandas as pd
+import typer
 from typer.testing import CliRunner
 
 from churnguard.cli import app
@@ -211,7 +212,7 @@ def test_train_saves_a_model_that_models_list_and_show_find_and_tampering_exits_
 
 
 def _one_line_error(args: list[str], code: int, message: str) -> None:
-    result = runner.invoke(app, args)
+    result = runner.invoke(app, [*args, "-q"])
     assert result.exit_code == code, result.output
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], lines
@@ -274,3 +275,41 @@ def test_the_command_line_starts_without_the_heavy_libraries():
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True
     )
     assert done.stdout.strip() == "[]"
+
+
+def test_every_command_takes_q_and_then_prints_nothing_but_warnings(tmp_path):
+    root = tmp_path / "demo"
+    ran: set[str] = set()
+
+    def quietly(*args: str) -> None:
+        result = runner.invoke(app, [*args, "-q"])
+        assert result.exit_code == 0, result.output
+        assert result.stdout == "", result.stdout
+        assert all(" WARNING " in line for line in result.stderr.splitlines()), result.stderr
+        ran.add(" ".join(args[:2]) if args[0] == "models" else args[0])
+
+    quietly("demo", "--out", str(root), "--customers", "800", "--seed", "3")
+    config = tmp_path / "c.toml"
+    config.write_text(
+        f'[data]\npath = "{root / "data"}"\n[churn]\ndefinition = "subscription"\n'
+        '[train]\nstart = "2024-04-01"\nend = "2025-06-01"\nevery_days = 60\n'
+        f'[model]\nregistry = "{root / "models"}"\n'
+    )
+    c = ("-c", str(config))
+    quietly("generate", "--out", str(tmp_path / "g"), "--customers", "200", "--days", "100")
+    quietly("validate", *c)
+    quietly("features", *c, "--as-of", "2025-06-01", "--out", str(tmp_path / "f.parquet"))
+    quietly("kpis", *c, "--from", "2025-01-01", "--to", "2025-07-01")
+    quietly("train", *c)
+    quietly("evaluate", *c, "--as-of", "2025-09-01")
+    quietly("score", *c, "--as-of", "2025-12-31", "--out", str(tmp_path / "s"))
+    quietly("outcomes", *c, "--out", str(tmp_path / "log.parquet"))
+    quietly("uplift", *c, "--log", str(tmp_path / "log.parquet"), "--out", str(tmp_path / "u"))
+    newest = (root / "models" / "churn" / "latest").read_text().strip()
+    for command in (["list"], ["show"], ["promote", newest], ["rollback"], ["history"]):
+        quietly("models", command[0], *c, *command[1:])
+    group = typer.main.get_command(app)
+    commands = {n for n in group.commands if n != "models"} | {
+        f"models {n}" for n in group.commands["models"].commands
+    }
+    assert ran == commands

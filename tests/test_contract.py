@@ -21,7 +21,17 @@ def _features_cli(folder: Path, tmp_path: Path, *extra: str) -> tuple[int, str, 
     out = tmp_path / "features.parquet"
     result = runner.invoke(
         app,
-        ["features", "--data", str(folder), "--as-of", "2025-03-01", "--out", str(out), *extra],
+        [
+            "features",
+            "-q",
+            "--data",
+            str(folder),
+            "--as-of",
+            "2025-03-01",
+            "--out",
+            str(out),
+            *extra,
+        ],
     )
     return result.exit_code, result.output.strip(), out
 
@@ -287,7 +297,7 @@ def test_sql_in_a_csv_header_is_refused_and_never_run(tmp_path, shop, monkeypatc
     folder = write_dataset(tmp_path / "d", **shop)
     monkeypatch.chdir(tmp_path)
     before = file_tree(tmp_path)
-    result = runner.invoke(app, ["validate", "--data", str(folder)])
+    result = runner.invoke(app, ["validate", "-q", "--data", str(folder)])
     assert result.exit_code == 2
     assert result.output.strip() == (
         f"error: {folder}/customers.csv, line 1 (header), column 'customer_id\") FROM "
@@ -313,7 +323,7 @@ def test_names_from_the_data_are_refused_in_one_line_or_used_as_data(
     folder = write_dataset(root / "d", **tables)
     before = file_tree(root)
     for args in (["validate"], ["features", "--as-of", "2025-03-01", "--out", str(root / "f.pq")]):
-        result = runner.invoke(app, [*args, "--data", str(folder)])
+        result = runner.invoke(app, [*args, "-q", "--data", str(folder)])
         lines = result.output.strip().splitlines()
         assert result.exit_code in (0, 2), result.output
         if result.exit_code == 2:
@@ -342,7 +352,7 @@ def test_a_header_a_reader_would_rename_is_refused(tmp_path, shop, header, messa
     rows = (folder / "customers.csv").read_text().splitlines()[1:]
     body = "\n".join(",".join(r.split(",")[:1] + ["x", "y"]) for r in rows)
     (folder / "customers.csv").write_text(header + "\n" + body + "\n")
-    result = runner.invoke(app, ["validate", "--data", str(folder)])
+    result = runner.invoke(app, ["validate", "-q", "--data", str(folder)])
     assert result.exit_code == 2, result.output
     assert result.output.strip() == f"error: {folder}/customers.csv, line 1 (header), {message}"
 
@@ -391,7 +401,7 @@ def test_too_many_event_types_are_refused_naming_the_most_frequent(tmp_path, sho
 def test_validate_refuses_names_features_could_not_use(tmp_path, shop, edit, message):
     edit(shop)
     folder = write_dataset(tmp_path / "d", **shop)
-    result = runner.invoke(app, ["validate", "--data", str(folder)])
+    result = runner.invoke(app, ["validate", "-q", "--data", str(folder)])
     assert result.exit_code == 2, result.output
     assert result.output.strip() == f"error: {message.format(d=folder)}"
 
@@ -451,7 +461,7 @@ _EVENTS = "customer_id,timestamp,event_type\nA,2025-01-01,login\n"
 def test_a_csv_that_breaks_the_format_is_named_by_its_real_line(tmp_path, shop, text, message):
     folder = write_dataset(tmp_path / "d", **shop)
     (folder / "events.csv").write_text(text)
-    result = runner.invoke(app, ["validate", "--data", str(folder)])
+    result = runner.invoke(app, ["validate", "-q", "--data", str(folder)])
     assert result.exit_code == 2, result.output
     assert result.output.strip() == f"error: {folder}/events.csv, {message}"
 
@@ -569,7 +579,7 @@ def test_each_bad_treatment_is_one_line_and_exit_2(tmp_path, shop, row, column, 
     tables["treatments"].loc[row, column] = value
     folder = write_dataset(tmp_path / "d", **tables)
     before = file_tree(tmp_path)
-    result = runner.invoke(app, ["validate", "--data", str(folder)])
+    result = runner.invoke(app, ["validate", "-q", "--data", str(folder)])
     assert result.exit_code == 2, result.output
     assert message in result.output and len(result.output.strip().splitlines()) == 1
     assert file_tree(tmp_path) == before

@@ -68,3 +68,15 @@ def test_training_frames_on_generated_data_hold_out_the_latest_snapshot(tmp_path
     assert set(fit["churned"]) == {0, 1}
     assert not fit.duplicated(["customer_id", "as_of"]).any()
     assert (fit["subscription_active"] == 1).all()  # the subscription population at each date
+
+
+def test_a_latest_end_validates_on_the_newest_complete_labels_and_steps_back():
+    train = TrainConfig(start="2025-01-01", end="latest", every_days=30)
+    dates = snapshot_dates(train, dt.datetime(2025, 12, 1, 17, 30))
+    assert dates[-1] == dt.datetime(2025, 12, 1) and dates[0] >= dt.datetime(2025, 1, 1)
+    assert {b - a for a, b in zip(dates, dates[1:], strict=False)} == {dt.timedelta(days=30)}
+    assert dates[0] - dt.timedelta(days=30) < dt.datetime(2025, 1, 1)  # as far back as allowed
+    with pytest.raises(ConfigError, match="needs dated labels"):
+        snapshot_dates(train, None)
+    with pytest.raises(ConfigError, match="before train.start"):
+        snapshot_dates(train, dt.datetime(2024, 6, 1))

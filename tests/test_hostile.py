@@ -193,7 +193,7 @@ def test_hostile_options_get_one_line_and_leave_every_file_as_it_was(world, tmp_
     shutil.copytree(world, here)
     args = build(here)  # may write the case's config, which then counts as there before
     before = file_tree(tmp_path)
-    result = runner.invoke(app, args)
+    result = runner.invoke(app, [*args, "-q"])
     lines = result.output.strip().splitlines()
     assert result.exit_code == code, result.output
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], lines
@@ -222,7 +222,7 @@ def test_any_name_in_the_data_is_scored_or_refused_in_one_line(
     pd.concat([events, extra], ignore_index=True).to_parquet(data / "events.parquet")
     before = file_tree(root)
     args = ["score", "-c", str(world / "nightly.toml"), "--as-of", AS_OF, "--data", str(data)]
-    result = runner.invoke(app, [*args, "--out", str(root / "out")])
+    result = runner.invoke(app, [*args, "--out", str(root / "out"), "-q"])
     assert "\x1b" not in result.output
     if result.exit_code == 2:
         assert len(result.output.strip().splitlines()) == 1, result.output
@@ -259,7 +259,7 @@ def test_a_full_disk_leaves_the_previous_run_whole(world, small_disk):
     first = file_tree(out)
     free = shutil.disk_usage(small_disk).free
     (small_disk / "filler").write_bytes(b"\0" * (free - 8 * 1024))  # leave 8 KiB
-    result = runner.invoke(app, args)
+    result = runner.invoke(app, [*args, "-q"])
     assert result.exit_code == 1, result.output
     assert len(result.output.strip().splitlines()) == 1 and "No space left" in result.output
     assert file_tree(out) == first

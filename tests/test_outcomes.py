@@ -151,7 +151,7 @@ def test_a_bad_contact_log_exits_2_in_one_line_and_writes_nothing(tmp_path, chan
     config = _config(tmp_path, tables)
     before = file_tree(tmp_path)
     outcome = runner.invoke(
-        app, ["outcomes", "-c", config, "--out", str(tmp_path / "log.parquet")]
+        app, ["outcomes", "-q", "-c", config, "--out", str(tmp_path / "log.parquet")]
     )
     assert outcome.exit_code == 2
     assert message in outcome.output and "treatments.csv" in outcome.output

@@ -108,7 +108,7 @@ def _rehash(folder: Path) -> None:
 def _models_show(registry: Path, tmp_path: Path, env: dict[str, str]) -> tuple[int, str]:
     config = tmp_path / "registry.toml"
     config.write_text(f'[model]\nregistry = "{registry}"\nname = "churn"\n')
-    result = runner.invoke(app, ["models", "show", "--config", str(config)], env=env)
+    result = runner.invoke(app, ["models", "show", "-q", "--config", str(config)], env=env)
     return result.exit_code, result.output.strip()
 
 

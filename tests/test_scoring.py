@@ -18,7 +18,7 @@ from filelock import FileLock
 from typer.testing import CliRunner
 
 import churnguard as cg
-from churnguard import drift, evaluation, interventions, scoring
+from churnguard import drift, evaluation, interventions, logs, scoring
 from churnguard.cli import app
 from churnguard.config import DriftConfig, InterventionConfig, default_interventions, load_config
 from churnguard.engine import duckdb as duckdb_engine
@@ -327,7 +327,7 @@ def test_a_failed_write_leaves_no_file(nightly, tmp_path, monkeypatch):
         raise OSError("disk full")
 
     monkeypatch.setattr(duckdb_engine.pq.ParquetWriter, "write_batch", broken)
-    result = _score(nightly, "--out", str(tmp_path))
+    result = _score(nightly, "--out", str(tmp_path), "-q")
     assert result.exit_code == 1
     assert "OSError: disk full" in result.output and len(result.output.strip().splitlines()) == 1
     assert [p.name for p in tmp_path.iterdir() if not p.name.endswith(".lock")] == []
@@ -744,3 +744,25 @@ def test_effects_that_were_not_promoted_are_not_used(nightly, tmp_path):
     refused = _score(config, "--out", str(tmp_path / "again"))
     assert refused.exit_code == 2 and "effects.json" in refused.output
     assert not (tmp_path / "again").exists()
+
+
+def test_json_logs_parse_line_by_line_and_carry_the_run_id_of_the_manifest(nightly, tmp_path):
+    out = tmp_path / "night"
+    result = _score(nightly, "--out", str(out), "--log-format", "json")
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in result.stderr.splitlines()]
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert {line["run_id"] for line in lines} == {manifest["run_id"]}
+    assert all(list(line) == list(logs.FIELDS) for line in lines)
+    assert {line["command"] for line in lines} == {"score"}
+    ended = {line["stage"]: line for line in lines if line["seconds"] is not None}
+    assert {"loading the model", "scoring", "writing", "score"} <= set(ended)
+    assert ended["scoring"]["rows"] == manifest["rows"]["scored"]
+    assert manifest["status"] == ("warnings" if manifest["warnings"] else "ok")
+    assert manifest["config_path"] == str(nightly) and manifest["churnguard"]
+    failed = _score(nightly, "--out", str(out), "--log-format", "json", "--model", "nope")
+    assert failed.exit_code == 3
+    (error,) = (
+        line for line in map(json.loads, failed.stderr.splitlines()) if line["level"] == "ERROR"
+    )
+    assert error["message"].endswith("nope: no such model version")

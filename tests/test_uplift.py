@@ -221,7 +221,9 @@ def campaign_log(tmp_path_factory):
 
 
 def _uplift(config, log, out):
-    return runner.invoke(app, ["uplift", "-c", str(config), "--log", str(log), "--out", str(out)])
+    return runner.invoke(
+        app, ["uplift", "-q", "-c", str(config), "--log", str(log), "--out", str(out)]
+    )
 
 
 def test_uplift_learns_checks_and_writes_its_files(campaign_log, tmp_path):

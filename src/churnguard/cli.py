@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import inspect
 import logging
 import math
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from enum import Enum, StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -16,6 +19,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from churnguard import logs
 from churnguard.config import PipelineConfig, load_config, run_catalogue
 from churnguard.errors import ChurnguardError
 from churnguard.io import printable
@@ -90,67 +94,155 @@ def _shown(value: object) -> str:
     return escape(printable(value))
 
 
-def _fail(exc: ChurnguardError) -> None:
-    err.print(f"[bold red]error:[/] {_shown(exc)}", highlight=False, soft_wrap=True)
-    raise typer.Exit(exc.exit_code)
+class LogFormat(StrEnum):
+    text = "text"
+    json = "json"
 
 
-def _one_line(command: Callable[..., None]) -> Callable[..., None]:
-    """Run a command so that every failure ends in one line and an exit code: the error's own
-    code for churnguard's errors (2 bad input, 3 model problem), 1 for anything else, whose
-    traceback ``--verbose`` logs."""
+#: The options every command takes, added to each command's own by :func:`_command`.
+_COMMON = (
+    inspect.Parameter(
+        "verbose",
+        inspect.Parameter.KEYWORD_ONLY,
+        default=False,
+        annotation=Annotated[
+            bool, typer.Option("--verbose", "-v", help="Log every stage, and tracebacks.")
+        ],
+    ),
+    inspect.Parameter(
+        "quiet",
+        inspect.Parameter.KEYWORD_ONLY,
+        default=False,
+        annotation=Annotated[
+            bool,
+            typer.Option("--quiet", "-q", help="Print nothing but warnings and errors (stderr)."),
+        ],
+    ),
+    inspect.Parameter(
+        "log_format",
+        inspect.Parameter.KEYWORD_ONLY,
+        default=LogFormat.text,
+        annotation=Annotated[
+            LogFormat,
+            typer.Option(
+                "--log-format",
+                help="Log lines on stderr as text, or one JSON object per line (time, level, "
+                "run_id, command, stage, seconds, rows, message).",
+            ),
+        ],
+    ),
+)
+_verbose_everywhere = False
+
+
+def _fail(message: str, code: int) -> None:
+    """The one line a failure ends in: a JSON log line in JSON mode, else ``error: ...``."""
+    if _json_logs():
+        log.error("%s", message)
+    else:
+        err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def _json_logs() -> bool:
+    return any(isinstance(h.formatter, logs.JsonFormatter) for h in logging.getLogger().handlers)
+
+
+def _command(command: Callable[..., None]) -> Callable[..., None]:
+    """Give a command the common options (-v, -q, --log-format), a run id and a logged start
+    and end, and end every failure in one line and an exit code: the error's own code for
+    churnguard's errors (2 bad input, 3 model problem), 1 for anything else, whose traceback
+    ``--verbose`` logs."""
 
     @functools.wraps(command)
-    def run(*args: Any, **kwargs: Any) -> None:
+    def run(
+        *args: Any,
+        verbose: bool = False,
+        quiet: bool = False,
+        log_format: LogFormat = LogFormat.text,
+        **kwargs: Any,
+    ) -> None:
+        verbose = verbose or _verbose_everywhere
+        level = (
+            logging.WARNING
+            if quiet
+            else logging.INFO
+            if verbose or log_format == LogFormat.json or not err.is_terminal
+            else logging.ERROR  # a terminal: the status line and the summary say it all
+        )
+        logs.configure(level, log_format.value, sys.stderr)
+        out.quiet = quiet
+        global _show_progress
+        _show_progress = not quiet and log_format == LogFormat.text and err.is_terminal
+        name = command.__name__.removeprefix("models_").replace("_", " ")
+        logs.set_run(logs.new_run_id(), name)
+        started = time.perf_counter()
         try:
             command(*args, **kwargs)
         except ChurnguardError as exc:
-            _fail(exc)
+            _fail(printable(exc), exc.exit_code)
         except (typer.Exit, typer.Abort):
             raise
         except Exception as exc:
-            log.info("%s failed", command.__name__, exc_info=True)
-            err.print(
-                f"[bold red]error:[/] {escape(type(exc).__name__)}: {_shown(exc)}",
-                highlight=False,
-                soft_wrap=True,
-            )
-            raise typer.Exit(1) from None
+            log.info("%s failed", name, exc_info=True)
+            _fail(f"{type(exc).__name__}: {printable(exc)}", 1)
+        seconds = round(time.perf_counter() - started, 3)
+        log.info("done in %.1f s", seconds, extra={"stage": name, "seconds": seconds})
 
+    own = inspect.signature(command, eval_str=True)
+    run.__signature__ = own.replace(  # type: ignore[attr-defined]
+        parameters=[*own.parameters.values(), *_COMMON]
+    )
+    run.__annotations__ = {
+        **{p.name: p.annotation for p in run.__signature__.parameters.values()},  # type: ignore[attr-defined]
+        "return": None,
+    }
     return run
 
 
-def _load(cfg: PipelineConfig) -> Dataset:
+_show_progress = False
+
+
+@contextlib.contextmanager
+def _status(text: str) -> Iterator[Callable[[str], None]]:
+    """A status line on a terminal (its update function); elsewhere the log says it instead."""
+    if not _show_progress:
+        yield lambda _message: None
+        return
+    with err.status(text) as status:
+        yield status.update
+
+
+def _load(cfg: PipelineConfig, stages: logs.Stages) -> Dataset:
+    """The config's dataset, validated, as a logged stage (rows: every table's)."""
     from churnguard.contract import load_dataset
 
-    return load_dataset(
+    stages("loading and validating data")
+    dataset = load_dataset(
         cfg.data,
         definition=cfg.churn.definition,
         engine=cfg.engine,
         interventions=[i.name for i in run_catalogue(cfg)],
     )
+    stages.rows = sum(info.rows for info in dataset.tables.values())
+    for warning in dataset.warnings():
+        log.warning("%s", warning)
+    return dataset
 
 
 @app.callback()
 def main(
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress.")] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Log every stage (any command's -v).")
+    ] = False,
 ) -> None:
     """churnguard: point-in-time churn features, models and intervention lists."""
-    # Warnings reach the terminal through the commands' own output; --verbose adds the log.
-    handler = logging.StreamHandler()
-    handler.setFormatter(_PrintableFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    logging.basicConfig(level=logging.INFO if verbose else logging.ERROR, handlers=[handler])
-
-
-class _PrintableFormatter(logging.Formatter):
-    """Log lines with control characters escaped: a logged name from the data stays text."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        return printable(super().format(record))
+    global _verbose_everywhere
+    _verbose_everywhere = verbose
 
 
 @app.command()
-@_one_line
+@_command
 def validate(config: ConfigOption = None, data: DataOption = None) -> None:
     """Check a dataset against the data contract and the config's features; print a summary.
 
@@ -159,7 +251,9 @@ def validate(config: ConfigOption = None, data: DataOption = None) -> None:
     from churnguard.features import plan_features
 
     cfg = _config(config, **{"data.path": data})
-    dataset = _load(cfg)
+    stages = logs.Stages()
+    dataset = _load(cfg, stages)
+    stages.done()
     plan = plan_features(dataset, config=cfg.features, activity_events=cfg.churn.activity_events)
     summary = {**dataset.summary(), "features": len(plan.specs)}
     table = Table(title=f"{_shown(cfg.data.path)}: valid", show_header=False)
@@ -175,7 +269,7 @@ def validate(config: ConfigOption = None, data: DataOption = None) -> None:
 
 
 @app.command()
-@_one_line
+@_command
 def generate(
     out_dir: Annotated[Path, typer.Option("--out", "-o", help="Folder to write the tables to.")],
     customers: Annotated[int, typer.Option(help="Number of customers.", min=1)] = 5_000,
@@ -215,6 +309,8 @@ def generate(
 
     first = normalize_as_of([start])[0].date()
     began = time.perf_counter()
+    stages = logs.Stages()
+    stages("generating")
     summary = generate_data(
         out_dir,
         customers=customers,
@@ -226,6 +322,8 @@ def generate(
         campaigns=campaigns,
         effects=load_effects(effects) if effects is not None else None,
     )
+    stages.rows = summary.events
+    stages.done()
     out.print(
         f"wrote {summary.customers:,} customers, {summary.events:,} events "
         f"({summary.churned:,} churned) from {summary.start} to {summary.end} "
@@ -234,7 +332,7 @@ def generate(
 
 
 @app.command()
-@_one_line
+@_command
 def features(
     as_of: Annotated[
         list[str],
@@ -255,10 +353,14 @@ def features(
 
     cfg = _config(config, **{"data.path": data, "engine.name": engine})
     dates = normalize_as_of(as_of)
-    dataset = _load(cfg)
+    stages = logs.Stages()
+    dataset = _load(cfg, stages)
     plan = plan_features(dataset, config=cfg.features, activity_events=cfg.churn.activity_events)
     began = time.perf_counter()
+    stages("building features")
     rows = write_features(dataset, out_file, as_of=dates, plan=plan)
+    stages.rows = rows
+    stages.done()
     out.print(
         f"wrote {rows:,} rows x {len(plan.specs)} features for {len(dates)} as-of date(s) "
         f"to {_shown(out_file)} in {time.perf_counter() - began:.1f}s"
@@ -272,7 +374,7 @@ app.add_typer(models_app, name="models")
 
 
 @app.command()
-@_one_line
+@_command
 def train(
     config: ConfigOption = None,
     data: DataOption = None,
@@ -297,8 +399,8 @@ def train(
     from churnguard import training
 
     cfg = _config(config, **{"data.path": data, "engine.name": engine})
-    with err.status("starting") as status:
-        run = training.train(cfg, tune_params=tune, progress=status.update)
+    with _status("starting") as status:
+        run = training.train(cfg, tune_params=tune, progress=status)
     table = _facts_table(f"trained {cfg.model.name} {run.folder.name}")
     where = (
         f"over {len(run.split.train)} snapshots"
@@ -372,7 +474,7 @@ def _metric_rows(table: Table, ev: Evaluation) -> None:
 
 
 @app.command()
-@_one_line
+@_command
 def evaluate(
     as_of: Annotated[str, typer.Option("--as-of", help="As-of date to backtest at.")],
     model: ModelOption = None,
@@ -399,7 +501,7 @@ def evaluate(
 
     cfg = _config(config, **{"data.path": data, "engine.name": engine})
     folder = _model_folder(model, cfg)
-    with err.status("scoring and evaluating"):
+    with _status("scoring and evaluating"):
         backtest = training.evaluate(
             folder, cfg.data, as_of=as_of, out=out_dir, engine=cfg.engine, log=log_file
         )
@@ -437,7 +539,7 @@ def _model_folder(model: str | None, cfg: PipelineConfig) -> Path:
 
 
 @models_app.command("list")
-@_one_line
+@_command
 def models_list(config: ConfigOption = None) -> None:
     """Saved versions of the config's model, oldest first, each verified: the champion (the
     one scoring uses), former champions, challengers (newer, never served) and latest."""
@@ -480,7 +582,7 @@ def models_list(config: ConfigOption = None) -> None:
 
 
 @models_app.command("show")
-@_one_line
+@_command
 def models_show(
     version: Annotated[
         str | None,
@@ -503,7 +605,7 @@ ReasonOption = Annotated[
 
 
 @models_app.command("promote")
-@_one_line
+@_command
 def models_promote(
     version: Annotated[str, typer.Argument(help="The version to serve (or latest).")],
     config: ConfigOption = None,
@@ -525,7 +627,7 @@ def models_promote(
 
 
 @models_app.command("rollback")
-@_one_line
+@_command
 def models_rollback(config: ConfigOption = None, reason: ReasonOption = "rolled back") -> None:
     """Serve the previous champion again (twice goes back two), after verifying its files.
 
@@ -539,7 +641,7 @@ def models_rollback(config: ConfigOption = None, reason: ReasonOption = "rolled 
 
 
 @models_app.command("history")
-@_one_line
+@_command
 def models_history(config: ConfigOption = None) -> None:
     """Every change of champion, oldest first: when, which version, who and why."""
     from churnguard.registry import promotions
@@ -556,7 +658,7 @@ def models_history(config: ConfigOption = None) -> None:
 
 
 @app.command()
-@_one_line
+@_command
 def score(
     as_of: Annotated[str, typer.Option("--as-of", help="Score the customers as of this date.")],
     config: ConfigOption = None,
@@ -572,7 +674,6 @@ def score(
         Path | None,
         typer.Option("--features", help="Precomputed features (churnguard features) to use."),
     ] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress or summary.")] = False,
     engine: EngineOption = None,
 ) -> None:
     """Score every customer in the population and write the ranked intervention list.
@@ -587,23 +688,11 @@ def score(
 
     cfg = _config(config, **{"data.path": data, "engine.name": engine})
     bundle = _model_folder(model, cfg)
-    if quiet:
-        run = scoring.score(cfg, as_of=as_of, out=out_dir, model=bundle, features=features_file)
-    else:
-        with err.status("starting") as status:
-            run = scoring.score(
-                cfg,
-                as_of=as_of,
-                out=out_dir,
-                model=bundle,
-                features=features_file,
-                progress=status.update,
-            )
-    if quiet:  # cron: nothing on stdout, warnings (drift) one line each on stderr
-        for warning in run.manifest["warnings"]:
-            err.print(f"warning: {_shown(warning)}", highlight=False, soft_wrap=True)
-    else:
-        _print_score(run)
+    with _status("starting") as status:
+        run = scoring.score(
+            cfg, as_of=as_of, out=out_dir, model=bundle, features=features_file, progress=status
+        )
+    _print_score(run)
 
 
 def _print_score(run: ScoreRun) -> None:
@@ -640,7 +729,7 @@ def _print_score(run: ScoreRun) -> None:
 
 
 @app.command()
-@_one_line
+@_command
 def outcomes(
     out_file: Annotated[
         Path, typer.Option("--out", "-o", help="Treatment log to write (Parquet).")
@@ -681,7 +770,7 @@ def outcomes(
 
     cfg = _config(config, **{"data.path": data, "engine.name": engine})
     last = one_as_of(until).date() if until is not None else None
-    with err.status("labelling decisions"):
+    with _status("labelling decisions"):
         result = label_outcomes(cfg, out=out_file, scores=scores, until=last, model=model)
     _print_outcomes(result)
 
@@ -739,7 +828,7 @@ def _print_outcomes(result: Outcomes) -> None:
 
 
 @app.command()
-@_one_line
+@_command
 def uplift(
     log_file: Annotated[
         Path, typer.Option("--log", help="Treatment log written by churnguard outcomes.")
@@ -771,7 +860,7 @@ def uplift(
     from churnguard.uplift import learn_uplift
 
     cfg = _config(config, **{"data.path": data, "engine.name": engine})
-    with err.status("learning effects"):
+    with _status("learning effects"):
         run = learn_uplift(cfg, log=log_file, out=out_dir, model=model)
     _print_uplift(run)
 
@@ -833,7 +922,7 @@ def _print_uplift(run: UpliftRun) -> None:
 
 
 @app.command()
-@_one_line
+@_command
 def kpis(
     start: Annotated[str, typer.Option("--from", help="First day of the period.")],
     end: Annotated[str, typer.Option("--to", help="Day after the period (exclusive).")],
@@ -848,9 +937,12 @@ def kpis(
     from churnguard.kpis import retention_report, write_kpis
 
     cfg = _config(config, **{"data.path": data})
-    dataset = _load(cfg)
+    stages = logs.Stages()
+    dataset = _load(cfg, stages)
+    stages("computing KPIs")
     report, cohorts = retention_report(dataset, start=start, end=end, churn=cfg.churn, freq=freq)  # type: ignore[arg-type]
     files = write_kpis(report, cohorts, out_dir) if out_dir else {}
+    stages.done()
     _print_kpis(report)
     for name, path in files.items():
         out.print(f"wrote {name}: {_shown(path)}", highlight=False)
@@ -878,7 +970,7 @@ def _print_kpis(report: KpiReport) -> None:
 
 
 @app.command()
-@_one_line
+@_command
 def demo(
     out_dir: Annotated[
         Path, typer.Option("--out", "-o", help="Folder for everything written.")
@@ -898,8 +990,8 @@ def demo(
     from churnguard.demo import run_demo
 
     began = time.perf_counter()
-    with err.status("generating") as status:
-        result = run_demo(out_dir, customers=customers, seed=seed, step=_step, busy=status.update)
+    with _status("generating") as status:
+        result = run_demo(out_dir, customers=customers, seed=seed, step=_step, busy=status)
     _print_kpis(result.kpis)
     _print_score(result.scored)
     out.print(

@@ -149,6 +149,8 @@ class TrainConfig:
 
     as_of: tuple[str, ...] = ()
     start: str = ""
+    #: A date, or ``latest``: the last date whose label window the data covers (the grid then
+    #: steps back from it), for retraining on a schedule.
     end: str = ""
     every_days: int = 30
     #: The latest snapshots, held out as the out-of-time validation set.
@@ -481,10 +483,15 @@ class PipelineConfig:
     drift: DriftConfig = field(default_factory=DriftConfig)
     #: The intervention catalogue; empty means the packaged default (``pipelines/nightly.toml``).
     interventions: tuple[InterventionConfig, ...] = ()
+    #: Where it was read from (a TOML path, or ``defaults``): shown in manifests, never part of
+    #: the config's meaning (not in :meth:`to_dict` or the fingerprint).
+    source: str = field(default="defaults", compare=False, metadata={"internal": True})
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready values (paths as strings, tuples as lists)."""
-        return _plain(dataclasses.asdict(self))
+        plain = _plain(dataclasses.asdict(self))
+        del plain["source"]
+        return plain
 
     def fingerprint(self) -> str:
         """SHA-256 of the canonical JSON of this config: equal configs, equal fingerprints."""
@@ -525,7 +532,7 @@ def load_config(
             continue
         section, _, key = dotted.partition(".")
         raw.setdefault(section, {})[key] = value
-    return _build(PipelineConfig, raw, source, prefix="")
+    return dataclasses.replace(_build(PipelineConfig, raw, source, prefix=""), source=source)
 
 
 def config_from_dict(raw: dict[str, Any], source: str = "saved config") -> PipelineConfig:
@@ -538,7 +545,7 @@ def _build(cls: type, raw: Any, source: str, prefix: str) -> Any:
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: [{prefix.rstrip('.')}] must be a table")
     hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
+    names = {f.name for f in dataclasses.fields(cls) if not f.metadata.get("internal")}
     unknown = sorted(set(raw) - names)
     if unknown:
         where = f"[{prefix.rstrip('.')}]" if prefix else "top level"

@@ -24,6 +24,9 @@ from churnguard.errors import ConfigError, LeakageError
 from churnguard.features import FeaturePlan, build_features, plan_features
 from churnguard.labels import build_labels, label_window_end
 
+#: ``[train] end`` for "the last date whose labels the data holds".
+LATEST_END = "latest"
+
 
 @dataclass(frozen=True)
 class SnapshotSplit:
@@ -40,17 +43,35 @@ class SnapshotSplit:
         return self.purge_days < self.horizon_days
 
 
-def snapshot_dates(train: TrainConfig) -> list[dt.datetime]:
-    """The as-of dates of ``[train]``: the explicit list, or ``start`` to ``end`` every N days."""
+def snapshot_dates(train: TrainConfig, latest: dt.datetime | None = None) -> list[dt.datetime]:
+    """The as-of dates of ``[train]``: the explicit list, or ``start`` to ``end`` every N days.
+
+    ``end = "latest"`` ends the grid at ``latest`` (the last as-of date whose label window the
+    data covers) and steps back from there, so a weekly retrain always validates on the newest
+    complete labels.
+    """
     if train.as_of:
         return normalize_as_of(train.as_of)
     if not (train.start and train.end):
         raise ConfigError("[train] needs as_of = [...] or both start and end")
-    first, last = (normalize_as_of([d])[0] for d in (train.start, train.end))
+    first = normalize_as_of([train.start])[0]
+    step = dt.timedelta(days=train.every_days)
+    if train.end == LATEST_END:
+        if latest is None:
+            raise ConfigError(
+                "train.end = 'latest' needs dated labels (subscription or inactivity churn)"
+            )
+        last = dt.datetime.combine(latest.date(), dt.time())
+        if last < first:
+            raise ConfigError(
+                f"train.end 'latest' is {last.date()}, before train.start {train.start}: the "
+                "data ends too soon"
+            )
+        return [last - step * i for i in reversed(range((last - first) // step + 1))]
+    last = normalize_as_of([train.end])[0]
     if last < first:
         raise ConfigError(f"train.end {train.end} is before train.start {train.start}")
-    count = (last - first).days // train.every_days + 1
-    return [first + dt.timedelta(days=train.every_days * i) for i in range(count)]
+    return [first + step * i for i in range((last - first) // step + 1)]
 
 
 def check_label_windows(
@@ -177,10 +198,9 @@ def training_frames(
             "the labels definition has no dates to split by; use build_training_set and a "
             "stratified random hold-out"
         )
-    dates = snapshot_dates(train)
-    split = split_snapshots(
-        dates, train=train, churn=churn, data_end=label_window_end(dataset, churn=churn)
-    )
+    latest = label_window_end(dataset, churn=churn)
+    dates = snapshot_dates(train, latest)
+    split = split_snapshots(dates, train=train, churn=churn, data_end=latest)
     frame = training_set(
         dataset,
         as_of=[*split.train, *split.validation],

@@ -31,6 +31,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from importlib.metadata import version as package_version
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +55,7 @@ from churnguard.config import (
     config_from_dict,
     run_catalogue,
 )
-from churnguard.contract import Dataset, load_dataset
+from churnguard.contract import Dataset, load_dataset, table_paths
 from churnguard.dataset import sampled
 from churnguard.errors import ChurnguardError, ConfigError, DataContractError
 from churnguard.features import FeaturePlan, build_features, plan_features
@@ -75,6 +76,7 @@ from churnguard.io import (
     sha256_path,
 )
 from churnguard.labels import data_end, far_rows_warning, population
+from churnguard.logs import Stages, set_run
 from churnguard.model import ChurnModel
 from churnguard.policy import Effects
 from churnguard.registry import check_schema, find_model, load_model
@@ -201,7 +203,7 @@ def score(
     LockedError
         Another run is writing to ``out`` (after waiting ``score.lock_timeout`` seconds).
     """
-    say = progress or (lambda _message: None)
+    say = Stages(progress)
     timings: dict[str, float] = {}
     clock = time.perf_counter()
     started = dt.datetime.now(dt.UTC)
@@ -214,8 +216,17 @@ def score(
 
     when = one_as_of(as_of)
     out = out_folder(out if out is not None else config.score.out, when)
-    say("loading the model")
     folder = find_model(model, config.model)
+    model_files = {
+        "booster_sha256": sha256_file(folder / "booster.txt"),
+        "manifest_sha256": sha256_file(folder / "manifest.json"),
+    }
+    digests = {
+        name: _digest(path) for name, path in table_paths(config.data).items() if path.exists()
+    }
+    run_id = _run_id(when, model_files, config, digests, features)
+    set_run(run_id)  # every log line of the run carries the id its outputs carry
+    say("loading the model")
     churn_model, metadata = load_model(folder)
     trained = config_from_dict(metadata["config"], source=f"{folder}/metadata.json")
     lap("load_model_s")
@@ -227,6 +238,7 @@ def score(
         engine=config.engine,
         interventions=[i.name for i in interventions],
     )
+    say.rows = sum(info.rows for info in dataset.tables.values())
     lap("load_data_s")
     say("building features")
     plan = plan_features(
@@ -258,14 +270,9 @@ def score(
             result = _score(run, table, staging / "scores.parquet", say, lap)
             say("writing")
             inputs = {
-                name: {"path": str(info.path), "rows": info.rows, **_digest(info.path)}
+                name: {"path": str(info.path), "rows": info.rows, **digests[name]}
                 for name, info in sorted(dataset.tables.items())
             }
-            model_files = {
-                "booster_sha256": sha256_file(folder / "booster.txt"),
-                "manifest_sha256": sha256_file(folder / "manifest.json"),
-            }
-            run_id = _run_id(when, model_files, config, inputs, features)
             contacted, decisions = assign(
                 result.listed,
                 as_of=when.date(),
@@ -285,6 +292,9 @@ def score(
             manifest = {
                 "as_of": when.date().isoformat(),
                 "run_id": run_id,
+                "status": "warnings" if warnings else "ok",
+                "churnguard": package_version("churnguard"),
+                "config_path": None if config.source == "defaults" else config.source,
                 "model": {
                     "name": metadata["name"],
                     "version": metadata["version"],
@@ -326,6 +336,8 @@ def score(
             )
     finally:
         lock.release()
+    say.rows = len(decisions)
+    say.done()
     return ScoreRun(out=out, interventions=contacted, manifest=manifest)
 
 
@@ -459,7 +471,7 @@ class Scored:
 
 
 def _score(
-    run: _Run, table: ir.Table, path: Path, say: Progress, lap: Callable[[str], None]
+    run: _Run, table: ir.Table, path: Path, say: Stages, lap: Callable[[str], None]
 ) -> Scored:
     """Score the population on the dataset's engine and write ``scores.parquet``.
 
@@ -515,6 +527,7 @@ def _score(
         engine.release(predicted)
     try:
         rows = engine.write_parquet([scored.select(*SCORE_COLUMNS).order_by("customer_id")], path)
+        say.rows = rows
         totals = scored.group_by("risk_tier").aggregate(n=scored.count()).to_pandas()
         at_risk = scored.aggregate(v=scored.value_at_risk.sum()).to_pandas()["v"].iloc[0]
         lap("values_s")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +36,7 @@ from churnguard.evaluation import Evaluation
 from churnguard.features import FeaturePlan, plan_features
 from churnguard.io import atomic_path
 from churnguard.labels import data_end, far_rows_warning, label_window_end, latest
+from churnguard.logs import Stages, run_id
 from churnguard.measure import effects_by_intervention, read_log
 from churnguard.model import TrainResult, Tuning, fit, tune
 from churnguard.promotion import Decision, champion_on, decide
@@ -47,6 +49,7 @@ from churnguard.value import values_at
 Progress = Callable[[str], None]
 
 REPORT = "report.html"
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -87,7 +90,7 @@ def train(
         Bad data, or dates that leave no training snapshot before the purge (the message says
         what to change).
     """
-    say = progress or (lambda _message: None)
+    say = Stages(progress)
     if dataset is None:
         say("loading and validating data")
         dataset = load_dataset(
@@ -114,6 +117,7 @@ def train(
                 "horizon: the labels of the latest training snapshots overlap the validation "
                 "period, so the validation metrics may be optimistic"
             )
+    say.rows = len(fit_frame) + len(valid)
     features = list(plan.specs)
     # early stopping, calibration and any search see the training rows alone: the validation
     # rows judge the saved model and nothing is chosen on them
@@ -131,7 +135,9 @@ def train(
             seed=config.train.seed,
             trials=config.train.tune_trials,
             seconds=config.train.tune_seconds,
-            on_trial=lambda done, best: say(f"tuning: trial {done}, best log loss {best:.5f}"),
+            on_trial=lambda done, best: say.tell(
+                f"tuning: trial {done}, best log loss {best:.5f}"
+            ),
         )
     say(f"training on {len(inner_fit):,} rows, stopping and calibrating on {len(inner_valid):,}")
     result = fit(
@@ -141,6 +147,7 @@ def train(
         seed=config.train.seed,
         params=tuning.params if tuning else None,
     )
+    say.rows = len(inner_fit)
     say("evaluating")
     champion = champion_on(config, valid, features)
     evaluation = Evaluation(
@@ -183,6 +190,7 @@ def train(
             "warnings": warnings,
             "metrics": evaluation.to_json(),
             "drift_reference": _drift_reference(fit_frame, result, config.train.seed),
+            "run_id": run_id() or None,
             "promotion": {
                 "champion_before": champion.version,
                 "decision": decision.status,
@@ -192,6 +200,10 @@ def train(
         files={REPORT: report},
         now=now,
     )
+    say.done()
+    for warning in warnings:
+        log.warning("%s", warning)
+    log.info("%s: %s", folder.name, decision.reason)
     if decision.promote:
         promote(
             config.model.registry,

@@ -387,6 +387,14 @@ def train(
         ),
     ] = False,
     engine: EngineOption = None,
+    mlflow: Annotated[
+        bool,
+        typer.Option(
+            "--mlflow",
+            help="Also log the run to MLflow and register its pyfunc (\\[model] mlflow, "
+            "tracking_uri); needs churnguard\\[mlflow].",
+        ),
+    ] = False,
 ) -> None:
     """Train on the \\[train] snapshots, validate out of time, save model and report.
 
@@ -398,7 +406,9 @@ def train(
     """
     from churnguard import training
 
-    cfg = _config(config, **{"data.path": data, "engine.name": engine})
+    cfg = _config(
+        config, **{"data.path": data, "engine.name": engine, "model.mlflow": mlflow or None}
+    )
     with _status("starting") as status:
         run = training.train(cfg, tune_params=tune, progress=status)
     table = _facts_table(f"trained {cfg.model.name} {run.folder.name}")
@@ -435,6 +445,8 @@ def train(
     )
     table.add_row("model", _shown(run.folder))
     table.add_row("report", _shown(run.report))
+    if run.mlflow_uri:
+        table.add_row("MLflow", _shown(run.mlflow_uri))
     out.print(table)
 
 

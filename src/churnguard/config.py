@@ -130,6 +130,10 @@ class ModelConfig:
     #: Promote a newly trained model only when it beats both the champion and the baseline on
     #: the same validation rows (the whole 95 % interval of its ROC-AUC lead above zero).
     auto_promote: bool = False
+    #: Log each trained model to MLflow and register its pyfunc (``churnguard[mlflow]``).
+    mlflow: bool = False
+    #: MLflow's tracking URI; empty: MLflow's own default (``MLFLOW_TRACKING_URI``).
+    tracking_uri: str = ""
 
     def __post_init__(self) -> None:
         for key, value in (("name", self.name), ("version", self.version)):

@@ -96,6 +96,7 @@ def configure(level: int, fmt: LogFormat, stream: Any) -> None:
     handler.addFilter(_Tagged())
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     logging.basicConfig(level=logging.WARNING, handlers=[handler], force=True)
+    logging.captureWarnings(True)  # a library's warning is a log line too
     log.setLevel(level)
 
 

@@ -43,6 +43,7 @@ from churnguard.promotion import Decision, champion_on, decide
 from churnguard.registry import check_schema, load_baseline, load_model, promote, save_model
 from churnguard.report import render_report, write_report
 from churnguard.synth import true_hazard
+from churnguard.tracking import log_training, require_mlflow
 from churnguard.value import values_at
 
 #: Called with a short message as each stage starts (the CLI shows it as a status line).
@@ -68,6 +69,8 @@ class TrainingRun:
     #: Whether it serves: the first model, promoted, or a challenger, and why.
     promotion: Decision
     warnings: list[str] = field(default_factory=list)
+    #: The registered MLflow model (``models:/<name>/<version>``) when ``[model] mlflow``.
+    mlflow_uri: str | None = None
 
     @property
     def report(self) -> Path:
@@ -91,6 +94,8 @@ def train(
         what to change).
     """
     say = Stages(progress)
+    if config.model.mlflow:
+        require_mlflow()  # before minutes of training, not after
     if dataset is None:
         say("loading and validating data")
         dataset = load_dataset(
@@ -204,6 +209,12 @@ def train(
     for warning in warnings:
         log.warning("%s", warning)
     log.info("%s: %s", folder.name, decision.reason)
+    mlflow_uri = None
+    if config.model.mlflow:  # before promotion: a failed log leaves the champion serving
+        say("logging to MLflow")
+        tags = {"churnguard.run_id": run_id(), "churnguard.promotion": decision.status}
+        mlflow_uri = log_training(config, folder, evaluation, tags=tags)
+        say.done()
     if decision.promote:
         promote(
             config.model.registry,
@@ -223,6 +234,7 @@ def train(
         tuning=tuning,
         promotion=decision,
         warnings=warnings,
+        mlflow_uri=mlflow_uri,
     )
 
 

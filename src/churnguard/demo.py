@@ -25,6 +25,7 @@ from churnguard.config import PipelineConfig, load_config
 from churnguard.contract import load_dataset
 from churnguard.kpis import KpiReport, retention_report, write_kpis
 from churnguard.labels import label_window_end
+from churnguard.logs import Stages, run_id, set_run
 from churnguard.synth import GenerationSummary, generate
 from churnguard.treatment_log import Outcomes, outcomes
 from churnguard.uplift import UpliftRun, learn_uplift
@@ -72,8 +73,9 @@ def run_demo(
     ``scores/<date>/``, ``treatment_log.parquet``, ``effects/`` and ``kpis/``. ``step`` hears
     of each finished step, ``busy`` of each long one starting."""
     tell = step or (lambda *_: None)
-    working = busy or (lambda _: None)
+    working = Stages(busy)  # each long step is a logged stage, and what busy hears
     data_dir = out / "data"
+    working("generating")
     summary = generate(
         data_dir, customers=customers, days=730, seed=seed, force=True, campaigns=CAMPAIGNS
     )
@@ -119,12 +121,14 @@ def run_demo(
 
     working("scoring")
     tonight = dt.datetime.combine(summary.end, dt.time())  # the first day after the data
+    demo_run = run_id()
     scored = scoring.score(
         load_config(None, {**base, "score.top_n": TOP_N}),
         as_of=tonight,
         out=out / "scores" / str(tonight.date()),
         model=run.folder,
     )
+    set_run(demo_run)  # the scoring run logged under its own id; the demo goes on under its
     listed = scored.manifest["rows"]["listed"]
     tell(
         5,
@@ -163,8 +167,10 @@ def run_demo(
 
     last = dt.date(tonight.year, tonight.month, 1)
     year_before = dt.date(last.year - 1, last.month, 1)
+    working("computing KPIs")
     report, cohorts = retention_report(dataset, start=year_before, end=last, churn=cfg.churn)
     files = write_kpis(report, cohorts, out / "kpis")
+    working.done()
     tell(8, "KPIs", "over the last 12 months", out / "kpis")
     command = shlex.join(
         ["churnguard", "score", "--config", "pipelines/nightly.toml", "--data", str(data_dir)]

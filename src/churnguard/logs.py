@@ -114,12 +114,14 @@ class Stages:
         #: Rows the current stage produced; logged when it ends.
         self.rows: int | None = None
 
-    def __call__(self, name: str) -> None:
+    def __call__(self, name: str, detail: str = "") -> None:
+        """Start stage ``name`` (a fixed name a scheduler can match; ``detail`` varies)."""
         self.done()
         self._name, self._started, self.rows = name, time.perf_counter(), None
-        log.info("%s", name, extra={"stage": name})
+        message = f"{name} {detail}" if detail else name
+        log.info("%s", message, extra={"stage": name})
         if self._progress is not None:
-            self._progress(name)
+            self._progress(message)
 
     def tell(self, message: str) -> None:
         """News within the current stage (a tuning trial): logged, and shown as progress."""

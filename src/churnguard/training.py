@@ -132,7 +132,7 @@ def train(
     tuning = None
     if tune_params:
         budget = f"{config.train.tune_trials} trials or {config.train.tune_seconds} s"
-        say(f"tuning on {len(inner_fit):,} rows ({budget})")
+        say("tuning", f"on {len(inner_fit):,} rows ({budget})")
         tuning = tune(
             inner_fit,
             inner_valid,
@@ -144,7 +144,7 @@ def train(
                 f"tuning: trial {done}, best log loss {best:.5f}"
             ),
         )
-    say(f"training on {len(inner_fit):,} rows, stopping and calibrating on {len(inner_valid):,}")
+    say("training", f"on {len(inner_fit):,} rows, stopping, calibrating on {len(inner_valid):,}")
     result = fit(
         inner_fit,
         inner_valid,
@@ -275,6 +275,8 @@ def evaluate(
     LeakageError
         The data does not yet cover ``as_of`` + horizon, so outcomes are unknown.
     """
+    say = Stages()
+    say("loading the model and the data")
     churn_model, metadata = load_model(model)
     config = config_from_dict(metadata["config"], source=f"{model}/metadata.json")
     dataset = (
@@ -296,6 +298,7 @@ def evaluate(
         dataset, config=config.features, activity_events=config.churn.activity_events
     )
     check_schema(churn_model, list(plan.specs), where=str(_folder(dataset)))
+    say("scoring and evaluating")
     frame = build_training_set(
         dataset, as_of=when, churn=config.churn, features=config.features, plan=plan
     )
@@ -321,8 +324,10 @@ def evaluate(
         campaign=config.evaluation,
         measured=None if log is None else effects_by_intervention(read_log(Path(log))),
     )
+    say.rows = len(frame)
     report = None
     if out is not None:
+        say("writing the report")
         report = write_report(
             Path(out) / REPORT,
             evaluation,
@@ -336,6 +341,7 @@ def evaluate(
         )
         with atomic_path(Path(out) / "metrics.json") as tmp:
             tmp.write_text(json.dumps(evaluation.to_json(), indent=2))
+    say.done()
     return Backtest(evaluation, when[0], Path(model), len(frame), report)
 
 

@@ -26,6 +26,7 @@ from churnguard.contract import Dataset, load_dataset, load_decisions
 from churnguard.errors import ConfigError, DataContractError, ModelRegistryError
 from churnguard.io import atomic_path
 from churnguard.labels import build_labels, data_end
+from churnguard.logs import Stages
 from churnguard.measure import effects_by_intervention
 from churnguard.registry import find_model, read_metadata
 
@@ -92,6 +93,8 @@ def outcomes(
         A decisions file or table breaks the contract, two runs decided differently about the
         same customer and date, or there are no decisions.
     """
+    say = Stages()
+    say("loading the decisions and the data")
     churn, source = _churn(config, model)
     names = [i.name for i in run_catalogue(config)]
     dataset = load_dataset(
@@ -107,13 +110,17 @@ def outcomes(
         if churn.definition == "labels"
         else decisions[decisions["as_of"] + horizon <= pd.Timestamp(until)]
     )
+    say.rows = len(decisions)
+    say("labelling the decisions whose horizon has ended")
     log = _labelled(dataset, ready, churn)
+    say.rows = len(log)
     log_table = pa.Table.from_pandas(log, preserve_index=False)
     meta = {"definition": churn.definition, "horizon_days": churn.horizon_days, "from": source}
     log_table = log_table.replace_schema_metadata({LOG_KEY: json.dumps(meta).encode()})
     out = Path(out)
     with atomic_path(out) as tmp:
         pq.write_table(log_table, tmp, compression="zstd")
+    say.done()
     return Outcomes(
         path=out,
         log=log,

@@ -37,6 +37,7 @@ from churnguard.errors import DataContractError
 from churnguard.features import build_features, plan_features
 from churnguard.interventions import best_cases, fitting, problems
 from churnguard.io import atomic_folder
+from churnguard.logs import Stages
 from churnguard.measure import read_log
 from churnguard.model import ChurnModel
 from churnguard.policy import Effects, band_cuts, best_pick, check, learn, qini
@@ -78,7 +79,10 @@ def learn_uplift(
         holdout rows (effects cannot be measured).
     """
     log, out = Path(log), Path(out)
+    say = Stages()
+    say("reading the treatment log and the model")
     decisions = read_log(log)
+    say.rows = len(decisions)
     catalogue = run_catalogue(config)
     names = [i.name for i in catalogue]
     unknown = sorted(set(decisions["intervention"]) - set(names))
@@ -97,6 +101,7 @@ def learn_uplift(
     costs = np.array([i.cost for i in catalogue])
     cuts = band_cuts(frame["churn_probability"].to_numpy(float), config.uplift.bands)
 
+    say("learning and checking effects")
     controls = _shared_controls(frame, problem, catalogue)
     # cross-fitting: each block of dates is checked with effects learned from the others
     blocks = _check_blocks(frame, config.uplift.evaluation_share)
@@ -121,12 +126,14 @@ def learn_uplift(
         evaluation=evaluation,
         method=config.uplift.method,
     )
+    say("writing")
     with atomic_folder(out.resolve()) as staging:
         staging.mkdir()
         (staging / "effects.json").write_text(effects.to_json(), encoding="utf-8")
         effects.segments.to_csv(staging / "effects.csv", index=False, lineterminator="\r\n")
         charts.save_png(charts.qini_chart(curves), staging / "qini.png")
         write_uplift_report(staging / "report.html", effects, curves, log=str(log))
+    say.done()
     return UpliftRun(out=out, effects=effects, qini=curves)
 
 

@@ -57,24 +57,21 @@ def saving(churned: np.ndarray, treated: np.ndarray, strata: np.ndarray | None =
     strata : a label per decision (e.g. the list's date); strata lacking either group are left
         out of the difference, as they measure nothing.
     """
-    frame = pd.DataFrame(
-        {
-            "y": np.asarray(churned, dtype=float),
-            "t": np.asarray(treated, dtype=bool),
-            "s": np.zeros(len(churned)) if strata is None else np.asarray(strata),
-        }
-    )
-    n_t, n_h = int(frame["t"].sum()), int((~frame["t"]).sum())
-    rate_t = float(frame.loc[frame["t"], "y"].mean()) if n_t else float("nan")
-    rate_h = float(frame.loc[~frame["t"], "y"].mean()) if n_h else float("nan")
-    groups = frame.groupby(["s", "t"])["y"].agg(["sum", "count"]).unstack("t")
-    both = pd.MultiIndex.from_product([["sum", "count"], [False, True]])
-    groups = groups.reindex(columns=both).dropna()
-    if groups.empty:
+    y, t = np.asarray(churned, dtype=float), np.asarray(treated, dtype=bool)
+    n_t, n_h = int(t.sum()), int((~t).sum())
+    rate_t = float(y[t].mean()) if n_t else float("nan")
+    rate_h = float(y[~t].mean()) if n_h else float("nan")
+    code, labels = pd.factorize(np.zeros(len(y)) if strata is None else np.asarray(strata))
+    known = code >= 0  # a decision without a stratum measures nothing
+    y, t, code = y[known], t[known], code[known]
+    k = len(labels)
+    y_t, n_tt = np.bincount(code[t], y[t], k), np.bincount(code[t], minlength=k)
+    y_h, n_hh = np.bincount(code[~t], y[~t], k), np.bincount(code[~t], minlength=k)
+    both = (n_tt > 0) & (n_hh > 0)
+    if not both.any():
         nan = float("nan")
         return Saving(n_t, n_h, rate_t, rate_h, nan, nan, nan, nan)
-    y_t, n_tt = groups[("sum", True)], groups[("count", True)]
-    y_h, n_hh = groups[("sum", False)], groups[("count", False)]
+    y_t, n_tt, y_h, n_hh = y_t[both], n_tt[both], y_h[both], n_hh[both]
     weight = (n_tt + n_hh) / (n_tt + n_hh).sum()
     difference = float((weight * (y_h / n_hh - y_t / n_tt)).sum())
     adjusted_t, adjusted_h = (y_t + 1) / (n_tt + 2), (y_h + 1) / (n_hh + 2)

@@ -9,7 +9,7 @@ import pandas as pd
 from scipy import stats
 
 from churnguard.assignment import ASSIGNMENT_COLUMNS, assign, coin
-from churnguard.interventions import LIST_COLUMNS
+from churnguard.interventions import CHOSEN_COLUMNS
 
 NIGHT = dt.date(2025, 12, 1)
 
@@ -33,8 +33,9 @@ def _list(n: int, seed: int = 0) -> pd.DataFrame:
             "intervention_cost": 5.0,
             "expected_benefit": (p * 50 - 5).round(2),
             "effect_source": "assumed",
+            "answers": "r",
         }
-    )[list(LIST_COLUMNS)]
+    )[list(CHOSEN_COLUMNS)]
 
 
 def test_the_holdout_is_the_share_asked_for_and_flat_across_risk_and_interventions():
@@ -74,7 +75,7 @@ def test_the_contacted_list_is_the_treated_decisions_ranked_again():
     treated = decisions[decisions["group"] == "treated"]
     assert list(contacted["customer_id"]) == list(treated["customer_id"])
     assert list(contacted["rank"]) == list(range(1, len(contacted) + 1))
-    assert list(contacted.columns) == list(LIST_COLUMNS)
+    assert list(contacted.columns) == list(CHOSEN_COLUMNS)
     assert (decisions["as_of"] == "2025-12-01").all() and (decisions["run_id"] == "abc").all()
     np.testing.assert_array_equal(decisions["cost"], listed["intervention_cost"])
     everyone, all_treated = assign(listed, as_of=NIGHT, holdout=0.0, salt="", run_id="abc")

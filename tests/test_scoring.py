@@ -766,3 +766,86 @@ def test_json_logs_parse_line_by_line_and_carry_the_run_id_of_the_manifest(night
         line for line in map(json.loads, failed.stderr.splitlines()) if line["level"] == "ERROR"
     )
     assert error["message"].endswith("nope: no such model version")
+
+
+def _nights(nightly, tmp_path, *extra: str) -> list[pd.DataFrame]:
+    """Three consecutive nights into one out root, with ``extra`` [score] settings."""
+    config = tmp_path / "nights.toml"
+    config.write_text(
+        nightly.read_text()
+        .replace("[score]\n", f"[score]\n{''.join(extra)}", 1)
+        .replace(f'out = "{nightly.parent}/out/{{as_of}}"', f'out = "{tmp_path}/root/{{as_of}}"')
+    )
+    lists = []
+    for night in ("2025-01-20", "2025-01-21", "2025-01-22"):
+        result = runner.invoke(app, ["score", "-c", str(config), "--as-of", night, "-q"])
+        assert result.exit_code == 0, result.output
+        lists.append(pd.read_csv(tmp_path / "root" / night / "interventions.csv", dtype=str))
+    return lists
+
+
+def test_a_list_says_who_is_new_since_when_and_carries_the_customer_columns(nightly, tmp_path):
+    first, second, third = _nights(nightly, tmp_path, 'carry = ["country", "company_size"]\n')
+    assert list(first.columns) == [*scoring.LIST_COLUMNS, "country", "company_size"]
+    assert (first["new"] == "True").all() and (first["first_listed"] == "2025-01-20").all()
+    assert (second["as_of"] == "2025-01-21").all()
+    before = set(first["customer_id"])
+    assert list(second["new"] == "True") == [c not in before for c in second["customer_id"]]
+    both = set(second["customer_id"])
+    since = {
+        c: "2025-01-20"
+        if c in both and c in before
+        else "2025-01-21"
+        if c in both
+        else "2025-01-22"
+        for c in third["customer_id"]
+    }
+    assert dict(zip(third["customer_id"], third["first_listed"], strict=True)) == since
+    assert 0 < (third["new"] == "False").sum() < len(third)  # the same people, and new ones
+    customers = pd.read_parquet(nightly.parent / "data" / "customers.parquet").set_index(
+        "customer_id"
+    )
+    carried = third.set_index("customer_id")
+    assert (carried["country"] == customers.loc[carried.index, "country"]).all()
+    assert (
+        carried["company_size"].astype(int) == customers.loc[carried.index, "company_size"]
+    ).all()
+
+
+def test_a_customer_contacted_within_the_cooldown_is_not_listed_again(nightly, tmp_path):
+    first, second, third = _nights(nightly, tmp_path, "cooldown_days = 2\n")
+    assert not set(second["customer_id"]) & set(first["customer_id"])
+    assert not set(third["customer_id"]) & (set(first["customer_id"]) | set(second["customer_id"]))
+    decided = [
+        pd.read_csv(tmp_path / "root" / night / "assignments.csv", dtype=str)
+        for night in ("2025-01-20", "2025-01-21")
+    ]
+    assert len(decided[0]) == len(decided[1]) == 300  # the places freed go to the next ones
+    assignments = decided[0]
+    held_out = set(assignments.loc[assignments["group"] == "holdout", "customer_id"])
+    assert held_out & set(second["customer_id"])  # a holdout was not contacted: it may return
+
+
+def test_each_row_says_what_its_intervention_answers(nightly, tmp_path):
+    run = scoring.score(load_config(nightly), as_of=AS_OF, out=tmp_path / "out")
+    listed = run.interventions
+    catalogue = {i.name: i for i in default_interventions()}
+    for row in listed.itertuples():
+        if catalogue[row.intervention].problem:
+            assert row.answers, row  # the problem it was chosen for, in words
+        else:
+            assert row.answers in {row.reason_1, row.reason_2, row.reason_3}, row
+    follow_ups = listed[listed["intervention"] == "billing follow-up"]
+    assert follow_ups["answers"].str.contains("failed payment").all()
+    scores = pd.read_parquet(tmp_path / "out" / "scores.parquet")
+    assert (scores["as_of"] == pd.Timestamp(AS_OF).date()).all()
+    assert (scores["model_version"] == run.manifest["model"]["version"]).all()
+
+
+def test_a_carry_column_the_customers_lack_is_refused_in_one_line(nightly, tmp_path):
+    config = tmp_path / "carry.toml"
+    config.write_text(nightly.read_text().replace("[score]\n", '[score]\ncarry = ["email"]\n'))
+    result = _score(config, "--out", str(tmp_path / "out"), "-q")
+    assert result.exit_code == 2
+    assert result.output.startswith("error: score.carry: 'email' is not a column of the customers")
+    assert not (tmp_path / "out").exists()

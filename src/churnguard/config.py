@@ -343,6 +343,11 @@ class ScoreConfig:
     effects: Literal["assumed", "learned"] = "assumed"
     #: The ``effects.json`` that ``churnguard uplift`` wrote, for ``effects = "learned"``.
     effects_path: Path | None = None
+    #: Columns of the ``customers`` table copied into ``interventions.csv`` (contact, owner).
+    carry: tuple[str, ...] = ()
+    #: A customer contacted (treated) within this many days before the as-of date, by an
+    #: earlier run beside the out folder or in the ``treatments`` table, is not listed (0: off).
+    cooldown_days: int = 0
 
     def __post_init__(self) -> None:
         if self.top_n < 0 or self.budget < 0:
@@ -358,6 +363,8 @@ class ScoreConfig:
             )
         if self.lock_timeout < 0:
             raise ConfigError(f"score.lock_timeout must be >= 0 seconds, got {self.lock_timeout}")
+        if self.cooldown_days < 0:
+            raise ConfigError(f"score.cooldown_days must be >= 0, got {self.cooldown_days}")
         if not 0 <= self.min_probability < 1:
             raise ConfigError(
                 f"score.min_probability must be from 0 to below 1, got {self.min_probability}"

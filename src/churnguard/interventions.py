@@ -22,9 +22,10 @@ import pandas as pd
 
 from churnguard.config import CONDITION, InterventionConfig, PipelineConfig
 from churnguard.errors import ConfigError
+from churnguard.features import FeatureSpec
 from churnguard.model import ChurnModel
 from churnguard.policy import Effects
-from churnguard.reasons import TOP, describe, top_drivers
+from churnguard.reasons import TOP, describe, sentence, top_drivers
 
 LIST_COLUMNS = (
     "rank",
@@ -40,7 +41,15 @@ LIST_COLUMNS = (
     "intervention_cost",
     "expected_benefit",
     "effect_source",
+    "as_of",
+    "first_listed",
+    "new",
+    "answers",
 )
+#: What the run adds to a chosen list: the date and the customer's streak on the lists.
+RUN_COLUMNS = ("as_of", "first_listed", "new")
+#: The columns :func:`choose` gives, the run's own left out.
+CHOSEN_COLUMNS = tuple(c for c in LIST_COLUMNS if c not in RUN_COLUMNS)
 #: Column of a candidate frame holding each customer's best case.
 BEST_CASE = "_best_case"
 
@@ -125,7 +134,7 @@ def choose(
         if beyond > 0 and (not need or (_cents(gain) > _cents(beyond)).sum() < need):
             return None
     if not rows.size:
-        return pd.DataFrame(columns=list(LIST_COLUMNS))
+        return pd.DataFrame(columns=list(CHOSEN_COLUMNS))
     gain = _cents(gain)  # as written: a benefit that rounds to 0.00 is not listed
     keep = (gain > 0) & (pick >= 0)
     rows, pick, gain, drivers = rows[keep], pick[keep], gain[keep], drivers[keep]
@@ -146,7 +155,38 @@ def choose(
         intervention_cost=cost[pick],
         expected_benefit=gain,
         effect_source="assumed" if effects is None else "learned",
-    )[list(LIST_COLUMNS)]
+        answers=addressed(
+            [catalogue[k] for k in pick], context.iloc[rows], drivers, model.features, sentences
+        ),
+    )[list(CHOSEN_COLUMNS)]
+
+
+def addressed(
+    chosen: list[InterventionConfig],
+    values: pd.DataFrame,
+    drivers: np.ndarray,
+    features: list[FeatureSpec],
+    sentences: list[list[str]],
+) -> list[str]:
+    """What each row's intervention answers, in words: the first of its ``problem``
+    conditions the customer meets (the feature's value as a reason reads it), or, for an
+    intervention naming no problem, the first of the customer's reasons it answers."""
+    specs = {s.name: s for s in features}
+    out = []
+    for row, intervention in enumerate(chosen):
+        text = ""
+        if intervention.problem:
+            context = values.iloc[[row]]
+            met = next((c for c in intervention.problem if holds(c, context)[0]), "")
+            name = met and CONDITION.fullmatch(met).group(1)  # type: ignore[union-attr]
+            text = sentence(specs[name], context[name].iloc[0]) if name in specs else met
+        else:
+            for slot, j in enumerate(j for j in drivers[row] if j >= 0):
+                if _answers(intervention, features[j].name):
+                    text = sentences[row][slot]
+                    break
+        out.append(text)
+    return out
 
 
 def _ranked_choice(

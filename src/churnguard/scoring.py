@@ -59,6 +59,7 @@ from churnguard.contract import Dataset, load_dataset, table_paths
 from churnguard.dataset import sampled
 from churnguard.errors import ChurnguardError, ConfigError, DataContractError
 from churnguard.features import FeaturePlan, build_features, plan_features
+from churnguard.history import History, digest, earlier_runs
 from churnguard.interventions import (
     BEST_CASE,
     LIST_COLUMNS,
@@ -91,13 +92,17 @@ log = logging.getLogger("churnguard.scoring")
 
 __all__ = ["LIST_COLUMNS", "SCORE_COLUMNS", "ScoreRun", "score"]
 
-SCORE_COLUMNS = (
+#: What :func:`score_rows` computes per customer.
+ROW_COLUMNS = (
     "customer_id",
     "churn_probability",
     "risk_tier",
     "customer_value",
     "value_at_risk",
 )
+#: The columns of ``scores.parquet``: the rows, stamped with the run's date and model, so that
+#: nightly files stack into a history.
+SCORE_COLUMNS = (*ROW_COLUMNS, "as_of", "model_version")
 #: Rows of the scored population read to measure drift (PSI) on: a sample by customer_id hash
 #: beyond this, the same on every engine.
 DRIFT_SAMPLE_ROWS = 200_000
@@ -224,7 +229,8 @@ def score(
     digests = {
         name: _digest(path) for name, path in table_paths(config.data).items() if path.exists()
     }
-    run_id = _run_id(when, model_files, config, digests, features)
+    past = earlier_runs(out, when.date())
+    run_id = _run_id(when, model_files, config, digests, features, digest(past))
     set_run(run_id)  # every log line of the run carries the id its outputs carry
     say("loading the model")
     churn_model, metadata = load_model(folder)
@@ -249,6 +255,7 @@ def score(
     check_conditions(config.interventions, churn_model)
     effects, effect_notes = learned_effects(config.score, interventions)
     notes += effect_notes
+    history = History.read(dataset, past, [i.name for i in interventions], when.date())
     run = _Run(
         churn_model,
         metadata,
@@ -260,6 +267,7 @@ def score(
         interventions,
         features,
         effects,
+        _cooled(dataset, history, config.score.cooldown_days, when.date()),
     )
     target = out.resolve()
     _check_replaceable(target)
@@ -272,6 +280,7 @@ def score(
             inputs = {
                 name: {"path": str(info.path), "rows": info.rows, **digests[name]}
                 for name, info in sorted(dataset.tables.items())
+                if name in digests  # earlier runs' decisions are the history, below
             }
             contacted, decisions = assign(
                 result.listed,
@@ -280,6 +289,7 @@ def score(
                 salt=config.score.salt,
                 run_id=run_id,
             )
+            contacted = _to_act_with(contacted, run, history)
             _write_csv(contacted, staging / "interventions.csv")
             _write_csv(decisions, staging / "assignments.csv")
             warnings = notes + [
@@ -302,6 +312,7 @@ def score(
                     **model_files,
                 },
                 "inputs": inputs,
+                "history": {"runs": [str(p.parent) for p in past], "sha256": digest(past)},
                 "features_file": None if features is None else str(features),
                 "config_fingerprint": config.fingerprint(),
                 "catalogue": "config" if config.interventions else "default",
@@ -448,6 +459,8 @@ class _Run:
     features_file: Path | None = None
     #: Learned effects in use (None: the catalogue's assumed success rates).
     effects: Effects | None = None
+    #: Customers contacted too recently to be listed (``[score] cooldown_days``).
+    cooled: tuple[str, ...] = ()
 
     def empty(self) -> ChurnguardError:
         """The error for a population without customers (or a feature file without the date)."""
@@ -516,7 +529,7 @@ def _score(
                 **{BEST_CASE: best}
             )
 
-        added = {c: "string" if c == "risk_tier" else "float64" for c in SCORE_COLUMNS[1:]}
+        added = {c: "string" if c == "risk_tier" else "float64" for c in ROW_COLUMNS[1:]}
         scored = engine.map_batches(
             joined,
             value,
@@ -526,7 +539,11 @@ def _score(
     finally:
         engine.release(predicted)
     try:
-        rows = engine.write_parquet([scored.select(*SCORE_COLUMNS).order_by("customer_id")], path)
+        stamped = scored.mutate(
+            as_of=ibis.literal(run.when.date()),
+            model_version=ibis.literal(str(run.metadata["version"])),
+        ).select(*SCORE_COLUMNS)
+        rows = engine.write_parquet([stamped.order_by("customer_id")], path)
         say.rows = rows
         totals = scored.group_by("risk_tier").aggregate(n=scored.count()).to_pandas()
         at_risk = scored.aggregate(v=scored.value_at_risk.sum()).to_pandas()["v"].iloc[0]
@@ -546,7 +563,11 @@ def _score(
         )
         if config.score.tiers:
             wanted &= scored.risk_tier.isin(config.score.tiers)
-        candidates = scored.filter(wanted).order_by([ibis.desc(BEST_CASE), "customer_id"])
+        candidates = scored.filter(wanted)
+        if run.cooled:
+            recent = ibis.memtable(pd.DataFrame({"customer_id": list(run.cooled)}, dtype=str))
+            candidates = candidates.anti_join(recent, "customer_id")
+        candidates = candidates.order_by([ibis.desc(BEST_CASE), "customer_id"])
         listed = build_list(
             lambda n: (candidates.limit(n) if n else candidates).to_pandas(),
             model,
@@ -590,6 +611,59 @@ def learned_effects(
             f"{path}: has no effects for {missing[0]!r}; learn them again with this catalogue"
         )
     return effects, []
+
+
+def _cooled(dataset: Dataset, history: History, days: int, today: dt.date) -> tuple[str, ...]:
+    """Customers treated within ``days`` before ``today``: on an earlier list beside this
+    run, or in the ``treatments`` table."""
+    if not days:
+        return ()
+    since = today - dt.timedelta(days=days)
+    ids = history.contacted_since(since)
+    if dataset.has("treatments"):
+        t = dataset.table("treatments")
+        recent = t.filter(
+            (t.group == "treated")
+            & (t.as_of >= ibis.date(since.isoformat()))
+            & (t.as_of < ibis.date(today.isoformat()))
+        )
+        ids |= set(recent.select("customer_id").distinct().to_pandas()["customer_id"])
+    return tuple(sorted(ids))
+
+
+def _to_act_with(contacted: pd.DataFrame, run: _Run, history: History) -> pd.DataFrame:
+    """The list with what a team acts with: the date, the customer's streak on the lists,
+    and the ``[score] carry`` columns of the ``customers`` table."""
+    today = run.when.date()
+    first, new = history.streaks(contacted["customer_id"], today)
+    acted = contacted.assign(as_of=today.isoformat(), first_listed=first, new=new)[
+        list(LIST_COLUMNS)
+    ]
+    carry = list(run.config.score.carry)
+    if not carry:
+        return acted
+    customers = run.dataset.table("customers")
+    missing = [c for c in carry if c not in customers.columns]
+    if missing:
+        raise ConfigError(
+            f"score.carry: {missing[0]!r} is not a column of the customers table "
+            f"({', '.join(customers.columns)})"
+        )
+    clash = [c for c in carry if c in acted.columns]
+    if clash:
+        raise ConfigError(f"score.carry: {clash[0]!r} is already a column of interventions.csv")
+    wanted = ibis.memtable(pd.DataFrame({"customer_id": contacted["customer_id"]}, dtype=str))
+    values = (
+        customers.select("customer_id", *carry)
+        .semi_join(wanted, "customer_id")
+        .to_pandas()
+        .drop_duplicates("customer_id")
+    )
+    for column in carry:  # the contract reads numbers as floats: 20, not 20.0, when whole
+        numbers = values[column]
+        if pd.api.types.is_float_dtype(numbers) and (numbers.dropna() % 1 == 0).all():
+            values[column] = numbers.astype("Int64")
+    return acted.merge(values, on="customer_id", how="left")
 
 
 def _needs_history(table: ir.Table) -> bool:
@@ -670,10 +744,13 @@ def _run_id(
     config: PipelineConfig,
     inputs: dict[str, Any],
     features: Path | None,
+    history: str,
 ) -> str:
-    """The run's id: a digest of what decides its output (date, model, config, inputs), so a
-    re-run of the same night has the same id and its files stay byte-identical."""
+    """The run's id: a digest of what decides its output (date, model, config, inputs, the
+    earlier runs beside it), so a re-run of the same night has the same id and its files stay
+    byte-identical."""
     basis = {
+        "history": history,
         "as_of": when.date().isoformat(),
         "model": model_files,
         "config": config.fingerprint(),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import numpy as np
 import pandas as pd
 from hypothesis import HealthCheck, given, settings
@@ -10,6 +12,8 @@ from hypothesis import strategies as st
 from churnguard.config import InterventionConfig, load_config
 from churnguard.interventions import BEST_CASE, allocate, best_cases, build_list, choose
 from conftest import DRIVER_SPECS as SPECS
+
+DAY = dt.date(2025, 1, 20)
 
 ANSWERS = ("login", "support_ticket", "nps", "purchase", "tenure", "*")
 
@@ -91,11 +95,11 @@ def test_the_early_stopped_list_is_the_head_of_the_full_ranking(world, top_n, bu
     limited = load_config(
         None, {"score.top_n": top_n, "score.budget": budget, "score.allocation": "rank"}
     )
-    full = choose(frame, frame, model, catalogue, unlimited)
+    full = choose(frame, frame, model, catalogue, unlimited, as_of=DAY)
     expected = _cut(full, top_n, budget)
 
     # explaining in batches over everyone ...
-    direct = choose(frame, frame, model, catalogue, limited)
+    direct = choose(frame, frame, model, catalogue, limited, as_of=DAY)
     _same(direct, expected)
 
     # ... and reading only a growing head of the candidates, as a nightly run does
@@ -110,7 +114,7 @@ def test_the_early_stopped_list_is_the_head_of_the_full_ranking(world, top_n, bu
         reads.append(rows)
         return ranked.head(rows) if rows else ranked
 
-    listed = build_list(head, model, catalogue, limited)
+    listed = build_list(head, model, catalogue, limited, as_of=DAY)
     _same(listed, expected)
     if budget:
         assert listed["intervention_cost"].sum() <= budget
@@ -138,7 +142,9 @@ def test_benefits_that_round_to_the_same_cent_are_ranked_by_customer_id_across_b
     )
     model = Drivers(pd.DataFrame(1.0, index=ids, columns=range(len(SPECS))))
     catalogue = (InterventionConfig("call", 0.0, 1.0, answers=("*",)),)
-    listed = choose(frame, frame, model, catalogue, load_config(None, {"score.top_n": 1}))
+    listed = choose(
+        frame, frame, model, catalogue, load_config(None, {"score.top_n": 1}), as_of=DAY
+    )
     assert list(listed["customer_id"]) == ["c000"]
     assert list(listed["expected_benefit"]) == [4.62]
 
@@ -167,7 +173,7 @@ def test_knapsack_takes_two_cheap_wins_where_ranking_takes_one_dear_one():
     model = Drivers(pd.DataFrame(0.0, index=frame["customer_id"], columns=range(len(SPECS))))
     for allocation, expected in (("knapsack", ["B", "C"]), ("rank", ["A"])):
         config = load_config(None, {"score.budget": 40.0, "score.allocation": allocation})
-        listed = choose(frame, frame, model, catalogue, config)
+        listed = choose(frame, frame, model, catalogue, config, as_of=DAY)
         assert list(listed["customer_id"]) == expected, allocation
 
 
@@ -175,13 +181,16 @@ def test_knapsack_takes_two_cheap_wins_where_ranking_takes_one_dear_one():
 @given(world=worlds(), budget=st.sampled_from([1.0, 20.0, 75.5, 400.0]))
 def test_a_knapsack_list_keeps_to_the_budget_and_beats_ranking(world, budget):
     frame, model, catalogue = world
-    knapsack = choose(frame, frame, model, catalogue, load_config(None, {"score.budget": budget}))
+    knapsack = choose(
+        frame, frame, model, catalogue, load_config(None, {"score.budget": budget}), as_of=DAY
+    )
     ranked = choose(
         frame,
         frame,
         model,
         catalogue,
         load_config(None, {"score.budget": budget, "score.allocation": "rank"}),
+        as_of=DAY,
     )
     assert knapsack["intervention_cost"].sum() <= budget
     assert knapsack["customer_id"].is_unique

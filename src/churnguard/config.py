@@ -408,6 +408,26 @@ class UpliftConfig:
 
 
 @dataclass(frozen=True)
+class ReasonsConfig:
+    """How long an event that is bad news (a support ticket, a failed payment, a complaint)
+    stays a reason to act: older ones, and counts over longer windows, are no reasons."""
+
+    #: Days, for every such event type without its own.
+    recent_days: float = 30.0
+    #: Days per event type, e.g. ``{ payment_failed = 14, support_ticket = 60 }``.
+    recent: dict[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name, days in {"recent_days": self.recent_days, **self.recent}.items():
+            if days <= 0:
+                raise ConfigError(f"reasons: {name} must be above 0 days, got {days}")
+
+    def window(self, event_type: str) -> float:
+        """Days an event of ``event_type`` stays a reason."""
+        return self.recent.get(event_type, self.recent_days)
+
+
+@dataclass(frozen=True)
 class DriftConfig:
     """When a feature's shift from the training data is worth a warning in the manifest.
 
@@ -492,6 +512,7 @@ class PipelineConfig:
     score: ScoreConfig = field(default_factory=ScoreConfig)
     uplift: UpliftConfig = field(default_factory=UpliftConfig)
     drift: DriftConfig = field(default_factory=DriftConfig)
+    reasons: ReasonsConfig = field(default_factory=ReasonsConfig)
     #: The intervention catalogue; empty means the packaged default (``pipelines/nightly.toml``).
     interventions: tuple[InterventionConfig, ...] = ()
     #: Where it was read from (a TOML path, or ``defaults``): shown in manifests, never part of

@@ -15,17 +15,18 @@ benefit a customer can get; :func:`build_list` stops once the list can no longer
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
 
-from churnguard.config import CONDITION, InterventionConfig, PipelineConfig
+from churnguard.config import CONDITION, InterventionConfig, PipelineConfig, ReasonsConfig
 from churnguard.errors import ConfigError
 from churnguard.features import FeatureSpec
 from churnguard.model import ChurnModel
 from churnguard.policy import Effects
-from churnguard.reasons import TOP, describe, sentence, top_drivers
+from churnguard.reasons import TOP, describe, drivers_of, sentence
 
 LIST_COLUMNS = (
     "rank",
@@ -90,6 +91,7 @@ def choose(
     catalogue: tuple[InterventionConfig, ...],
     config: PipelineConfig,
     *,
+    as_of: dt.date,
     beyond: float = -np.inf,
     effects: Effects | None = None,
 ) -> pd.DataFrame | None:
@@ -129,7 +131,16 @@ def choose(
     else:
         need = rows_needed(config, cost)
         rows, pick, gain, drivers = _ranked_choice(
-            frame, context, benefit, best_case, order, need, model, catalogue, effects
+            frame,
+            context,
+            benefit,
+            best_case,
+            order,
+            need,
+            model,
+            catalogue,
+            effects,
+            config.reasons,
         )
         if beyond > 0 and (not need or (_cents(gain) > _cents(beyond)).sum() < need):
             return None
@@ -145,7 +156,8 @@ def choose(
         ranked = ranked[np.cumsum(cost[pick[ranked]]) <= config.score.budget]
     rows, pick, gain, drivers = rows[ranked], pick[ranked], gain[ranked], drivers[ranked]
     sentences = [
-        s + [""] * (TOP - len(s)) for s in describe(model.features, frame.iloc[rows], drivers)
+        s + [""] * (TOP - len(s))
+        for s in describe(model.features, frame.iloc[rows], drivers, as_of)
     ]
     listed = scores.iloc[rows].reset_index(drop=True)
     listed.insert(0, "rank", np.arange(1, rows.size + 1))
@@ -156,7 +168,12 @@ def choose(
         expected_benefit=gain,
         effect_source="assumed" if effects is None else "learned",
         answers=addressed(
-            [catalogue[k] for k in pick], context.iloc[rows], drivers, model.features, sentences
+            [catalogue[k] for k in pick],
+            context.iloc[rows],
+            drivers,
+            model.features,
+            sentences,
+            as_of,
         ),
     )[list(CHOSEN_COLUMNS)]
 
@@ -167,6 +184,7 @@ def addressed(
     drivers: np.ndarray,
     features: list[FeatureSpec],
     sentences: list[list[str]],
+    as_of: dt.date,
 ) -> list[str]:
     """What each row's intervention answers, in words: the first of its ``problem``
     conditions the customer meets (the feature's value as a reason reads it), or, for an
@@ -179,7 +197,7 @@ def addressed(
             context = values.iloc[[row]]
             met = next((c for c in intervention.problem if holds(c, context)[0]), "")
             name = met and CONDITION.fullmatch(met).group(1)  # type: ignore[union-attr]
-            text = sentence(specs[name], context[name].iloc[0]) if name in specs else met
+            text = sentence(specs[name], context[name].iloc[0], as_of) if name in specs else met
         else:
             for slot, j in enumerate(j for j in drivers[row] if j >= 0):
                 if _answers(intervention, features[j].name):
@@ -199,6 +217,7 @@ def _ranked_choice(
     model: ChurnModel,
     catalogue: tuple[InterventionConfig, ...],
     effects: Effects | None,
+    rules: ReasonsConfig,
 ) -> tuple[np.ndarray, ...]:
     """Each customer's best fitting intervention, explaining customers in best-case order in
     growing batches until ``need`` rows beat every remaining best case (all without a need).
@@ -209,7 +228,7 @@ def _ranked_choice(
         rows = order[start : start + batch]
         start += rows.size
         batch *= 2
-        drivers = top_drivers(model.contributions(frame.iloc[rows]))
+        drivers = drivers_of(model, frame.iloc[rows], rules)
         net = _net(context.iloc[rows], drivers, benefit[rows], model, catalogue, effects)
         pick = net.argmax(axis=1)
         done.append(rows)
@@ -255,7 +274,7 @@ def _knapsack_choice(
         todo = np.flatnonzero((pick >= 0) & ~explained)
         if not todo.size:
             return pick, gain, drivers
-        found = top_drivers(model.contributions(frame.iloc[todo]))
+        found = drivers_of(model, frame.iloc[todo], config.reasons)
         drivers[todo], explained[todo] = found, True
         known[todo] = _net(context.iloc[todo], found, benefit[todo], model, catalogue, effects)
 
@@ -283,8 +302,11 @@ def build_list(
     catalogue: tuple[InterventionConfig, ...],
     config: PipelineConfig,
     effects: Effects | None = None,
+    *,
+    as_of: dt.date,
 ) -> pd.DataFrame:
-    """The list from the head of the candidates, grown until it settles.
+    """The list from the head of the candidates, grown until it settles, reasons dated from
+    ``as_of``.
 
     ``candidates(n)`` returns the ``n`` customers with the highest best case (0: all with a
     positive one), in that order (ties by customer_id), with their features, scores and
@@ -298,7 +320,9 @@ def build_list(
         head = candidates(size + 1 if need else 0)
         beyond = head[BEST_CASE].iloc[size] if need and len(head) > size else -np.inf
         head = head.iloc[:size] if need else head
-        listed = choose(head, head, model, catalogue, config, beyond=beyond, effects=effects)
+        listed = choose(
+            head, head, model, catalogue, config, as_of=as_of, beyond=beyond, effects=effects
+        )
         if listed is not None:
             return listed
         size = 2 * size + first_batch(need)

@@ -4,45 +4,134 @@ The model's per-customer contributions (LightGBM ``pred_contrib``, SHAP values o
 say which features pushed this customer's risk up. The top ones that push it *up* become
 sentences built from the feature's kind and the customer's actual value, e.g. "logins down 70 %
 on the previous 30 days", "2 support tickets in the last 30 days", "last NPS answer 3
-(detractor)", "no purchase for 64 days".
+(detractor)", "no purchase since 2025-10-28", "failed payment on 2025-12-30".
+
+A driver is a reason only when it is true and useful: who the customer is (attributes of the
+customers table, plan, MRR) and how long they have been one (tenure) are never reasons; a
+trend only in the direction that raises risk (logins down, tickets up), never "up 0 %"; an
+event that is bad news (a ticket, a failed payment) only while it is recent
+(``[reasons] recent_days``), so a count over a longer window is none; and at most one reason
+per topic (logins, tickets, payments, surveys, purchases), so three reasons say three things.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 
 import numpy as np
 import pandas as pd
 
+from churnguard.config import ReasonsConfig
 from churnguard.features import FeatureSpec
+from churnguard.model import ChurnModel
 
 TOP = 3
-#: Event types whose recent occurrence is the news ("last complaint 3 days ago"), unlike
-#: activity, whose absence is ("no login for 12 days").
-_BAD_NEWS = ("ticket", "complaint", "fail", "refund", "return", "dispute", "error", "cancel")
+#: Words of event types whose occurrence is the news ("failed payment on 2025-12-30"),
+#: unlike activity, whose absence is ("no login since 2025-10-02").
+_BAD_NEWS = (
+    "ticket",
+    "complaint",
+    "fail",
+    "refund",
+    "return",
+    "dispute",
+    "error",
+    "cancel",
+    "downgrade",
+)
+#: Kinds of feature that say who the customer is, not what is happening: never reasons.
+_WHO = ("category", "number", "days", "flag")
+#: A trend smaller than this reads as "0 %": no reason.
+_FLAT = 0.005
 
 
-def top_drivers(contributions: np.ndarray, k: int = TOP) -> np.ndarray:
-    """Per row, the indices of the ``k`` features that raise risk most, largest first; -1 fills
-    the places of features that do not raise it (ties by feature order: deterministic)."""
-    order = np.argsort(-contributions, axis=1, kind="stable")[:, :k]
-    raising = np.take_along_axis(contributions, order, axis=1) > 0
-    return np.where(raising, order, -1)
+def top_drivers(
+    contributions: np.ndarray,
+    features: list[FeatureSpec],
+    values: pd.DataFrame,
+    rules: ReasonsConfig | None = None,
+    k: int = TOP,
+) -> np.ndarray:
+    """Per row, the indices of up to ``k`` features that raise risk most and make reasons (see
+    the module docstring), largest first, one per topic; -1 fills the places left (ties by
+    feature order: deterministic)."""
+    rules = rules or ReasonsConfig()
+    n = len(contributions)
+    usable = np.column_stack(
+        [_usable(s, values[s.name].to_numpy(), rules) for s in features]
+        or [np.zeros(n, dtype=bool)]
+    )[:, : contributions.shape[1]]
+    raising = np.where(usable & (contributions > 0), contributions, 0.0)
+    order = np.argsort(-raising, axis=1, kind="stable")
+    topics = [_topic(s) for s in features]
+    out = np.full((n, k), -1)
+    for row in range(n):
+        seen: set[str] = set()
+        for j in order[row]:
+            if raising[row, j] <= 0 or len(seen) == k:
+                break
+            if topics[j] not in seen:
+                out[row, len(seen)] = j
+                seen.add(topics[j])
+    return out
+
+
+def drivers_of(
+    model: ChurnModel, rows: pd.DataFrame, rules: ReasonsConfig | None = None
+) -> np.ndarray:
+    """The reasons of each row (:func:`top_drivers`) from the model's contributions."""
+    return top_drivers(model.contributions(rows), model.features, rows, rules)
+
+
+def _usable(spec: FeatureSpec, values: np.ndarray, rules: ReasonsConfig) -> np.ndarray:
+    """Rows where ``spec`` at its value makes a true, useful reason."""
+    v = pd.to_numeric(pd.Series(values), errors="coerce").to_numpy(float)
+    bad = _bad_news(spec)
+    if spec.stat in _WHO or (spec.stat in ("amount", "mean_amount") and not spec.event_type):
+        return np.zeros(len(v), dtype=bool)
+    with np.errstate(invalid="ignore"):
+        if spec.stat == "trend":
+            return v > _FLAT if bad else v < -_FLAT
+        window = rules.window(spec.event_type or spec.name)
+        if spec.stat == "recency" and bad:
+            return v <= window
+        if spec.stat == "count" and bad:
+            return (v > 0) & ((spec.window_days or 0) <= window)
+    return np.ones(len(v), dtype=bool)
+
+
+def _bad_news(spec: FeatureSpec) -> bool:
+    return any(word in (spec.event_type or spec.name) for word in _BAD_NEWS)
+
+
+def _topic(spec: FeatureSpec) -> str:
+    """What a reason is about: its event type (surveys together), activity, or itself."""
+    if spec.event_type in ("nps", "csat"):
+        return "survey"
+    if spec.event_type:
+        return spec.event_type
+    return "activity" if "activ" in spec.name else spec.name
 
 
 def describe(
-    features: list[FeatureSpec], values: pd.DataFrame, drivers: np.ndarray
+    features: list[FeatureSpec],
+    values: pd.DataFrame,
+    drivers: np.ndarray,
+    as_of: dt.date,
 ) -> list[list[str]]:
-    """The sentences of each row's drivers (see :func:`top_drivers`), in order."""
+    """The sentences of each row's drivers (see :func:`top_drivers`), in order, events dated
+    from ``as_of``."""
     columns = {j: values[features[j].name].to_numpy(object) for j in np.unique(drivers) if j >= 0}
     return [
-        [sentence(features[j], columns[j][row]) for j in picks if j >= 0]
+        [sentence(features[j], columns[j][row], as_of) for j in picks if j >= 0]
         for row, picks in enumerate(drivers)
     ]
 
 
-def sentence(spec: FeatureSpec, value: object) -> str:
-    """One plain sentence for ``spec`` at ``value``, e.g. ``no login for 12 days``."""
+def sentence(spec: FeatureSpec, value: object, as_of: dt.date) -> str:
+    """One plain sentence for ``spec`` at ``value`` on ``as_of``, e.g. ``no login since
+    2025-10-02``."""
     missing = value is None or (isinstance(value, float) and math.isnan(value))
     if spec.stat == "category":
         label = spec.name.replace("_", " ")
@@ -55,11 +144,10 @@ def sentence(spec: FeatureSpec, value: object) -> str:
         what = event or "activity"
         if missing:
             return f"no {what} ever"
-        days = math.floor(float(value))  # type: ignore[arg-type]
-        if any(word in what for word in _BAD_NEWS):
-            ago = "today" if days == 0 else "1 day ago" if days == 1 else f"{days:,} days ago"
-            return f"last {what} {ago}"
-        return f"no {what} for {days:,} days"
+        # the day it happened, from the fractional days since: a payment late on the day
+        # before the as-of date is that day's, not "today"
+        day = (dt.datetime.combine(as_of, dt.time()) - dt.timedelta(days=float(value))).date()  # type: ignore[arg-type]
+        return f"{what} on {day}" if _bad_news(spec) else f"no {what} since {day}"
     if spec.stat == "trend":
         plural = _plural(event)
         previous = f"on the previous {spec.window_days} days"

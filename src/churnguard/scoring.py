@@ -574,6 +574,7 @@ def _score(
             catalogue,
             config,
             effects,
+            as_of=run.when.date(),
         )
         lap("interventions_s")
     finally:

@@ -31,7 +31,13 @@ import pandas as pd
 
 from churnguard import charts
 from churnguard.assignment import coin
-from churnguard.config import InterventionConfig, PipelineConfig, config_from_dict, run_catalogue
+from churnguard.config import (
+    InterventionConfig,
+    PipelineConfig,
+    ReasonsConfig,
+    config_from_dict,
+    run_catalogue,
+)
 from churnguard.contract import load_dataset
 from churnguard.errors import DataContractError
 from churnguard.features import build_features, plan_features
@@ -41,7 +47,7 @@ from churnguard.logs import Stages
 from churnguard.measure import read_log
 from churnguard.model import ChurnModel
 from churnguard.policy import Effects, band_cuts, best_pick, check, learn, qini
-from churnguard.reasons import top_drivers
+from churnguard.reasons import drivers_of
 from churnguard.registry import check_schema, find_model, load_model
 from churnguard.report import write_uplift_report
 from churnguard.value import values_at
@@ -110,7 +116,15 @@ def learn_uplift(
         out_of = blocks != block
         learning = learn(frame[out_of], own_problem[out_of], names, cuts, costs, controls[out_of])
         parts.append(
-            _picks(frame[~out_of], problem[~out_of], k[~out_of], learning, catalogue, churn_model)
+            _picks(
+                frame[~out_of],
+                problem[~out_of],
+                k[~out_of],
+                learning,
+                catalogue,
+                churn_model,
+                config.reasons,
+            )
         )
     checked = pd.concat([part[0] for part in parts], ignore_index=True)
     action, uplift, learned, current = (np.concatenate([p[i] for p in parts]) for i in range(1, 5))
@@ -238,6 +252,7 @@ def _picks(
     effects: Effects,
     catalogue: tuple[InterventionConfig, ...],
     model: ChurnModel,
+    rules: ReasonsConfig,
 ) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """On ``rows``: the rows, the action taken (-1: held out), the learned uplift, and the
     picks of the learned policy and of today's (the catalogue's assumed success rates)."""
@@ -246,7 +261,7 @@ def _picks(
     uplift, _ = effects.lookup(names, problem, rows["churn_probability"].to_numpy(float))
     context = rows.drop(columns=["group", "churned", "propensity"])
     learned, _ = best_pick(best_cases(context, catalogue, effects)[0])
-    fits = fitting(context, top_drivers(model.contributions(rows)), model, catalogue)
+    fits = fitting(context, drivers_of(model, rows, rules), model, catalogue)
     current, _ = best_pick(np.where(fits, best_cases(context, catalogue)[0], -np.inf))
     action = np.where(rows["group"] == "treated", k, -1)
     return rows, action, uplift, learned, current

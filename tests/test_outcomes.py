@@ -12,7 +12,7 @@ from churnguard import cli
 from churnguard.assignment import ASSIGNMENT_COLUMNS
 from churnguard.cli import app
 from churnguard.measure import customers_needed, saving
-from churnguard.scoring import _write_csv as write_csv
+from churnguard.spreadsheet import write_csv
 from churnguard.treatment_log import LOG_COLUMNS
 from conftest import file_tree, write_dataset
 

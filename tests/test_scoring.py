@@ -13,6 +13,7 @@ import tomllib
 from pathlib import Path
 
 import numpy as np
+import openpyxl
 import pandas as pd
 import pytest
 from filelock import FileLock
@@ -26,6 +27,7 @@ from churnguard.engine import duckdb as duckdb_engine
 from churnguard.features import FeatureSpec
 from churnguard.io import sha256_path
 from churnguard.reasons import describe, top_drivers
+from churnguard.spreadsheet import write_csv
 from conftest import DRIVER_SPECS as SPECS
 from conftest import HALVED, write_learned_effects
 
@@ -287,9 +289,44 @@ def test_cells_a_spreadsheet_would_run_are_neutralised(tmp_path):
             "reason_2": ["@SUM(A1)"],
         }
     )
-    scoring._write_csv(frame, tmp_path / "list.csv")
+    write_csv(frame, tmp_path / "list.csv")
     text = (tmp_path / "list.csv").read_text()
     assert "'=HYPERLINK" in text and ",'-2+3," in text and ",'@SUM(A1)," in text
+    numbers = frame.assign(customer_id=["-1001"], reason_1=["+4930123"], reason_2=["-2.5"])
+    write_csv(numbers, tmp_path / "ids.csv")  # a number runs nothing: the id stays joinable
+    assert pd.read_csv(tmp_path / "ids.csv", dtype=str).iloc[0][
+        ["customer_id", "reason_1", "reason_2"]
+    ].tolist() == ["-1001", "+4930123", "-2.5"]
+
+
+def test_the_list_as_a_workbook_and_with_semicolons(nightly, tmp_path):
+    config = tmp_path / "sheet.toml"
+    config.write_text(
+        nightly.read_text().replace(
+            "[score]\n", '[score]\nxlsx = true\ncsv_separator = ";"\ncurrency = "€"\n'
+        )
+    )
+    result = _score(config, "--out", str(tmp_path / "out"), "-q")
+    assert result.exit_code == 0, result.output
+    listed = pd.read_csv(tmp_path / "out" / "interventions.csv", sep=";", decimal=",")
+    assert list(listed.columns) == list(scoring.LIST_COLUMNS)
+    assert listed["churn_probability"].between(0, 1).all()
+    book = openpyxl.load_workbook(tmp_path / "out" / "interventions.xlsx")
+    sheet = book["interventions"]
+    header = [c.value for c in sheet[1]]
+    assert header == list(scoring.LIST_COLUMNS)
+    p = header.index("churn_probability") + 1
+    cells = [sheet.cell(row=r, column=p) for r in range(2, len(listed) + 2)]
+    assert [c.value for c in cells] == pytest.approx(listed["churn_probability"].tolist())
+    assert all("%" in c.number_format for c in cells)
+    money = sheet.cell(row=2, column=header.index("expected_benefit") + 1)
+    assert "€" in money.number_format and money.value == pytest.approx(
+        listed["expected_benefit"][0]
+    )
+    ids = [sheet.cell(row=r, column=2).value for r in range(2, len(listed) + 2)]
+    assert ids == listed["customer_id"].astype(str).tolist()
+    explained = {r[0].value: r[1].value for r in book["columns"].iter_rows(min_row=2)}
+    assert set(explained) == set(header) and all(explained.values())
 
 
 def test_the_nightly_catalogue_is_the_packaged_default():
@@ -577,7 +614,7 @@ def test_ids_that_would_break_a_row_are_quoted_and_neutralised(tmp_path):
     frame = pd.DataFrame(
         {c: ["x"] * len(ids) for c in scoring.LIST_COLUMNS} | {"customer_id": ids}
     )
-    scoring._write_csv(frame, tmp_path / "list.csv")
+    write_csv(frame, tmp_path / "list.csv")
     back = pd.read_csv(tmp_path / "list.csv", dtype=str, keep_default_na=False)
     assert list(back["customer_id"]) == ["'\rX", "Y\nZ", "'＝SUM(A1)", 'a,"b"', "plain"]
     assert len(back) == len(ids)

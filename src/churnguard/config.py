@@ -348,6 +348,13 @@ class ScoreConfig:
     #: A customer contacted (treated) within this many days before the as-of date, by an
     #: earlier run beside the out folder or in the ``treatments`` table, is not listed (0: off).
     cooldown_days: int = 0
+    #: ``interventions.csv``'s separator: ``;`` for locales whose decimal mark is a comma (the
+    #: numbers then use one too); ``assignments.csv`` always uses commas.
+    csv_separator: Literal[",", ";"] = ","
+    #: Also write ``interventions.xlsx``: percentages, money, and a sheet explaining columns.
+    xlsx: bool = False
+    #: Currency symbol of the workbook's money cells (empty: none).
+    currency: str = ""
 
     def __post_init__(self) -> None:
         if self.top_n < 0 or self.budget < 0:

@@ -157,5 +157,12 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\n", "＝", "＋", "－", "�
 
 
 def neutralise(cell: str) -> str:
-    """``=cmd()`` → ``'=cmd()``: a spreadsheet shows the text instead of running it."""
-    return f"'{cell}" if cell.startswith(FORMULA_STARTS) else cell
+    """``=cmd()`` → ``'=cmd()``: a spreadsheet shows the text instead of running it. A plain
+    number (``-1001``, ``+4930123``) runs nothing and is written as it is, so an id stays
+    joinable."""
+    if cell.startswith(FORMULA_STARTS) and not _PLAIN_NUMBER.fullmatch(cell):
+        return f"'{cell}"
+    return cell
+
+
+_PLAIN_NUMBER = re.compile(r"[+-]?[0-9]+(?:\.[0-9]+)?")

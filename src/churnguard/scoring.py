@@ -69,10 +69,8 @@ from churnguard.interventions import (
 )
 from churnguard.io import (
     atomic_folder,
-    atomic_path,
     data_files,
     listing_sha256,
-    neutralise,
     sha256_file,
     sha256_path,
 )
@@ -81,6 +79,7 @@ from churnguard.logs import Stages, set_run
 from churnguard.model import ChurnModel
 from churnguard.policy import Effects
 from churnguard.registry import check_schema, find_model, load_model
+from churnguard.spreadsheet import write_csv, write_xlsx
 from churnguard.value import (
     customer_value,
     expected_lifetime_months,
@@ -290,8 +289,14 @@ def score(
                 run_id=run_id,
             )
             contacted = _to_act_with(contacted, run, history)
-            _write_csv(contacted, staging / "interventions.csv")
-            _write_csv(decisions, staging / "assignments.csv")
+            write_csv(
+                contacted, staging / "interventions.csv", separator=config.score.csv_separator
+            )
+            if config.score.xlsx:
+                write_xlsx(
+                    contacted, staging / "interventions.xlsx", currency=config.score.currency
+                )
+            write_csv(decisions, staging / "assignments.csv")  # for machines: always commas
             warnings = notes + [
                 f"feature {name} drifted: PSI {psi:.3f} against the training data "
                 f"(over {result.drift['thresholds'][name]})"
@@ -722,21 +727,6 @@ def _digest(path: Path) -> dict[str, str]:
     if path.is_dir():
         return {"listing_sha256": listing_sha256(path)}
     return {"sha256": sha256_file(path)}
-
-
-def _write_csv(frame: pd.DataFrame, path: Path) -> None:
-    """A CSV for spreadsheets, with text cells a spreadsheet would run as formulas prefixed by
-    a quote.
-
-    Rows end in CRLF, as RFC 4180 has it; the CSV writer then quotes every cell holding a CR or
-    an LF (as well as a comma or a quote), so no reader splits a row on one.
-    """
-    safe = frame.copy()
-    for column in safe.columns:
-        if not pd.api.types.is_numeric_dtype(safe[column]):
-            safe[column] = [neutralise(v) for v in safe[column].astype(str)]
-    with atomic_path(path) as tmp:
-        safe.to_csv(tmp, index=False, lineterminator="\r\n")
 
 
 def _run_id(

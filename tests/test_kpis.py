@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -150,3 +151,43 @@ def test_months_without_any_dated_row_cost_no_query_and_say_why(tmp_path):
     assert empty.unavailable["churn_rate"] == "no event or subscription date falls in the period"
     june = next(p for p in report.breakdown if p.start == pd.Timestamp("2024-06-01").date())
     assert "no event or subscription date" not in june.unavailable.get("nps", "")
+
+
+def test_a_month_and_a_year_of_a_steady_business_give_the_same_clv(tmp_path):
+    """Customers join evenly for seven years, leave at a constant 30 % a year and buy for 50
+    four times a year while they stay (spread without randomness): the CLV of a month and of
+    a year agree, near the true 50 x 4 / (1 - e^-0.3) = 771."""
+    n, rate, every = 40_000, 0.3, 365.25 / 4
+    first = pd.Timestamp("2019-01-01")
+    order = (np.arange(n) * 7919) % n  # a lifetime quantile for each arrival, well spread
+    start = first + pd.to_timedelta(np.arange(n) * 7 * 365.25 / n, unit="D")
+    years = -np.log((order + 0.5) / n) / rate
+    end = start + pd.to_timedelta(years * 365.25, unit="D")
+    ids = [f"c{i:05d}" for i in range(n)]
+    subs = pd.DataFrame(
+        {
+            "customer_id": ids,
+            "start_date": start,
+            "end_date": end.where(end < "2026-06-01"),
+            "mrr": 10.0,
+        }
+    )
+    phase = (np.arange(n) * 0.6180339887) % 1 * every
+    buys = [
+        (c, s + pd.Timedelta(days=float(p + k * every)))
+        for c, s, e, p in zip(ids, start, end, phase, strict=True)
+        for k in range(int((e - s).days / every) + 1)
+        if s + pd.Timedelta(days=float(p + k * every)) < e
+    ]
+    events = pd.DataFrame(buys, columns=["customer_id", "timestamp"]).assign(
+        event_type="purchase", value=50.0
+    )
+    customers = pd.DataFrame({"customer_id": ids, "signup_date": start})
+    data = cg.load_dataset(
+        write_dataset(tmp_path, "parquet", customers=customers, events=events, subscriptions=subs)
+    )
+    month = compute_kpis(data, start="2025-03-01", end="2025-04-01", churn=SUBSCRIPTION)
+    year = compute_kpis(data, start="2025-01-01", end="2026-01-01", churn=SUBSCRIPTION)
+    clv_month, clv_year = month.total.values["clv"], year.total.values["clv"]
+    assert clv_month == pytest.approx(clv_year, rel=0.05)
+    assert clv_year == pytest.approx(50 * 4 / (1 - np.exp(-rate)), rel=0.05)

@@ -10,8 +10,12 @@ Definitions, for a period ``[start, end)`` and the config's churn definition:
 * **at end** / **new**: customers in the population at ``end``; new ones were not there at start.
 * churn rate = lost ÷ at start × 100; retention rate = (at end − new) ÷ at start × 100.
 * repeat purchase rate: among customers with a purchase in the period, the share with two or more.
-* CLV = average purchase value × purchases per purchasing customer per year × average lifespan in
-  years, the lifespan being the period length ÷ the period's churn rate (constant churn).
+* CLV = average purchase value × purchases per customer per year × average lifespan in years,
+  over the customers at start: their purchases in the period ÷ the customer-years they spent
+  in the population during it (how many of them were in it at each month's start), and a
+  lifespan of 1 ÷ the period's churn rate made annual (compounded: constant churn). Counted
+  per customer-year rather than per buyer in the period, and annualised by compounding, it
+  does not depend on the period's length: a month and a year of a steady business agree.
 * NPS = % promoters (answers 9–10) − % detractors (0–6) among the period's NPS answers.
 * CSAT = satisfied answers (4 or 5 on the 1–5 scale) ÷ all CSAT answers × 100.
 * MRR = Σ ``mrr`` of subscriptions active just before ``end``.
@@ -190,13 +194,13 @@ def _period(
 ) -> PeriodKpis:
     values: dict[str, float | None] = dict.fromkeys(KPI_NAMES)
     report = PeriodKpis(start, end, values)
-    days = (end - start).days
-    churn_fraction = _churn_and_retention(dataset, start, end, churn, report)
+    churn_fraction, starters = _churn_and_retention(dataset, start, end, churn, report)
 
     if dataset.has("events"):
         events = dataset.table("events")
         in_period = events.filter(events.timestamp >= start, events.timestamp < end)
-        _purchases(in_period, names.purchase, days, churn_fraction, report)
+        stay = _Stay(dataset, start, end, churn, starters, churn_fraction)
+        _purchases(in_period, names.purchase, stay, report)
         _surveys(in_period, names, report)
     else:
         for name in ("repeat_purchase_rate", "clv", "nps", "csat"):
@@ -213,14 +217,50 @@ def _period(
     return report
 
 
+@dataclass
+class _Stay:
+    """How long the customers at a period's start stayed in it, for CLV."""
+
+    dataset: Dataset
+    start: dt.date
+    end: dt.date
+    churn: ChurnConfig
+    starters: set[str]
+    churn_fraction: float | None
+
+    def months(self) -> list[tuple[dt.date, float]]:
+        """Each month's first day in the period (the period's start first) and the share of
+        that calendar month the period holds (1 for a whole month, whatever its days)."""
+        bounds = _period_starts(self.start, self.end, "month")
+        return [(a, (b - a).days / _month_days(a)) for a, b in itertools.pairwise(bounds)]
+
+    def years(self) -> float:
+        return sum(share for _, share in self.months()) / 12
+
+    def customer_years(self) -> float:
+        """Customer-years the starters spent in the population: how many were in it at each
+        month's first day, times that month's share."""
+        months = self.months()
+        present = build_labels(self.dataset, as_of=[a for a, _ in months], churn=self.churn)
+        frame = present.select("customer_id", "as_of").to_pandas()
+        frame = frame[frame["customer_id"].isin(self.starters)]
+        counts = frame.groupby(frame["as_of"].dt.date).size()
+        return sum(share * counts.get(day, 0) for day, share in months) / 12
+
+
+def _month_days(day: dt.date) -> int:
+    return (_add_months(dt.date(day.year, day.month, 1), 1) - dt.date(day.year, day.month, 1)).days
+
+
 def _churn_and_retention(
     dataset: Dataset, start: dt.date, end: dt.date, churn: ChurnConfig, report: PeriodKpis
-) -> float | None:
-    """Fill churn and retention rates; return the period's churn fraction (for CLV)."""
+) -> tuple[float | None, set[str]]:
+    """Fill churn and retention rates; return the period's churn fraction and the customers at
+    its start (for CLV)."""
     if churn.definition == "labels":
         reason = "the labels definition has no dates to measure a period by"
         report.unavailable["churn_rate"] = report.unavailable["retention_rate"] = reason
-        return None
+        return None, set()
     at_end = build_labels(dataset, as_of=[end], churn=churn).to_pandas()
     if churn.definition == "inactivity":  # the population at start: active in the horizon before
         at_start = build_labels(dataset, as_of=[start], churn=churn).to_pandas()
@@ -235,19 +275,13 @@ def _churn_and_retention(
     if not n_start:
         reason = "no customers in the population at the start of the period"
         report.unavailable["churn_rate"] = report.unavailable["retention_rate"] = reason
-        return None
+        return None, set()
     report.values["churn_rate"] = 100.0 * lost / n_start
     report.values["retention_rate"] = 100.0 * (len(at_end) - new) / n_start
-    return lost / n_start
+    return lost / n_start, set(at_start["customer_id"])
 
 
-def _purchases(
-    events: ibis.Table,
-    purchase: str,
-    days: int,
-    churn_fraction: float | None,
-    report: PeriodKpis,
-) -> None:
+def _purchases(events: ibis.Table, purchase: str, stay: _Stay, report: PeriodKpis) -> None:
     bought = events.filter(events.event_type == purchase)
     per_customer = (
         bought.group_by("customer_id")
@@ -258,20 +292,22 @@ def _purchases(
         reason = f"no {purchase} events in the period"
         report.unavailable["repeat_purchase_rate"] = report.unavailable["clv"] = reason
         return
-    buyers, purchases = len(per_customer), int(per_customer["n"].sum())
+    buyers = len(per_customer)
     report.counts.update(buyers=buyers, returning=int((per_customer["n"] >= 2).sum()))
     report.values["repeat_purchase_rate"] = 100.0 * report.counts["returning"] / buyers
-    spent = per_customer["spent"].sum()
-    if churn_fraction is None or churn_fraction == 0 or pd.isna(spent):
+    theirs = per_customer[per_customer["customer_id"].isin(stay.starters)]
+    purchases, spent, churned = int(theirs["n"].sum()), theirs["spent"].sum(), stay.churn_fraction
+    if churned is None or churned == 0 or not purchases or pd.isna(spent):
         report.unavailable["clv"] = (
-            "no purchase amounts in the period"
-            if pd.isna(spent)
+            "no churn rate to give a lifespan"
+            if churned is None
             else "no churn in the period, so no finite lifespan"
+            if churned == 0
+            else "no purchase amounts of the customers at the start of the period"
         )
         return
-    years = days / 365.25
-    per_year = purchases / buyers / years
-    lifespan = years / churn_fraction
+    per_year = purchases / stay.customer_years()
+    lifespan = 1 / (1 - (1 - churned) ** (1 / stay.years()))  # years, at the annual churn
     report.values["clv"] = float(spent / purchases * per_year * lifespan)
 
 

@@ -79,6 +79,9 @@ def test_nps_60_csat_80_and_mrr_5000(tmp_path):
     assert report.total.values["nps"] == pytest.approx(60.0)
     assert report.total.values["csat"] == pytest.approx(80.0)
     assert report.total.values["mrr"] == pytest.approx(5000.0)
+    frame = report.to_frame()  # each score beside the customers who answered
+    assert frame.loc[0, "period"] == "2025-01-01 to 2025-02-01"  # the whole period, by name
+    assert (frame.loc[0, "nps_respondents"], frame.loc[0, "csat_respondents"]) == (100, 500)
 
 
 def test_absent_inputs_are_unavailable_with_a_reason_not_zero(tmp_path):

@@ -970,12 +970,12 @@ def _print_kpis(report: KpiReport) -> None:
     table.add_column("period", no_wrap=True)
     for header in _KPI_HEADERS:
         table.add_column(header, justify="right", no_wrap=True)
-    for label, period in report.labelled():
+    for number, (label, period) in enumerate(report.labelled()):
         cells = [
             "n/a" if period.values[name] is None else f"{period.values[name]:,.{digits}f}"
             for name, digits in zip(KPI_NAMES, (1, 1, 1, 0, 1, 1, 0), strict=True)
         ]
-        table.add_row(label, *cells)
+        table.add_row("whole period" if number == 0 else label, *cells)  # the title dates it
     out.print(table)
     for name, reason in report.total.unavailable.items():
         out.print(f"{name.replace('_', ' ')} unavailable: {_shown(reason)}", highlight=False)

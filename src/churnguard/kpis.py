@@ -53,6 +53,8 @@ KPI_NAMES: tuple[str, ...] = (
     "csat",
     "mrr",
 )
+#: Customers who answered each survey in the period (beside NPS and CSAT).
+RESPONDENTS = ("nps_respondents", "csat_respondents")
 Frequency = Literal["month", "quarter"]
 
 
@@ -104,17 +106,26 @@ class KpiReport:
         return out
 
     def labelled(self) -> list[tuple[str, PeriodKpis]]:
-        """("total", whole period), then ("2025-01", month) or ("2025-01-01", quarter) pairs."""
+        """("2024-12-01 to 2025-12-01", whole period), then ("2025-01", month) or
+        ("2025-01-01", quarter) pairs."""
         width = 7 if self.freq == "month" else 10
-        return [("total", self.total)] + [(p.start.isoformat()[:width], p) for p in self.breakdown]
+        whole = f"{self.total.start} to {self.total.end}"
+        return [(whole, self.total)] + [(p.start.isoformat()[:width], p) for p in self.breakdown]
 
     def to_frame(self) -> pd.DataFrame:
-        """One row for the whole period, then one per month or quarter."""
+        """One row for the whole period, then one per month or quarter; each survey score
+        with the number of customers who answered."""
         rows = [
-            {"period": label, "start": p.start, "end": p.end, **p.values}
+            {
+                "period": label,
+                "start": p.start,
+                "end": p.end,
+                **p.values,
+                **{c: p.counts.get(c, 0) for c in RESPONDENTS},
+            }
             for label, p in self.labelled()
         ]
-        return pd.DataFrame(rows, columns=["period", "start", "end", *KPI_NAMES])
+        return pd.DataFrame(rows, columns=["period", "start", "end", *KPI_NAMES, *RESPONDENTS])
 
 
 def compute_kpis(
@@ -319,6 +330,7 @@ def _surveys(events: ibis.Table, names: EventNames, report: PeriodKpis) -> None:
         answers.group_by("event_type")
         .aggregate(
             n=answers.count(),
+            respondents=answers.customer_id.nunique(),
             high=(
                 (answers.value >= 9) & (answers.event_type == names.nps)
                 | (answers.value >= 4) & (answers.event_type == names.csat)
@@ -330,6 +342,8 @@ def _surveys(events: ibis.Table, names: EventNames, report: PeriodKpis) -> None:
         .to_pandas()
         .set_index("event_type")
     )
+    for name, key in ((names.nps, "nps_respondents"), (names.csat, "csat_respondents")):
+        report.counts[key] = int(counts["respondents"].get(name, 0))
     if names.nps in counts.index:
         n, promoters, detractors = counts.loc[names.nps, ["n", "high", "low"]]
         report.values["nps"] = 100.0 * (promoters - detractors) / n

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 import churnguard as cg
+from churnguard.charts import retention_curve
 from churnguard.config import ChurnConfig
 from churnguard.kpis import cohort_retention, compute_kpis, write_kpis
 from conftest import write_dataset
@@ -115,6 +116,40 @@ def test_cohorts_and_files_on_generated_data(tmp_path):
     ]
     assert [b["start"] for b in saved["breakdown"]] == ["2024-04-01", "2024-07-01"]
     assert files["cohort_retention.png"].read_bytes()[:4] == b"\x89PNG"
+    table = pd.read_csv(files["kpis.csv"])  # one unit, percent, named in every header
+    assert {"churn_rate_pct", "retention_rate_pct", "csat_pct"} <= set(table.columns)
+    assert table.loc[0, "churn_rate_pct"] == pytest.approx(report.total.values["churn_rate"])
+    written = pd.read_csv(files["cohorts.csv"], index_col="cohort")
+    assert written.loc["2024-03", "month_1_pct"] == pytest.approx(
+        100 * cohorts.loc["2024-03", "month_1"]
+    )
+
+
+def test_cohorts_that_began_before_the_data_are_flagged_and_left_out_of_the_curve(tmp_path):
+    ids = [f"c{i:04d}" for i in range(40)]
+    subs = [(c, "2024-01-01", "2024-03-10" if i % 2 else None, 10.0) for i, c in enumerate(ids)]
+    data, _ = _data(tmp_path, 40, subs=subs, signup="2024-01-01")
+    early = cg.load_dataset(
+        write_dataset(
+            tmp_path / "early",
+            customers=pd.DataFrame(
+                {"customer_id": ids, "signup_date": ["2023-06-15"] * 20 + ["2024-01-01"] * 20}
+            ),
+            events=pd.DataFrame(
+                [(ids[0], "2024-01-02", "login", None)],
+                columns=["customer_id", "timestamp", "event_type", "value"],
+            ),
+            subscriptions=pd.DataFrame(
+                subs, columns=["customer_id", "start_date", "end_date", "mrr"]
+            ),
+        )
+    )
+    cohorts = cohort_retention(early, churn=SUBSCRIPTION, until="2024-06-01")
+    assert cohorts["before_data"].to_dict() == {"2023-06": True, "2024-01": False}
+    curve = retention_curve(cohorts).axes[0].lines[0].get_ydata()
+    alone = cohort_retention(data, churn=SUBSCRIPTION, until="2024-06-01")
+    assert not alone["before_data"].any()
+    assert list(curve) == list(retention_curve(alone).axes[0].lines[0].get_ydata())
 
 
 @pytest.mark.parametrize(

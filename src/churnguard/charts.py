@@ -34,7 +34,7 @@ def png_bytes(fig: Figure) -> bytes:
 
 def cohort_heatmap(cohorts: pd.DataFrame) -> Figure:
     """Share retained per signup cohort (rows) and months since signup (columns)."""
-    shares = cohorts.drop(columns="customers")
+    shares = cohorts.drop(columns=["customers", "before_data"])
     fig = Figure(figsize=(1.2 + 0.45 * shares.shape[1], 1.2 + 0.32 * len(shares)))
     ax = fig.subplots()
     image = ax.imshow(
@@ -51,8 +51,11 @@ def cohort_heatmap(cohorts: pd.DataFrame) -> Figure:
 
 
 def retention_curve(cohorts: pd.DataFrame) -> Figure:
-    """Customer-weighted share still active after each month, over the cohorts that reached it."""
-    shares = cohorts.drop(columns="customers")
+    """Customer-weighted share still active after each month, over the cohorts that reached it
+    and began after the data did (earlier ones look retained until the data starts)."""
+    cohorts = cohorts[~cohorts["before_data"].astype(bool)]
+    shares = cohorts.drop(columns=["customers", "before_data"])
+    shares = shares.loc[:, shares.notna().any()]  # months no counted cohort has reached
     weights = cohorts["customers"].to_numpy(float)[:, None]
     known = ~np.isnan(shares.to_numpy(float))
     retained = np.nansum(shares.to_numpy(float) * weights, axis=0)

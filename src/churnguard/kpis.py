@@ -53,6 +53,11 @@ KPI_NAMES: tuple[str, ...] = (
     "csat",
     "mrr",
 )
+#: ``kpis.csv`` headers that say the unit: the rates are percentages (NPS is points).
+PERCENT_COLUMNS = {
+    name: f"{name}_pct"
+    for name in ("churn_rate", "retention_rate", "repeat_purchase_rate", "csat")
+}
 #: Customers who answered each survey in the period (beside NPS and CSAT).
 RESPONDENTS = ("nps_respondents", "csat_respondents")
 Frequency = Literal["month", "quarter"]
@@ -361,8 +366,10 @@ def cohort_retention(
 ) -> pd.DataFrame:
     """Share of each signup-month cohort still in the churn population 1, 2, 3 … months on.
 
-    Rows are cohorts (signup month), columns the months since signup; a cell is empty when
-    that month lies after ``until``. Needs ``signup_date`` in customers.
+    Rows are cohorts (signup month), columns ``customers``, ``before_data`` and the months since
+    signup; a cell is empty when that month lies after ``until``. ``before_data`` flags a cohort
+    that signed up before the first dated row of the data: its early months show customers as
+    staying only because nothing was recorded yet. Needs ``signup_date`` in customers.
     """
     customers = dataset.table("customers")
     if churn.definition == "labels":
@@ -398,9 +405,12 @@ def cohort_retention(
             if _add_months(cohort, int(age)) > limit:
                 table.loc[cohort, age] = float("nan")
     table.insert(0, "customers", sizes)
+    span = _span(dataset)
+    began = dt.date(span[0].year, span[0].month, 1) if span else first
+    table.insert(1, "before_data", [cohort < began for cohort in table.index])
     table.index = [c.strftime("%Y-%m") for c in table.index]
     table.index.name = "cohort"
-    table.columns = ["customers", *[f"month_{int(a)}" for a in table.columns[1:]]]
+    table.columns = ["customers", "before_data", *[f"month_{int(a)}" for a in table.columns[2:]]]
     return table
 
 
@@ -408,8 +418,8 @@ def write_kpis(report: KpiReport, cohorts: pd.DataFrame | None, out: Path) -> di
     """Write ``kpis.csv``, ``kpis.json`` and, with cohorts, ``cohorts.csv`` and two charts."""
     out.mkdir(parents=True, exist_ok=True)
     files = {"kpis.csv": out / "kpis.csv", "kpis.json": out / "kpis.json"}
-    with atomic_path(files["kpis.csv"]) as tmp:
-        report.to_frame().to_csv(tmp, index=False)
+    with atomic_path(files["kpis.csv"]) as tmp:  # every share in percent, as the header says
+        report.to_frame().rename(columns=PERCENT_COLUMNS).to_csv(tmp, index=False)
     with atomic_path(files["kpis.json"]) as tmp:
         tmp.write_text(json.dumps(report.to_json(), indent=2, allow_nan=False))
     if cohorts is not None:
@@ -419,7 +429,9 @@ def write_kpis(report: KpiReport, cohorts: pd.DataFrame | None, out: Path) -> di
         files["cohort_retention.png"] = out / "cohort_retention.png"
         files["retention_curve.png"] = out / "retention_curve.png"
         with atomic_path(files["cohorts.csv"]) as tmp:
-            cohorts.to_csv(tmp)
+            months = [c for c in cohorts.columns if c.startswith("month_")]
+            in_percent = cohorts.assign(**{m: 100 * cohorts[m] for m in months})
+            in_percent.rename(columns={m: f"{m}_pct" for m in months}).to_csv(tmp)
         save_png(cohort_heatmap(cohorts), files["cohort_retention.png"])
         save_png(retention_curve(cohorts), files["retention_curve.png"])
     return files

@@ -9,9 +9,11 @@ import pandas as pd
 import pytest
 from sklearn.base import is_classifier
 from sklearn.metrics import roc_auc_score
+from typer.testing import CliRunner
 
 import churnguard as cg
 from churnguard import training
+from churnguard.cli import app
 from churnguard.errors import ConfigError, LeakageError, ModelRegistryError
 from churnguard.training import evaluate, train
 from conftest import labelled_snapshot, retailer_export
@@ -239,3 +241,40 @@ def test_the_metadata_gives_intervals_and_a_verdict_against_the_baseline(generat
     assert metrics["against_baseline"] == expected
     report = (run.folder / "report.html").read_text()
     assert f"{expected}: " in report
+
+
+def test_an_entity_table_with_a_monthly_charge_gets_a_list_without_an_as_of(tmp_path):
+    data = labelled_snapshot(tmp_path / "snapshot", customers=800)
+    train(_config(data, tmp_path / "models", **{"churn.definition": "labels"}))
+    config = tmp_path / "telecom.toml"
+    config.write_text(
+        f'[data]\npath = "{data}"\n[model]\nregistry = "{tmp_path / "models"}"\n'
+        f'[value]\ncolumn = "monthly_charges"\nperiod = "month"\n'
+        f'[score]\nout = "{tmp_path / "scores"}/{{as_of}}"\n'
+        '[[interventions]]\nname = "retention call"\nanswers = ["*"]\ncost = 10.0\n'
+        "success_rate = 0.15\n"
+    )
+    result = CliRunner().invoke(app, ["score", "-c", str(config), "-q"])
+    assert result.exit_code == 0, result.output
+    (night,) = (p for p in (tmp_path / "scores").iterdir() if p.is_dir())
+    listed = pd.read_csv(night / "interventions.csv")
+    assert len(listed) > 0
+    manifest = json.loads((night / "manifest.json").read_text())
+    months = manifest["value"]["lifetime_months"]
+    charges = pd.read_csv(data / "customers.csv").set_index("customer_id")["monthly_charges"]
+    expected = (charges.loc[listed["customer_id"]] * months).to_numpy()
+    np.testing.assert_allclose(listed["customer_value"], expected, rtol=0.002)  # months rounded
+    assert "monthly_charges per month" in manifest["value"]["formula"]
+    dated = config.read_text().replace('column = "monthly_charges"', 'column = "contract"')
+    config.write_text(dated)
+    refused = CliRunner().invoke(app, ["score", "-c", str(config), "-q"])
+    assert refused.exit_code == 2 and "value.column 'contract' is not a numeric feature" in (
+        refused.output
+    )
+
+
+def test_a_dated_model_still_needs_an_as_of(generated, tmp_path):
+    cfg = _monthly(generated, tmp_path / "models")
+    train(cfg)
+    with pytest.raises(ConfigError, match="--as-of is needed: the model predicts subscription"):
+        cg.score(cfg, out=tmp_path / "out")

@@ -672,7 +672,14 @@ def models_history(config: ConfigOption = None) -> None:
 @app.command()
 @_command
 def score(
-    as_of: Annotated[str, typer.Option("--as-of", help="Score the customers as of this date.")],
+    as_of: Annotated[
+        str | None,
+        typer.Option(
+            "--as-of",
+            help="Score the customers as of this date; a model of a churn flag (labels) "
+            "scores as of today without it.",
+        ),
+    ] = None,
     config: ConfigOption = None,
     data: DataOption = None,
     model: ModelOption = None,

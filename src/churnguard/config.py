@@ -415,6 +415,18 @@ class UpliftConfig:
 
 
 @dataclass(frozen=True)
+class ValueConfig:
+    """What a customer pays when the data says it in a column rather than in subscriptions,
+    e.g. a telecom export's monthly charge: value = the charge per month × expected months."""
+
+    #: A numeric column of the customers table (a feature of the model) holding the charge;
+    #: empty: subscriptions' ``mrr``, else the purchase history.
+    column: str = ""
+    #: What the charge is for.
+    period: Literal["month", "year"] = "month"
+
+
+@dataclass(frozen=True)
 class ReasonsConfig:
     """How long an event that is bad news (a support ticket, a failed payment, a complaint)
     stays a reason to act: older ones, and counts over longer windows, are no reasons."""
@@ -520,6 +532,7 @@ class PipelineConfig:
     uplift: UpliftConfig = field(default_factory=UpliftConfig)
     drift: DriftConfig = field(default_factory=DriftConfig)
     reasons: ReasonsConfig = field(default_factory=ReasonsConfig)
+    value: ValueConfig = field(default_factory=ValueConfig)
     #: The intervention catalogue; empty means the packaged default (``pipelines/nightly.toml``).
     interventions: tuple[InterventionConfig, ...] = ()
     #: Where it was read from (a TOML path, or ``defaults``): shown in manifests, never part of

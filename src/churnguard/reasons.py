@@ -7,7 +7,9 @@ on the previous 30 days", "2 support tickets in the last 30 days", "last NPS ans
 (detractor)", "no purchase since 2025-10-28", "failed payment on 2025-12-30".
 
 A driver is a reason only when it is true and useful: who the customer is (attributes of the
-customers table, plan, MRR) and how long they have been one (tenure) are never reasons; a
+customers table, plan, MRR) and how long they have been one (tenure) are never reasons when
+the model also reads behaviour from events (an entity table's columns are all a model of one
+knows, so there its attributes are reasons; tenure never is); a
 trend only in the direction that raises risk (logins down, tickets up), never "up 0 %"; an
 event that is bad news (a ticket, a failed payment) only while it is recent
 (``[reasons] recent_days``), so a count over a longer window is none; and at most one reason
@@ -58,8 +60,9 @@ def top_drivers(
     feature order: deterministic)."""
     rules = rules or ReasonsConfig()
     n = len(contributions)
+    entity = not any(s.event_type for s in features)  # an export's columns are all it knows
     usable = np.column_stack(
-        [_usable(s, values[s.name].to_numpy(), rules) for s in features]
+        [_usable(s, values[s.name].to_numpy(), rules, entity) for s in features]
         or [np.zeros(n, dtype=bool)]
     )[:, : contributions.shape[1]]
     raising = np.where(usable & (contributions > 0), contributions, 0.0)
@@ -84,11 +87,15 @@ def drivers_of(
     return top_drivers(model.contributions(rows), model.features, rows, rules)
 
 
-def _usable(spec: FeatureSpec, values: np.ndarray, rules: ReasonsConfig) -> np.ndarray:
-    """Rows where ``spec`` at its value makes a true, useful reason."""
+def _usable(
+    spec: FeatureSpec, values: np.ndarray, rules: ReasonsConfig, entity: bool
+) -> np.ndarray:
+    """Rows where ``spec`` at its value makes a true, useful reason (``entity``: the model
+    knows the customer by attributes alone, which then are reasons)."""
     v = pd.to_numeric(pd.Series(values), errors="coerce").to_numpy(float)
     bad = _bad_news(spec)
-    if spec.stat in _WHO or (spec.stat in ("amount", "mean_amount") and not spec.event_type):
+    who = spec.stat in _WHO or (spec.stat in ("amount", "mean_amount") and not spec.event_type)
+    if who and not (entity and spec.stat in ("category", "number")):
         return np.zeros(len(v), dtype=bool)
     with np.errstate(invalid="ignore"):
         if spec.stat == "trend":

@@ -52,6 +52,7 @@ from churnguard.config import (
     InterventionConfig,
     PipelineConfig,
     ScoreConfig,
+    ValueConfig,
     config_from_dict,
     run_catalogue,
 )
@@ -78,7 +79,7 @@ from churnguard.labels import data_end, far_rows_warning, population
 from churnguard.logs import Stages, set_run
 from churnguard.model import ChurnModel
 from churnguard.policy import Effects
-from churnguard.registry import check_schema, find_model, load_model
+from churnguard.registry import check_schema, find_model, load_model, read_metadata
 from churnguard.spreadsheet import write_csv, write_xlsx
 from churnguard.value import (
     customer_value,
@@ -180,7 +181,7 @@ def _check_replaceable(out: Path) -> None:
 def score(
     config: PipelineConfig,
     *,
-    as_of: dt.date | dt.datetime | str,
+    as_of: dt.date | dt.datetime | str | None = None,
     out: Path | str | None = None,
     model: str | Path | None = None,
     features: Path | None = None,
@@ -218,9 +219,9 @@ def score(
         timings[name] = round(now - clock, 3)
         clock = now
 
-    when = one_as_of(as_of)
-    out = out_folder(out if out is not None else config.score.out, when)
     folder = find_model(model, config.model)
+    when = one_as_of(as_of if as_of is not None else _labels_today(folder))
+    out = out_folder(out if out is not None else config.score.out, when)
     model_files = {
         "booster_sha256": sha256_file(folder / "booster.txt"),
         "manifest_sha256": sha256_file(folder / "manifest.json"),
@@ -337,6 +338,7 @@ def score(
                 },
                 "risk_tiers": result.tiers,
                 "value_at_risk_total": round(result.value_at_risk, 2),
+                "value": result.value,
                 "expected_benefit_total": round(float(contacted["expected_benefit"].sum()), 2),
                 "outputs": {
                     name: sha256_path(staging / name)
@@ -486,6 +488,8 @@ class Scored:
     rows: int
     tiers: dict[str, int]
     value_at_risk: float
+    #: How customer_value was computed: the formula and the lifetime it used.
+    value: dict[str, Any]
 
 
 def _score(
@@ -515,11 +519,12 @@ def _score(
             raise run.empty()
         lap("features_and_predictions_s")  # one streamed query: features feed the model
         months = expected_lifetime_months(float(mean), run.trained.churn.horizon_days)
-        prior, joined = None, predicted
+        priced = _charged(predicted, config.value, model)
+        prior, joined = None, priced
         history = purchase_history(run.dataset, run.when, run.plan)
-        if history is not None and _needs_history(predicted):
+        if history is not None and _needs_history(priced):
             prior = purchase_prior(history)
-            joined = predicted.left_join(history, "customer_id").drop("customer_id_right")
+            joined = priced.left_join(history, "customer_id").drop("customer_id_right")
 
         def value(batch: pd.DataFrame) -> pd.DataFrame:
             probability = batch["_probability"].to_numpy(float)
@@ -590,6 +595,11 @@ def _score(
         rows=rows,
         tiers=dict(sorted(zip(totals["risk_tier"], totals["n"].astype(int), strict=True))),
         value_at_risk=float(at_risk or 0.0),
+        value={
+            "formula": _value_formula(config.value, prior is not None),
+            "lifetime_months": round(months, 2),
+            "mean_churn_probability": round(float(mean), 6),
+        },
     )
 
 
@@ -670,6 +680,50 @@ def _to_act_with(contacted: pd.DataFrame, run: _Run, history: History) -> pd.Dat
         if pd.api.types.is_float_dtype(numbers) and (numbers.dropna() % 1 == 0).all():
             values[column] = numbers.astype("Int64")
     return acted.merge(values, on="customer_id", how="left")
+
+
+def _labels_today(folder: Path) -> dt.date:
+    """The as-of date when none is given: today, for a model of a churn flag (``labels``),
+    whose entity tables are scored as they are; other definitions are measured from a date."""
+    definition = read_metadata(folder)["config"]["churn"]["definition"]
+    if definition != "labels":
+        raise ConfigError(
+            f"--as-of is needed: the model predicts {definition} churn, which is measured "
+            "from a date"
+        )
+    return dt.datetime.now(dt.UTC).date()
+
+
+def _charged(table: ir.Table, value: ValueConfig, model: ChurnModel) -> ir.Table:
+    """``table`` with ``mrr`` from ``[value] column`` (a monthly charge), when one is named."""
+    if not value.column:
+        return table
+    if value.column not in {s.name for s in model.features if s.kind == "numeric"}:
+        raise ConfigError(
+            f"value.column {value.column!r} is not a numeric feature of the model; name a "
+            "numeric column of the customers table that the model was trained with"
+        )
+    per_month = table[value.column].cast("float64") / (12.0 if value.period == "year" else 1.0)
+    return table.mutate(mrr=per_month)
+
+
+def _value_formula(value: ValueConfig, purchases: bool) -> str:
+    """customer_value in words, for the manifest."""
+    charge = (
+        f"{value.column} per {value.period}" + (" ÷ 12" if value.period == "year" else "")
+        if value.column
+        else "mrr"
+    )
+    text = f"{charge} × lifetime_months where it is above 0"
+    if purchases:
+        text += (
+            "; otherwise average purchase value × purchases per year × lifetime_months ÷ 12, "
+            "each customer's own figures shrunk toward the population's"
+        )
+    return text + (
+        "; lifetime_months = 1 ÷ the monthly churn rate implied by mean_churn_probability over "
+        "the horizon (constant hazard), at most 120"
+    )
 
 
 def _needs_history(table: ir.Table) -> bool:

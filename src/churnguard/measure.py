@@ -11,6 +11,7 @@ normal interval is too narrow.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,11 +68,24 @@ def saving(churned: np.ndarray, treated: np.ndarray, strata: np.ndarray | None =
     k = len(labels)
     y_t, n_tt = np.bincount(code[t], y[t], k), np.bincount(code[t], minlength=k)
     y_h, n_hh = np.bincount(code[~t], y[~t], k), np.bincount(code[~t], minlength=k)
+    return stratified(Saving(n_t, n_h, rate_t, rate_h, *[math.nan] * 4), y_t, n_tt, y_h, n_hh)
+
+
+def stratified(
+    counts: Saving, y_t: np.ndarray, n_tt: np.ndarray, y_h: np.ndarray, n_hh: np.ndarray
+) -> Saving:
+    """``counts`` (groups' sizes and churn) with the saving and its interval, from each
+    stratum's churners and size in the treated (``y_t``, ``n_tt``) and holdout groups."""
     both = (n_tt > 0) & (n_hh > 0)
     if not both.any():
-        nan = float("nan")
-        return Saving(n_t, n_h, rate_t, rate_h, nan, nan, nan, nan)
+        return counts
     y_t, n_tt, y_h, n_hh = y_t[both], n_tt[both], y_h[both], n_hh[both]
+    n_t, n_h, rate_t, rate_h = (
+        counts.treated,
+        counts.holdout,
+        counts.churn_treated,
+        counts.churn_holdout,
+    )
     weight = (n_tt + n_hh) / (n_tt + n_hh).sum()
     difference = float((weight * (y_h / n_hh - y_t / n_tt)).sum())
     adjusted_t, adjusted_h = (y_t + 1) / (n_tt + 2), (y_h + 1) / (n_hh + 2)

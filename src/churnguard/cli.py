@@ -149,8 +149,9 @@ def _json_logs() -> bool:
 
 
 def _command(command: Callable[..., None]) -> Callable[..., None]:
-    """Give a command the common options (-v, -q, --log-format), a run id and a logged start
-    and end, and end every failure in one line and an exit code: the error's own code for
+    """Give a command the common options (-v, -q, --log-format), a run id and a logged end
+    (stages log their own starts: score's run id is known only once it has read its inputs),
+    and end every failure in one line and an exit code: the error's own code for
     churnguard's errors (2 bad input, 3 model problem), 1 for anything else, whose traceback
     ``--verbose`` logs."""
 

@@ -190,14 +190,15 @@ def addressed(
     conditions the customer meets (the feature's value as a reason reads it), or, for an
     intervention naming no problem, the first of the customer's reasons it answers."""
     specs = {s.name: s for s in features}
+    conditions = {c for i in chosen for c in i.problem}
+    met_by = {c: holds(c, values) for c in conditions}  # each condition over every row at once
     out = []
     for row, intervention in enumerate(chosen):
         text = ""
         if intervention.problem:
-            context = values.iloc[[row]]
-            met = next((c for c in intervention.problem if holds(c, context)[0]), "")
+            met = next((c for c in intervention.problem if met_by[c][row]), "")
             name = met and CONDITION.fullmatch(met).group(1)  # type: ignore[union-attr]
-            text = sentence(specs[name], context[name].iloc[0], as_of) if name in specs else met
+            text = sentence(specs[name], values[name].iloc[row], as_of) if name in specs else met
         else:
             for slot, j in enumerate(j for j in drivers[row] if j >= 0):
                 if _answers(intervention, features[j].name):

@@ -26,6 +26,7 @@ unavailable with the reason, never as zero.
 
 from __future__ import annotations
 
+import calendar
 import dataclasses
 import datetime as dt
 import itertools
@@ -265,7 +266,7 @@ class _Stay:
 
 
 def _month_days(day: dt.date) -> int:
-    return (_add_months(dt.date(day.year, day.month, 1), 1) - dt.date(day.year, day.month, 1)).days
+    return calendar.monthrange(day.year, day.month)[1]
 
 
 def _churn_and_retention(

@@ -230,7 +230,8 @@ def score(
         name: _digest(path) for name, path in table_paths(config.data).items() if path.exists()
     }
     past = earlier_runs(out, when.date())
-    run_id = _run_id(when, model_files, config, digests, features, digest(past))
+    history_sha256 = digest(past)
+    run_id = _run_id(when, model_files, config, digests, features, history_sha256)
     set_run(run_id)  # every log line of the run carries the id its outputs carry
     say("loading the model")
     churn_model, metadata = load_model(folder)
@@ -318,7 +319,7 @@ def score(
                     **model_files,
                 },
                 "inputs": inputs,
-                "history": {"runs": [str(p.parent) for p in past], "sha256": digest(past)},
+                "history": {"runs": [str(p.parent) for p in past], "sha256": history_sha256},
                 "features_file": None if features is None else str(features),
                 "config_fingerprint": config.fingerprint(),
                 "catalogue": "config" if config.interventions else "default",

@@ -21,7 +21,7 @@ from rich.table import Table
 
 from churnguard import logs
 from churnguard.config import PipelineConfig, load_config, run_catalogue
-from churnguard.errors import ChurnguardError
+from churnguard.errors import ChurnguardError, ConfigError
 from churnguard.io import printable
 
 if TYPE_CHECKING:
@@ -296,38 +296,62 @@ def generate(
             "src/churnguard/effects.toml."
         ),
     ] = None,
+    kind: Annotated[
+        str,
+        typer.Option(
+            help="saas: a subscription business; purchases: a retailer's purchase log with "
+            "silent dropout (no subscriptions, no campaigns)."
+        ),
+    ] = "saas",
+    horizon_days: Annotated[
+        int,
+        typer.Option(
+            help="purchases: the horizon of the truth's probability of no purchase.", min=1
+        ),
+    ] = 90,
 ) -> None:
-    """Simulate a subscription business whose churn is caused by behaviour.
+    """Simulate a business whose churn is known: its tables and a truth table.
 
-    With --campaigns, each intervention acts on the problem it addresses, disengaged customers
-    barely respond and some calm ones leave when contacted; truth_uplift holds every active
-    customer's true churn chance without and with each intervention at each campaign.
+    saas: churn is caused by behaviour. With --campaigns, each intervention acts on the problem
+    it addresses, disengaged customers barely respond and some calm ones leave when contacted;
+    truth_uplift holds every active customer's true churn chance without and with each
+    intervention at each campaign. purchases: customers buy at their own rates and drop out
+    silently (BG/NBD) with spends around their own means (Gamma-Gamma); truth holds each
+    customer's best possible probability of no purchase in --horizon-days, every 7 days.
     Refuses a folder that is not empty unless --force.
     """
     from churnguard.asof import normalize_as_of
     from churnguard.config import load_effects
+    from churnguard.retail import generate_purchases
     from churnguard.synth import generate as generate_data
 
+    if kind not in ("saas", "purchases"):
+        raise ConfigError(f"--kind must be saas or purchases, got {kind!r}")
+    if kind == "purchases" and (campaigns or effects is not None):
+        raise ConfigError(
+            "--campaigns and --effects simulate a subscription business: --kind saas"
+        )
     first = normalize_as_of([start])[0].date()
     began = time.perf_counter()
     stages = logs.Stages()
     stages("generating")
-    summary = generate_data(
-        out_dir,
-        customers=customers,
-        days=days,
-        seed=seed,
-        start=first,
-        fmt=fmt,  # type: ignore[arg-type]
-        force=force,
-        campaigns=campaigns,
-        effects=load_effects(effects) if effects is not None else None,
-    )
+    common = {"customers": customers, "days": days, "seed": seed, "start": first, "fmt": fmt}
+    if kind == "purchases":
+        summary = generate_purchases(out_dir, **common, horizon_days=horizon_days, force=force)
+    else:
+        summary = generate_data(
+            out_dir,
+            **common,
+            force=force,
+            campaigns=campaigns,
+            effects=load_effects(effects) if effects is not None else None,
+        )
     stages.rows = summary.events
     stages.done()
+    gone = "dropped out" if kind == "purchases" else "churned"
     out.print(
         f"wrote {summary.customers:,} customers, {summary.events:,} events "
-        f"({summary.churned:,} churned) from {summary.start} to {summary.end} "
+        f"({summary.churned:,} {gone}) from {summary.start} to {summary.end} "
         f"to {_shown(summary.out)} in {time.perf_counter() - began:.1f}s"
     )
 

@@ -135,7 +135,23 @@ class GenerationSummary:
     files: dict[str, Path]
 
 
-def _clear(out: Path, *, force: bool) -> None:
+def check_request(
+    customers: int, days: int, seed: int, fmt: str, start: dt.date, horizon_days: int
+) -> None:
+    """Refuse a simulation that cannot be written: too small, an unknown format, a seed
+    LightGBM cannot take, or dates past what the data contract reads."""
+    if customers < 1 or days < 60:
+        raise ConfigError(
+            f"generate needs at least 1 customer and 60 days, got {customers}, {days}"
+        )
+    if fmt not in ("parquet", "csv"):
+        raise ConfigError(f"format must be parquet or csv, got {fmt!r}")
+    if not 0 <= seed <= MAX_SEED:
+        raise ConfigError(f"seed must be between 0 and {MAX_SEED}, got {seed}")
+    normalize_as_of([start, start + dt.timedelta(days=days + horizon_days)])
+
+
+def clear(out: Path, *, force: bool) -> None:
     """Refuse to write into a folder that holds anything, unless ``force``; then remove the
     tables a dataset there may hold in either format, so none is left beside the new ones."""
     if out.exists() and not out.is_dir():
@@ -176,36 +192,28 @@ def generate(
     --------
     >>> summary = generate("data/demo", customers=2_000, days=365, seed=1)  # doctest: +SKIP
     """
-    if customers < 1 or days < 60:
-        raise ConfigError(
-            f"generate needs at least 1 customer and 60 days, got {customers}, {days}"
-        )
-    if fmt not in ("parquet", "csv"):
-        raise ConfigError(f"format must be parquet or csv, got {fmt!r}")
-    if not 0 <= seed <= MAX_SEED:
-        raise ConfigError(f"seed must be between 0 and {MAX_SEED}, got {seed}")
-    normalize_as_of([start, start + dt.timedelta(days=days + label_horizon_days)])
-    dates = campaign_days(campaigns, days, label_horizon_days)
-    if campaigns < 0 or (campaigns and not dates):
+    check_request(customers, days, seed, fmt, start, label_horizon_days)
+    campaign_dates = campaign_days(campaigns, days, label_horizon_days)
+    if campaigns < 0 or (campaigns and not campaign_dates):
         raise ConfigError(
             f"{campaigns} monthly campaigns do not fit in {days} days: the first must come "
             f"after day 60 and the last {label_horizon_days} days before the end"
         )
     plan = (effects or load_effects()) if campaigns else None
     out = Path(out)
-    _clear(out, force=force)
+    clear(out, force=force)
     out.mkdir(parents=True, exist_ok=True)
     names = [n for n in SCHEMAS if campaigns or n not in CAMPAIGN_TABLES]
     files = {name: out / f"{name}.{fmt}" for name in names}
-    writers = {name: _TableWriter(path, SCHEMAS[name], fmt) for name, path in files.items()}
+    writers = {name: TableWriter(path, SCHEMAS[name], fmt) for name, path in files.items()}
     n_events = n_churned = 0
     try:
-        for first, size in _chunks(customers):
+        for first, size in chunks(customers):
             chunk = [seed, first // CHUNK_CUSTOMERS]
             run = (
                 None
                 if plan is None
-                else Campaigns(plan, dates, label_horizon_days, size, [*chunk, 2])
+                else Campaigns(plan, campaign_dates, label_horizon_days, size, [*chunk, 2])
             )
             tables = _simulate_chunk(chunk, first, size, days, start, label_horizon_days, run)
             for name, table in tables.items():
@@ -232,11 +240,14 @@ def generate(
 
 
 def true_hazard(folder: Path, rows: pd.DataFrame) -> np.ndarray | None:
-    """The simulation's true hazard for each ``(customer_id, as_of)`` row, or None without truth.
+    """The simulation's true risk for each ``(customer_id, as_of)`` row, or None without truth.
 
-    The hazard is the one on the last weekly grid date on or before ``as_of``: the best score any
-    model could give at that date, so its AUC is the ceiling to compare a model against.
-    Customers absent from the grid at that date (already churned) get NaN.
+    For the subscription business it is the hazard on the last weekly grid date on or before
+    ``as_of``; for the retailer (:mod:`churnguard.retail`), the true probability of no purchase
+    in the horizon, on the grid date equal to ``as_of`` (a purchase between two grid dates
+    changes it). Either is the best score any model could give at that date, so its AUC is the
+    ceiling to compare a model against. Rows without a truth (a churned customer, a date off
+    the retailer's grid) get NaN.
     """
     found = [
         folder / f"truth{ext}" for ext in (".parquet", ".csv") if (folder / f"truth{ext}").exists()
@@ -246,12 +257,22 @@ def true_hazard(folder: Path, rows: pd.DataFrame) -> np.ndarray | None:
     con = duckdb.connect()
     con.register("wanted", rows[["customer_id", "as_of"]].assign(_row=np.arange(len(rows))))
     source = "read_parquet" if found[0].suffix == ".parquet" else "read_csv"
+    columns = {
+        c
+        for (c, *_) in con.execute(
+            f"DESCRIBE SELECT * FROM {source}(?)", [str(found[0])]
+        ).fetchall()
+    }
+    score, fresh = (
+        ("p_no_purchase", "t.date = w.as_of")
+        if "p_no_purchase" in columns
+        else ("hazard", "t.date > w.as_of - INTERVAL 7 DAY")
+    )
     hazard = con.execute(
         f"""
-        WITH truth AS (SELECT customer_id, CAST(date AS TIMESTAMP) AS date, hazard
+        WITH truth AS (SELECT customer_id, CAST(date AS TIMESTAMP) AS date, {score} AS score
                        FROM {source}(?))
-        SELECT w._row,
-               CASE WHEN t.date > w.as_of - INTERVAL 7 DAY THEN t.hazard END AS hazard
+        SELECT w._row, CASE WHEN {fresh} THEN t.score END AS hazard
         FROM wanted w ASOF LEFT JOIN truth t
           ON w.customer_id = t.customer_id AND w.as_of >= t.date
         ORDER BY w._row
@@ -261,7 +282,7 @@ def true_hazard(folder: Path, rows: pd.DataFrame) -> np.ndarray | None:
     return hazard.to_numpy(dtype=float, na_value=np.nan)
 
 
-class _TableWriter:
+class TableWriter:
     """Streams record batches to ``<path>.tmp`` and renames it into place on commit."""
 
     def __init__(self, path: Path, schema: pa.Schema, fmt: str):
@@ -505,7 +526,7 @@ def _chunk_tables(
 ) -> dict[str, pa.Table]:
     """Arrow tables of one simulated chunk, events sorted by customer then time."""
     epoch = np.datetime64(start, "D")
-    to_date = functools.partial(_dates, epoch)
+    to_date = functools.partial(dates, epoch)
     customers = pa.table(
         {
             "customer_id": ids,
@@ -588,12 +609,12 @@ def _chunk_tables(
     }
 
 
-def _dates(epoch: np.datetime64, day: np.ndarray, missing: np.ndarray | None = None) -> pa.Array:
+def dates(epoch: np.datetime64, day: np.ndarray, missing: np.ndarray | None = None) -> pa.Array:
     """Day offsets from ``epoch`` as an Arrow date column (``missing`` rows empty)."""
     return pa.array(epoch + day.astype("timedelta64[D]"), type=pa.date32(), mask=missing)
 
 
-def _chunks(customers: int) -> Iterator[tuple[int, int]]:
+def chunks(customers: int) -> Iterator[tuple[int, int]]:
     """(first customer, chunk size) pairs: fixed sizes, so a seed always gives the same data."""
     for first in range(0, customers, CHUNK_CUSTOMERS):
         yield first, min(CHUNK_CUSTOMERS, customers - first)

@@ -78,10 +78,12 @@ def _axes(title: str, xlabel: str, ylabel: str, size: tuple[float, float] = (6, 
 
 
 def _scores(ev: Evaluation) -> list[tuple[str, np.ndarray]]:
-    """The score columns worth drawing: the model, the baseline, the true hazard."""
+    """The score columns worth drawing: the model, the baselines, the true hazard."""
     scores = [("model", ev.probability)]
     if ev.baseline_probability is not None:
         scores.append(("baseline", ev.baseline_probability))
+    if ev.bgnbd_probability is not None:
+        scores.append(("bgnbd", ev.bgnbd_probability))
     if ev.true_hazard is not None:
         scores.append(("true hazard", ev.true_hazard))
     return scores

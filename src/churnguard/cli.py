@@ -255,7 +255,12 @@ def validate(config: ConfigOption = None, data: DataOption = None) -> None:
     stages = logs.Stages()
     dataset = _load(cfg, stages)
     stages.done()
-    plan = plan_features(dataset, config=cfg.features, activity_events=cfg.churn.activity_events)
+    plan = plan_features(
+        dataset,
+        config=cfg.features,
+        activity_events=cfg.churn.activity_events,
+        horizon_days=cfg.churn.horizon_days,
+    )
     summary = {**dataset.summary(), "features": len(plan.specs)}
     table = Table(title=f"{_shown(cfg.data.path)}: valid", show_header=False)
     for key, value in summary.items():
@@ -380,7 +385,12 @@ def features(
     dates = normalize_as_of(as_of)
     stages = logs.Stages()
     dataset = _load(cfg, stages)
-    plan = plan_features(dataset, config=cfg.features, activity_events=cfg.churn.activity_events)
+    plan = plan_features(
+        dataset,
+        config=cfg.features,
+        activity_events=cfg.churn.activity_events,
+        horizon_days=cfg.churn.horizon_days,
+    )
     began = time.perf_counter()
     stages("building features")
     rows = write_features(dataset, out_file, as_of=dates, plan=plan)
@@ -485,7 +495,7 @@ def _facts_table(title: str) -> Table:
 
 def _metric_rows(table: Table, ev: Evaluation) -> None:
     """ROC-AUC and calibration of model, baseline and (generated data) the true hazard."""
-    for who in ("model", "baseline", "champion"):
+    for who in ("model", "baseline", "bgnbd", "champion"):
         if who not in ev.metrics:
             continue
         m = ev.metrics[who]
@@ -495,7 +505,7 @@ def _metric_rows(table: Table, ev: Evaluation) -> None:
             f"{m['roc_auc_score']:.4f} ({low:.4f} to {high:.4f}) / "
             f"{m['expected_calibration_error']:.4f}",
         )
-    for other in ("baseline", "champion"):
+    for other in ("baseline", "bgnbd", "champion"):
         lead = ev.lead(other)
         if lead is not None:
             table.add_row(f"against the {other}", lead)

@@ -81,10 +81,19 @@ class ChurnConfig:
     horizon_days: int = 30
     #: Event types that count as activity; empty means every event type.
     activity_events: tuple[str, ...] = ()
+    #: ``inactivity``: who is scored and trained on. ``active``: customers with activity in the
+    #: horizon before the date; ``all``: everyone with activity before it, lapsed customers too
+    #: (a win-back list).
+    population: Literal["active", "all"] = "active"
 
     def __post_init__(self) -> None:
         if self.horizon_days < 1:
             raise ConfigError(f"churn.horizon_days must be at least 1, got {self.horizon_days}")
+        if self.population == "all" and self.definition != "inactivity":
+            raise ConfigError(
+                'churn.population = "all" is for inactivity churn (a subscription or labels '
+                "population is set by the data)"
+            )
 
 
 @dataclass(frozen=True)

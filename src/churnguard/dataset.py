@@ -160,7 +160,12 @@ def training_set(
     ``sample = (fraction, seed)`` keeps that share of the customers (every row of a customer
     kept), except at the ``keep`` dates, where all rows stay (the validation snapshots).
     """
-    plan = plan or plan_features(dataset, config=features, activity_events=churn.activity_events)
+    plan = plan or plan_features(
+        dataset,
+        config=features,
+        activity_events=churn.activity_events,
+        horizon_days=churn.horizon_days,
+    )
     labels = build_labels(dataset, as_of=as_of, churn=churn)
     frame = build_features(dataset, as_of=as_of, config=features, plan=plan)
     joined = frame.join(labels, ["customer_id", "as_of"])

@@ -278,6 +278,8 @@ class Evaluation:
     baseline_probability: np.ndarray | None = None
     #: The model in service (the registry's champion) on the same rows, when comparable.
     champion_probability: np.ndarray | None = None
+    #: A BG/NBD model's chance of no activity in the horizon, the classic of purchase logs.
+    bgnbd_probability: np.ndarray | None = None
     true_hazard: np.ndarray | None = None
     importance: pd.DataFrame | None = None
     #: Each customer's value (see :mod:`churnguard.value`); enables :attr:`ranking`.
@@ -291,7 +293,8 @@ class Evaluation:
     profit: pd.DataFrame = field(init=False, repr=False)
     #: 95 % bootstrap intervals per score and metric, and of the model's ROC-AUC lead.
     intervals: dict[str, dict[str, list[float]]] = field(init=False, default_factory=dict)
-    #: The model against each other score on the same rows (``baseline``, ``champion``):
+    #: The model against each other score on the same rows (``baseline``, ``champion``,
+    #: ``bgnbd``):
     #: better, level or worse, by :func:`verdict` on the paired ROC-AUC difference.
     against: dict[str, str] = field(init=False, default_factory=dict)
 
@@ -301,6 +304,8 @@ class Evaluation:
             scores["baseline"] = self.baseline_probability
         if self.champion_probability is not None:
             scores["champion"] = self.champion_probability
+        if self.bgnbd_probability is not None:
+            scores["bgnbd"] = self.bgnbd_probability
         self.metrics = {who: classification_metrics(self.y_true, p) for who, p in scores.items()}
         if 0 < self.y_true.sum() < self.y_true.size:
             self.intervals = bootstrap_intervals(self.y_true, scores)
@@ -341,8 +346,8 @@ class Evaluation:
         return best_list_size(self.profit)
 
     def lead(self, other: str) -> str | None:
-        """The model against ``other`` (``baseline`` or ``champion``) in words: verdict, ROC-AUC
-        lead and its 95 % interval; None when ``other`` was not compared."""
+        """The model against ``other`` (``baseline``, ``champion``, ``bgnbd``) in words:
+        verdict, ROC-AUC lead and its 95 % interval; None when ``other`` was not compared."""
         if other not in self.against:
             return None
         low, high = self.intervals["roc_auc_difference"][f"model - {other}"]
@@ -368,6 +373,7 @@ class Evaluation:
             "intervals": self.intervals,
             "against_baseline": self.against.get("baseline"),
             "against_champion": self.against.get("champion"),
+            "against_bgnbd": self.against.get("bgnbd"),
             "ranking": self.ranking,
             "measured": None
             if self.measured is None

@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 from churnguard.asof import AsOf, normalize_as_of
 from churnguard.contract import Dataset
 from churnguard.engine import sidecar_name
-from churnguard.features import FeaturePlan, build_features
+from churnguard.features import FeaturePlan, build_features, fit_bgnbd_at
 
 #: Key of the feature descriptions in a feature file's metadata.
 FEATURES_KEY = "churnguard.features"
@@ -37,8 +37,10 @@ def write_features(
         dataset.tables["customers"].rows * len(dates), len(plan.specs) + 2
     )
     bounds = _customer_bounds(dataset, count) if count > 1 else []
+    # the BG/NBD model at each date is fitted on every customer, not on each piece's
+    fits = fit_bgnbd_at(dataset, dates, plan) if bounds else None
     pieces = [
-        build_features(dataset, as_of=dates, plan=plan, customers_between=(low, high))
+        build_features(dataset, as_of=dates, plan=plan, customers_between=(low, high), fits=fits)
         for low, high in zip([None, *bounds], [*bounds, None], strict=True)
     ]
     return dataset.engine.write_parquet(pieces, path, {FEATURES_KEY: plan.to_json()})

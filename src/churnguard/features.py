@@ -32,10 +32,12 @@ from typing import Literal
 
 import ibis
 import ibis.expr.types as ir
+import numpy as np
 import pandas as pd
 from ibis import _
 
 from churnguard.asof import AsOf, normalize_as_of
+from churnguard.bgnbd import BGNBD, fit_bgnbd
 from churnguard.config import LEAKY_NAME_PARTS, FeaturesConfig
 from churnguard.contract import Dataset
 from churnguard.errors import ConfigError, DataContractError, LeakageError
@@ -52,6 +54,9 @@ Stat = Literal[
     "flag",
     "category",
     "number",
+    "total",
+    "spread",
+    "probability",
 ]
 _EPOCH_ORIGIN = dt.datetime(1900, 1, 1)
 
@@ -79,6 +84,8 @@ class FeaturePlan:
     survey_events: tuple[str, ...]
     attributes: tuple[str, ...]
     windows: tuple[int, ...]
+    #: The churn horizon: the BG/NBD features give the chance of activity within it.
+    horizon_days: int = 30
 
     @property
     def specs(self) -> tuple[FeatureSpec, ...]:
@@ -106,8 +113,12 @@ def plan_features(
     *,
     config: FeaturesConfig = FeaturesConfig(),
     activity_events: Sequence[str] = (),
+    horizon_days: int = 30,
 ) -> FeaturePlan:
     """Decide which features the dataset supports: event types, value-carrying types, surveys.
+
+    The longest window is at least the churn horizon (``horizon_days`` is added to the windows
+    when it is longer), so some count looks back as far as the label looks ahead.
 
     Raises
     ------
@@ -138,8 +149,12 @@ def plan_features(
     activity = tuple(activity_events) or event_types
     surveys = tuple(t for t in event_types if t in config.survey_events and t in valued)
     attributes = _attributes(dataset, config)
+    windows = config.windows
+    if horizon_days > max(windows):
+        windows = (*windows, horizon_days)
     features = _catalogue(
-        windows=config.windows,
+        windows=windows,
+        horizon=horizon_days,
         event_types=event_types,
         value_events=value_events,
         surveys=surveys,
@@ -148,7 +163,14 @@ def plan_features(
     )
     _check_unique([f.spec for f in features], attributes, dataset.tables["customers"].path)
     return FeaturePlan(
-        tuple(features), event_types, activity, value_events, surveys, attributes, config.windows
+        tuple(features),
+        event_types,
+        activity,
+        value_events,
+        surveys,
+        attributes,
+        windows,
+        horizon_days,
     )
 
 
@@ -182,6 +204,7 @@ def build_features(
     activity_events: Sequence[str] = (),
     plan: FeaturePlan | None = None,
     customers_between: tuple[str | None, str | None] | None = None,
+    fits: Fits | None = None,
 ) -> ir.Table:
     """Point-in-time features for every customer in the population at each as-of date.
 
@@ -194,6 +217,8 @@ def build_features(
     plan : the features to build, from :func:`plan_features` (derived from the data if None).
     customers_between : ``(low, high)`` keeps customers with ``low <= customer_id < high``
         (None: unbounded), so that a large population can be built in bounded-memory pieces.
+    fits : the BG/NBD model at each date, from :func:`fit_bgnbd_at` (fitted here, on the
+        customers built, if None: pass it when building in pieces).
 
     Returns
     -------
@@ -204,6 +229,52 @@ def build_features(
     dates = normalize_as_of(as_of)
     plan = plan or plan_features(dataset, config=config, activity_events=activity_events)
     as_of_table = ibis.memtable({"as_of": dates}, schema={"as_of": "timestamp"})
+    tables = _tables(dataset, customers_between)
+    result = _with_history(tables, as_of_table, dates, plan)
+    parts = []
+    if plan.event_types:
+        at = as_of_table.mutate(_at=as_of_table.as_of.epoch_seconds())
+        parts += _windows(tables["events"], at, dates, plan)
+        parts.append(_activity(tables["events"], at, dates, plan))
+        parts.append(_gaps(tables["events"], as_of_table, dates, plan))
+        fitted = _fitted(result, dates) if fits is None else fits
+        parts.append(_bgnbd_parameters(dates, fitted))
+    if "subscriptions" in tables:
+        parts.append(_subscriptions(tables["subscriptions"], as_of_table, plan))
+    for part in parts:
+        keys = [k for k in ("customer_id", "as_of") if k in part.columns]
+        result = result.left_join(part, keys).drop(*(f"{k}_right" for k in keys))
+    if plan.attributes:
+        customers = tables["customers"]
+        attrs = customers.select(
+            "customer_id", **{f"_x{i}": customers[a] for i, a in enumerate(plan.attributes)}
+        )
+        result = result.left_join(attrs, "customer_id").drop("customer_id_right")
+    return result.select("customer_id", "as_of", **_final_columns(result, plan)).order_by(
+        ["customer_id", "as_of"]
+    )
+
+
+#: BG/NBD models per as-of date (None where the data cannot fit one).
+Fits = dict[dt.datetime, BGNBD | None]
+#: Distinct (x, t_x, T) summaries a BG/NBD fit reads at most; beyond, a fixed-seed weighted
+#: draw of this many customers stands for them (the estimates barely move, the fit stays fast).
+FIT_ROWS = 50_000
+
+
+def fit_bgnbd_at(dataset: Dataset, as_of: Sequence[AsOf], plan: FeaturePlan) -> Fits:
+    """The BG/NBD model of activity fitted at each as-of date on every customer's activity
+    before it (whole days), for :func:`build_features`."""
+    dates = normalize_as_of(as_of)
+    if not plan.event_types:
+        return dict.fromkeys(dates)
+    as_of_table = ibis.memtable({"as_of": dates}, schema={"as_of": "timestamp"})
+    return _fitted(_with_history(_tables(dataset, None), as_of_table, dates, plan), dates)
+
+
+def _tables(
+    dataset: Dataset, customers_between: tuple[str | None, str | None] | None
+) -> dict[str, ir.Table]:
     tables = {
         name: dataset.table(name)
         for name in ("customers", "events", "subscriptions")
@@ -212,29 +283,64 @@ def build_features(
     if customers_between is not None:
         low, high = customers_between
         tables = {name: _between(t, low, high) for name, t in tables.items()}
-    customers = tables["customers"]
-    subscriptions = tables.get("subscriptions")
-    history = _history(tables["events"], as_of_table, dates, plan) if plan.event_types else None
-    result = _population(customers, as_of_table, history, subscriptions)
-    parts = []
-    if plan.event_types:
-        at = as_of_table.mutate(_at=as_of_table.as_of.epoch_seconds())
-        parts += _windows(tables["events"], at, dates, plan)
-        parts.append(_activity(tables["events"], at, dates, plan))
-    if subscriptions is not None:
-        parts.append(_subscriptions(subscriptions, as_of_table, plan))
-    for part in parts:
-        result = result.left_join(part, ["customer_id", "as_of"]).drop(
-            "customer_id_right", "as_of_right"
-        )
-    if plan.attributes:
-        attrs = customers.select(
-            "customer_id", **{f"_x{i}": customers[a] for i, a in enumerate(plan.attributes)}
-        )
-        result = result.left_join(attrs, "customer_id").drop("customer_id_right")
-    return result.select("customer_id", "as_of", **_final_columns(result, plan)).order_by(
-        ["customer_id", "as_of"]
+    return tables
+
+
+def _with_history(
+    tables: dict[str, ir.Table], as_of: ir.Table, dates: list[dt.datetime], plan: FeaturePlan
+) -> ir.Table:
+    """The population at each date joined to its history (see :func:`_population`), with the
+    BG/NBD summary ``_x``, ``_t_x``, ``_T`` in whole days where there was activity."""
+    history = _history(tables["events"], as_of, dates, plan) if plan.event_types else None
+    grid = _population(tables["customers"], as_of, history, tables.get("subscriptions"))
+    if history is None:
+        return grid
+
+    def day(seconds: ir.NumericValue) -> ir.IntegerValue:
+        return (seconds / _DAY).floor().cast("int64")
+
+    first = day(grid._h_first_act.epoch_seconds())
+    return grid.mutate(
+        _x=grid._h_days - 1,
+        _t_x=day(grid._h_last.epoch_seconds()) - first,
+        _T=day(grid.as_of.epoch_seconds()) - first,
     )
+
+
+def _fitted(table: ir.Table, dates: list[dt.datetime]) -> Fits:
+    """Fit a BG/NBD at each date on the summaries of :func:`_with_history` (grouped, so the
+    engine sends one row per distinct summary)."""
+    active = table.filter(table._h_days > 0)
+    summaries = (
+        active.group_by(["as_of", "_x", "_t_x", "_T"])
+        .aggregate(_n=active.count())
+        .order_by(["as_of", "_x", "_t_x", "_T"])
+        .to_pandas()
+    )
+    out: Fits = {}
+    for when in dates:
+        rows = summaries[summaries["as_of"] == pd.Timestamp(when)]
+        weights = rows["_n"].to_numpy(float)
+        if (rows["_x"] > 0).sum() < 2 or weights.sum() < 20:
+            out[when] = None  # too little activity to say how customers buy and drop out
+            continue
+        if len(rows) > FIT_ROWS:
+            draw = np.random.default_rng(0).multinomial(FIT_ROWS, weights / weights.sum())
+            keep = draw > 0
+            rows, weights = rows[keep], draw[keep].astype(float)
+        out[when] = fit_bgnbd(rows["_x"], rows["_t_x"], rows["_T"], weights)
+    return out
+
+
+def _bgnbd_parameters(dates: list[dt.datetime], fits: Fits) -> ir.Table:
+    """The fitted parameters per as-of date, as a table to join (empty where none fitted)."""
+    columns: dict[str, list[object]] = {"as_of": list(dates)}
+    for name in ("r", "alpha", "a", "b"):
+        columns[f"_bg_{name}"] = [
+            None if fits.get(d) is None else getattr(fits[d], name) for d in dates
+        ]
+    schema = {"as_of": "timestamp", **{k: "float64" for k in columns if k != "as_of"}}
+    return ibis.memtable(columns, schema=schema)
 
 
 def _between(table: ir.Table, low: str | None, high: str | None) -> ir.Table:
@@ -361,26 +467,76 @@ def _history(
         return ibis.ifelse(condition, j.timestamp, ibis.null()).max()
 
     surveys = {codes[s] for s in plan.survey_events}
+    activity = j._type.isin([codes[t] for t in plan.activity_events])
     aggs: dict[str, ir.Value] = {
         "_h_first": j.timestamp.min(),
-        "_h_last": latest(j._type.isin([codes[t] for t in plan.activity_events])),
+        "_h_last": latest(activity),
+        "_h_first_act": ibis.ifelse(activity, j.timestamp, ibis.null()).min(),
+        # as-of dates are midnights, so each day lies in one bucket: distinct days add up
+        "_h_days": j.timestamp.date().nunique(where=activity),
     }
     for k in codes.values():
         aggs[f"_h{k}_last"] = latest(j._type == k)
     for k in surveys:
         aggs[f"_h{k}_answer"] = j.value.argmax(j.timestamp, where=j._type == k)
+    spent = [codes[t] for t in plan.value_events]
+    for k in spent:
+        valued = (j._type == k) & j.value.notnull()
+        aggs[f"_h{k}_n"] = valued.cast("float64").sum()
+        aggs[f"_h{k}_v"] = ibis.ifelse(valued, j.value, 0.0).sum()
     per_bucket = j.group_by(["customer_id", "_bucket"]).aggregate(**aggs)
 
     h = per_bucket.join(as_of, per_bucket._bucket <= as_of.as_of)
     carried: dict[str, ir.Value] = {
         "_h_first": h._h_first.min(),
         "_h_last": h._h_last.max(),
+        "_h_first_act": h._h_first_act.min(),
+        "_h_days": h._h_days.sum(),
     }
     for k in codes.values():
         carried[f"_h{k}_last"] = h[f"_h{k}_last"].max()
     for k in surveys:
         carried[f"_h{k}_score"] = h[f"_h{k}_answer"].argmax(h[f"_h{k}_last"])
+    for k in spent:
+        carried[f"_h{k}_n"] = h[f"_h{k}_n"].sum()
+        carried[f"_h{k}_v"] = h[f"_h{k}_v"].sum()
     return h.group_by(["customer_id", "as_of"]).aggregate(**carried)
+
+
+def _gaps(
+    events: ir.Table, as_of: ir.Table, dates: list[dt.datetime], plan: FeaturePlan
+) -> ir.Table:
+    """Per (customer, as-of): ``_g_sq``, the sum of squared days between consecutive days with
+    activity over all history before it (with the first and last day of :func:`_history`, the
+    mean and spread of the gaps).
+
+    Each gap belongs to the later day, so it is aggregated once into the interval between
+    consecutive as-of dates that day falls in, as :func:`_history` does.
+    """
+    act = events.filter(events.event_type.isin(plan.activity_events), events.timestamp < dates[-1])
+    daily = act.select(
+        "customer_id", _day=(act.timestamp.epoch_seconds() / _DAY).floor().cast("int64")
+    ).distinct()
+    previous = daily._day.lag().over(ibis.window(group_by="customer_id", order_by="_day"))
+    daily = daily.mutate(_gap=(daily._day - previous).cast("float64"))
+    lows = [_EPOCH_ORIGIN, *dates[:-1]]
+    buckets = ibis.memtable(
+        {
+            "_lo": [int(d.timestamp()) // _DAY for d in _utc(lows)],
+            "_bucket": dates,
+            "_hi": [int(d.timestamp()) // _DAY for d in _utc(dates)],
+        },
+        schema={"_lo": "int64", "_bucket": "timestamp", "_hi": "int64"},
+    )
+    j = daily.join(buckets, [daily._day >= buckets._lo, daily._day < buckets._hi])
+    per_bucket = j.group_by(["customer_id", "_bucket"]).aggregate(_sq=(j._gap * j._gap).sum())
+    g = per_bucket.join(as_of, per_bucket._bucket <= as_of.as_of)
+    return g.group_by(["customer_id", "as_of"]).aggregate(_g_sq=g._sq.sum())
+
+
+def _utc(dates: Sequence[dt.datetime]) -> list[dt.datetime]:
+    """Naive as-of datetimes read as UTC, as the engines' epoch seconds read them."""
+    return [d.replace(tzinfo=dt.UTC) for d in dates]
 
 
 def _population(
@@ -444,7 +600,7 @@ def _final_columns(table: ir.Table, plan: FeaturePlan) -> dict[str, ir.Value]:
     out: dict[str, ir.Value] = {}
     for feature in plan.features:
         spec, column = feature.spec, feature.value(table)
-        if spec.stat in ("count", "amount") or spec.name == "subscription_active":
+        if spec.stat in ("count", "amount", "total") or spec.name == "subscription_active":
             column = column.fill_null(0)
         if spec.kind == "numeric":
             column = column.cast("float64")
@@ -477,6 +633,7 @@ def _since(column: str) -> Callable[[ir.Table], ir.Value]:
 def _catalogue(
     *,
     windows: tuple[int, ...],
+    horizon: int,
     event_types: tuple[str, ...],
     value_events: tuple[str, ...],
     surveys: tuple[str, ...],
@@ -532,6 +689,7 @@ def _catalogue(
                 ),
             )
         )
+        out += _lifetime_features(horizon)
     if subscriptions:
         out += _subscription_features(widest)
     for i, (name, kind) in enumerate(attributes.items()):
@@ -613,6 +771,33 @@ def _event_type_features(
                     lambda tb, v=f"{e}_v{w}", m=f"{e}_m{w}": _ratio(tb[v], tb[m]),
                 )
             )
+    if valued:
+        out += [
+            Feature(
+                FeatureSpec(
+                    f"{t}_count_total", f"{label} events since the first", "total", event_type=t
+                ),
+                _column(f"_h{k}_n"),
+            ),
+            Feature(
+                FeatureSpec(
+                    f"{t}_value_sum_total",
+                    f"total {label} value since the first",
+                    "total",
+                    event_type=t,
+                ),
+                _column(f"_h{k}_v"),
+            ),
+            Feature(
+                FeatureSpec(
+                    f"{t}_value_mean_total",
+                    f"average {label} value since the first",
+                    "mean_amount",
+                    event_type=t,
+                ),
+                lambda tb, v=f"_h{k}_v", m=f"_h{k}_n": _ratio(tb[v], tb[m]),
+            ),
+        ]
     if survey:
         out.append(
             Feature(
@@ -646,6 +831,79 @@ def _event_type_features(
         )
     )
     return out
+
+
+def _lifetime_features(horizon: int) -> list[Feature]:
+    """Activity over the customer's whole history (the summary a BG/NBD model reads: active
+    days, first and last), the spread of its gaps, and the BG/NBD model's chances."""
+    return [
+        Feature(
+            FeatureSpec("active_days_total", "days with activity since the first", "total"),
+            _column("_h_days"),
+        ),
+        Feature(
+            FeatureSpec("days_since_first_activity", "days since the first activity", "days"),
+            _since("_h_first_act"),
+        ),
+        Feature(
+            FeatureSpec(
+                "activity_gap_mean_total",
+                "average days between days with activity, over the whole history",
+                "gap",
+            ),
+            lambda t: _ratio(t._t_x, t._x),
+        ),
+        Feature(
+            FeatureSpec(
+                "activity_gap_sd_total",
+                "spread (standard deviation) of the days between days with activity",
+                "spread",
+            ),
+            _gap_spread,
+        ),
+        Feature(
+            FeatureSpec(
+                "bgnbd_p_alive",
+                "chance the customer has not silently dropped out (BG/NBD, fitted at the date)",
+                "probability",
+            ),
+            lambda t: _bgnbd(t, horizon)[0],
+        ),
+        Feature(
+            FeatureSpec(
+                f"bgnbd_p_active_{horizon}d",
+                f"chance of activity in the next {horizon} days (BG/NBD, fitted at the date)",
+                "probability",
+                window_days=horizon,
+            ),
+            lambda t: _bgnbd(t, horizon)[1],
+        ),
+    ]
+
+
+def _gap_spread(t: ir.Table) -> ir.FloatingValue:
+    """The standard deviation of the gaps from their count ``x``, sum ``t_x`` and sum of
+    squares."""
+    x = t._x.cast("float64")
+    mean = t._t_x / x
+    variance = t._g_sq.fill_null(0.0) / x - mean * mean
+    return ibis.ifelse(x > 1, ibis.greatest(variance, 0.0).sqrt(), ibis.null())
+
+
+def _bgnbd(t: ir.Table, horizon: int) -> tuple[ir.FloatingValue, ir.FloatingValue]:
+    """P(alive) and P(activity in the next ``horizon`` days) of each row under its date's
+    fitted BG/NBD (see :class:`churnguard.bgnbd.BGNBD`), as engine expressions."""
+    r, alpha, a, b = t._bg_r, t._bg_alpha, t._bg_a, t._bg_b
+    x, t_x, T = (t[c].cast("float64") for c in ("_x", "_t_x", "_T"))
+    rx = r + x
+    log_odds = (
+        a.ln()
+        - ibis.greatest(b + x - 1, 1e-12).ln()
+        + rx * ((alpha + T).ln() - (alpha + t_x).ln())
+    )
+    alive = ibis.ifelse(x > 0, 1.0 / (1.0 + log_odds.clip(-50.0, 50.0).exp()), 1.0)
+    silent = (rx * ((alpha + T).ln() - (alpha + T + horizon).ln())).exp()
+    return alive, alive * (1.0 - silent)
 
 
 def _subscription_features(widest: int) -> list[Feature]:

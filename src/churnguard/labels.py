@@ -1,13 +1,15 @@
 """Churn definitions turned into labels for (customer_id, as_of).
 
 * ``inactivity`` — population: customers with an activity event in ``[T - horizon, T)`` (still
-  active at T); churned when they have no activity event in ``[T, T + horizon)``.
+  active at T), or with ``population = "all"`` any activity before T (lapsed customers too);
+  churned when they have no activity event in ``[T, T + horizon)``.
 * ``subscription`` — population: customers with a subscription active just before T
   (``start_date < T`` and ``end_date`` empty or ``>= T``); churned when no subscription is active
   just before ``T + horizon`` (every subscription ended in ``[T, T + horizon)``, none restarted).
 * ``labels`` — the ``labels`` table's ``churned`` flag; the as-of date plays no part.
 
-Labels use only rows in ``[T - horizon, T + horizon)``; a label is complete only when the data
+Labels use only rows in ``[T - horizon, T + horizon)`` (with ``population = "all"``, every row
+before ``T + horizon``); a label is complete only when the data
 reaches ``T + horizon`` (see :func:`label_window_end`).
 """
 
@@ -54,6 +56,21 @@ def build_labels(
         )
         grouped = grouped.filter(grouped._before == 1)
         return grouped.select("customer_id", "as_of", churned=(1 - grouped._after).cast("int64"))
+    if churn.definition == "inactivity" and churn.population == "all":
+        events = _activity(dataset, churn)
+        first = events.group_by("customer_id").aggregate(_first=events.timestamp.min())
+        grid = first.cross_join(as_of_table).filter(lambda t: t._first < t.as_of)
+        ev = events.filter(
+            events.timestamp >= dates[0],
+            events.timestamp < dates[-1] + dt.timedelta(days=churn.horizon_days),
+        )
+        j = ev.join(
+            as_of_table,
+            [ev.timestamp >= as_of_table.as_of, ev.timestamp < as_of_table.as_of + horizon],
+        )
+        after = j.group_by(["customer_id", "as_of"]).aggregate(_after=j.count())
+        grid = grid.left_join(after, ["customer_id", "as_of"])
+        return grid.select("customer_id", "as_of", churned=grid._after.isnull().cast("int64"))
     if churn.definition == "inactivity":
         events = _activity(dataset, churn)
         ev = events.filter(
@@ -145,7 +162,8 @@ def population(
 ) -> ir.Table:
     """The customers a churn score is meant for at ``as_of``: who could churn under the
     definition. ``subscription``: an active subscription just before T; ``inactivity``: an
-    activity event in ``[T - horizon, T)``; ``labels``: every customer. One ``customer_id`` each.
+    activity event in ``[T - horizon, T)`` (with ``population = "all"``, any before T);
+    ``labels``: every customer. One ``customer_id`` each.
     """
     (when,) = normalize_as_of([as_of])
     if churn.definition == "labels":
@@ -154,9 +172,9 @@ def population(
         subs = dataset.table("subscriptions")
         return subs.filter(_active(subs, when)).select("customer_id").distinct()
     events = _activity(dataset, churn)
-    recent = events.filter(
-        events.timestamp >= when - dt.timedelta(days=churn.horizon_days), events.timestamp < when
-    )
+    recent = events.filter(events.timestamp < when)
+    if churn.population == "active":
+        recent = recent.filter(recent.timestamp >= when - dt.timedelta(days=churn.horizon_days))
     return recent.select("customer_id").distinct()
 
 

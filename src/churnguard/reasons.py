@@ -44,6 +44,9 @@ _BAD_NEWS = (
 )
 #: Kinds of feature that say who the customer is, not what is happening: never reasons.
 _WHO = ("category", "number", "days", "flag")
+#: Model summaries of the history (a BG/NBD chance, the spread of gaps): the reasons are the
+#: events they summarise, which are features of their own.
+_SUMMARIES = ("probability", "spread")
 #: A trend smaller than this reads as "0 %": no reason.
 _FLAT = 0.005
 
@@ -95,7 +98,7 @@ def _usable(
     v = pd.to_numeric(pd.Series(values), errors="coerce").to_numpy(float)
     bad = _bad_news(spec)
     who = spec.stat in _WHO or (spec.stat in ("amount", "mean_amount") and not spec.event_type)
-    if who and not (entity and spec.stat in ("category", "number")):
+    if spec.stat in _SUMMARIES or (who and not (entity and spec.stat in ("category", "number"))):
         return np.zeros(len(v), dtype=bool)
     with np.errstate(invalid="ignore"):
         if spec.stat == "trend":
@@ -171,14 +174,21 @@ def sentence(spec: FeatureSpec, value: object, as_of: dt.date) -> str:
         count = float(value)  # type: ignore[arg-type]
         noun = event if count == 1 else _plural(event)
         return f"{'no' if count == 0 else _number(count)} {noun} {window}".strip()
-    if spec.name.startswith("active_days_"):
+    if spec.name.startswith("active_days_") and spec.window_days:
         return f"active on {_number(value)} of the last {spec.window_days} days"
     if spec.stat == "number":
         return f"{spec.name.replace('_', ' ')} {_number(value)}"
     if spec.stat == "days" and spec.name == "tenure_days":
         return f"customer for {_number(value)} days"
     if spec.stat == "gap":
-        return f"{float(value):.1f} days between activities on average, {window}".strip(", ")
+        span = window or "since the first"
+        return f"{float(value):.1f} days between activities on average, {span}"
+    if spec.stat == "total":
+        noun = _plural(event) if event and spec.name.endswith("_count_total") else None
+        if noun:
+            return f"{_number(value)} {noun} in all"
+        if spec.name == "active_days_total":
+            return f"active on {_number(value)} days in all"
     return f"{spec.description}: {_number(value)}"
 
 

@@ -137,12 +137,12 @@ def write_report(path: Path, ev: Evaluation, **kwargs: object) -> Path:
 
 
 def _metrics_table(ev: Evaluation) -> str:
-    columns = [who for who in ("model", "baseline", "champion") if who in ev.metrics]
+    columns = [who for who in ("model", "baseline", "bgnbd", "champion") if who in ev.metrics]
     rows = [
         [label, *(_with_interval(ev, who, key, fmt) for who in columns)]
         for key, label, fmt in _ROWS
     ]
-    for other in ("champion", "baseline"):
+    for other in ("champion", "bgnbd", "baseline"):
         lead = ev.lead(other)
         if lead is not None:
             rows.insert(1, [f"model against {other}", lead, *([""] * (len(columns) - 1))])

@@ -249,7 +249,10 @@ def score(
     lap("load_data_s")
     say("building features")
     plan = plan_features(
-        dataset, config=trained.features, activity_events=trained.churn.activity_events
+        dataset,
+        config=trained.features,
+        activity_events=trained.churn.activity_events,
+        horizon_days=trained.churn.horizon_days,
     )
     table, notes = _features(dataset, plan, trained, churn_model, when, features)
     notes += dataset.warnings() + _staleness(dataset, trained.churn, when)

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
@@ -102,7 +103,10 @@ def train(
             config.data, definition=config.churn.definition, engine=config.engine
         )
     plan = plan_features(
-        dataset, config=config.features, activity_events=config.churn.activity_events
+        dataset,
+        config=config.features,
+        activity_events=config.churn.activity_events,
+        horizon_days=config.churn.horizon_days,
     )
     say("building features and labels")
     split: SnapshotSplit | None = None
@@ -159,6 +163,7 @@ def train(
         y_true=valid["churned"].to_numpy(),
         probability=result.model.churn_probability(valid),
         baseline_probability=result.baseline.churn_probability(valid),
+        bgnbd_probability=bgnbd_baseline(valid, config.churn.horizon_days),
         champion_probability=champion.probability,
         true_hazard=true_hazard(_folder(dataset), valid),
         importance=result.model.importance(valid, seed=config.train.seed),
@@ -295,7 +300,10 @@ def evaluate(
         horizon_days=config.churn.horizon_days,
     )
     plan = plan_features(
-        dataset, config=config.features, activity_events=config.churn.activity_events
+        dataset,
+        config=config.features,
+        activity_events=config.churn.activity_events,
+        horizon_days=config.churn.horizon_days,
     )
     check_schema(churn_model, list(plan.specs), where=str(_folder(dataset)))
     say("scoring and evaluating")
@@ -319,6 +327,7 @@ def evaluate(
         probability=probability,
         customer_value=value,
         baseline_probability=baseline.churn_probability(frame),
+        bgnbd_probability=bgnbd_baseline(frame, config.churn.horizon_days),
         true_hazard=true_hazard(_folder(dataset), frame),
         importance=churn_model.importance(frame),
         campaign=config.evaluation,
@@ -343,6 +352,15 @@ def evaluate(
             tmp.write_text(json.dumps(evaluation.to_json(), indent=2))
     say.done()
     return Backtest(evaluation, when[0], Path(model), len(frame), report)
+
+
+def bgnbd_baseline(frame: pd.DataFrame, horizon_days: int) -> np.ndarray | None:
+    """The BG/NBD feature's chance of no activity in the horizon (the classic baseline of a
+    purchase log), None when the data has no events; a customer never active counts as silent."""
+    column = f"bgnbd_p_active_{horizon_days}d"
+    if column not in frame:
+        return None
+    return 1.0 - frame[column].fillna(0.0).to_numpy(float)
 
 
 def _drift_reference(frame: pd.DataFrame, result: TrainResult, seed: int) -> dict[str, object]:

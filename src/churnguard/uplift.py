@@ -159,7 +159,10 @@ def _decision_features(
     trained = config_from_dict(metadata["config"], source="model metadata")
     dataset = load_dataset(config.data, definition=trained.churn.definition, engine=config.engine)
     plan = plan_features(
-        dataset, config=trained.features, activity_events=trained.churn.activity_events
+        dataset,
+        config=trained.features,
+        activity_events=trained.churn.activity_events,
+        horizon_days=trained.churn.horizon_days,
     )
     check_schema(model, list(plan.specs), where=str(dataset.tables["customers"].path))
     dates = sorted(decisions["as_of"].unique())

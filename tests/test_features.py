@@ -24,6 +24,11 @@ def _features(folder: Path, as_of, **kwargs) -> pd.DataFrame:
     return frame.set_index(["customer_id", "as_of"])
 
 
+def _spread(gaps: list[int]) -> float:
+    mean = sum(gaps) / len(gaps)
+    return (sum(g * g for g in gaps) / len(gaps) - mean * mean) ** 0.5
+
+
 def test_every_feature_of_a_hand_written_shop_matches_the_hand_computed_value(tmp_path, shop):
     frame = _features(write_dataset(tmp_path, **shop), [T])
     a = frame.loc[("A", T)]
@@ -61,6 +66,17 @@ def test_every_feature_of_a_hand_written_shop_matches_the_hand_computed_value(tm
         "downgrade_count_90d": 1.0,
         "segment": "smb",
         "seats": 3.0,
+        # the whole history: active on 2024-06-01, 01-10, 01-15, 02-01, 02-20, 02-25, 02-27, 02-28
+        "active_days_total": 8.0,
+        "days_since_first_activity": 272.5,  # 2024-06-01 12:00
+        "activity_gap_mean_total": 272 / 7,  # 7 gaps of whole days over 272 days
+        "activity_gap_sd_total": _spread([223, 5, 17, 19, 5, 2, 1]),
+        "purchase_count_total": 2.0,
+        "purchase_value_sum_total": 80.0,
+        "purchase_value_mean_total": 40.0,
+        # three customers are too few to fit how customers buy and drop out
+        "bgnbd_p_alive": float("nan"),
+        "bgnbd_p_active_30d": float("nan"),
     }
     for name, value in expected_a.items():
         if isinstance(value, str):

@@ -459,8 +459,9 @@ class ReasonsConfig:
 class DriftConfig:
     """When a feature's shift from the training data is worth a warning in the manifest.
 
-    Features that grow with time by construction (tenure: days since something began) drift
-    every night and are named only when ``thresholds`` gives them a limit of their own.
+    Features that grow with time by construction (tenure: days since something began; totals
+    since the first activity) drift every night and are named only when ``thresholds`` gives
+    them a limit of their own.
     """
 
     #: PSI above which a feature is named.

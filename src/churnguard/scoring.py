@@ -763,7 +763,8 @@ def drift_summary(
         return {"score": None, "features": {}, "over_threshold": {}, "thresholds": {}}
     psi = drift.stability(reference, frame, probability)
     score_psi = psi.pop(drift.SCORE, None)
-    ages = {s["name"] for s in metadata.get("features", []) if s.get("stat") == "days"}
+    # ages and whole-history totals grow with time by construction
+    ages = {s["name"] for s in metadata.get("features", []) if s.get("stat") in ("days", "total")}
     limits = {
         name: rules.thresholds.get(name, math.inf if name in ages else rules.threshold)
         for name in psi

@@ -95,7 +95,7 @@ def test_every_command_in_a_recipe_is_a_valid_churnguard_invocation(recipe):
 
 
 def test_the_configs_the_recipes_name_load():
-    for name in ("nightly.toml", "train.toml", "telecom.toml"):
+    for name in ("nightly.toml", "train.toml", "telecom.toml", "purchases.toml"):
         load_config(ROOT / "pipelines" / name)
 
 

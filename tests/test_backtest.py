@@ -114,7 +114,7 @@ def test_every_origin_and_the_pool_report_figures_inside_their_intervals(backtes
 
 
 def test_the_cli_backtest_prints_each_origin_and_writes_nothing_on_bad_dates(shop, tmp_path):
-    result = runner.invoke(app, ["backtest", "-c", str(shop), *ORIGINS, "-q"])
+    result = runner.invoke(app, ["backtest", "-c", str(shop), *ORIGINS])
     assert result.exit_code == 0, result.output
     for origin in ("2025-01-13", "2025-03-17", "2025-05-19", "overall"):
         assert origin in result.output

@@ -34,11 +34,11 @@ from churnguard.evaluation import Evaluation
 from churnguard.features import plan_features
 from churnguard.io import atomic_path
 from churnguard.labels import label_window_end
-from churnguard.logs import Progress, Stages
+from churnguard.logs import Stages
 from churnguard.model import fit
 from churnguard.report import figure, page, table
 from churnguard.synth import true_hazard
-from churnguard.training import bgnbd_baseline, inner_split
+from churnguard.training import Progress, bgnbd_baseline, inner_split
 
 #: The figures a backtest follows over time: (metric key, label).
 TRACKED = (
@@ -268,9 +268,11 @@ def render(run: BacktestRun, config: PipelineConfig) -> str:
         ),
     ]
     notes = sorted({o.note for o in run.origins if o.note})
+    title = f"rolling-origin backtest: {len(run.origins)} origins"
     return page(
-        f"rolling-origin backtest: {len(run.origins)} origins",
+        title,
         [
+            f"<h1>{html.escape(title)}</h1>",
             table(["", ""], [[k, v] for k, v in facts], header=False),
             *(f'<p class="warn">{html.escape(n)}</p>' for n in notes),
             "<h2>Per origin and overall (95 % intervals)</h2>",
@@ -304,4 +306,3 @@ def _series(run: BacktestRun) -> pd.DataFrame:
                 low, high = ev.intervals.get(who, {}).get(key, [np.nan, np.nan])
                 rows.append((o.as_of, who, label, ev.metrics[who][key], low, high))
     return pd.DataFrame(rows, columns=["as_of", "score", "metric", "value", "low", "high"])
-

@@ -222,3 +222,30 @@ def qini_chart(curves: dict[str, pd.DataFrame]) -> Figure:
     fig.suptitle("Qini curves, each run of dates ranked by effects learned from the others")
     fig.tight_layout()
     return fig
+
+
+def over_time(series: pd.DataFrame) -> Figure:
+    """One panel per metric of ``series`` (``as_of, score, metric, value, low, high``): each
+    score's value at each date, with its 95 % interval as a bar."""
+    metrics = list(dict.fromkeys(series["metric"]))
+    fig = Figure(figsize=(11, 3.2 * ((len(metrics) + 1) // 2)))
+    for i, metric in enumerate(metrics):
+        ax = fig.add_subplot((len(metrics) + 1) // 2, 2, i + 1)
+        of = series[series["metric"] == metric]
+        for score, rows in of.groupby("score", sort=False):
+            value = rows["value"].to_numpy(float)
+            errors = np.vstack([value - rows["low"], rows["high"] - value])
+            ax.errorbar(
+                rows["as_of"],
+                value,
+                yerr=np.maximum(np.nan_to_num(errors), 0),
+                marker="o",
+                capsize=3,
+                label=score,
+            )
+        ax.set_title(metric)
+        ax.grid(alpha=0.3)
+        ax.tick_params(axis="x", labelrotation=30)
+    fig.axes[0].legend(loc="best")
+    fig.tight_layout()
+    return fig

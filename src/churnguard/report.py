@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
+from matplotlib.figure import Figure
 
 from churnguard import charts
 from churnguard.evaluation import Evaluation
@@ -56,7 +57,7 @@ def render_report(
     """The report as an HTML string: facts, warnings, metrics table, profit optimum, charts."""
     parts = [f"<h1>{html.escape(title)}</h1>"]
     if facts:
-        parts.append(_table(["", ""], [[k, v] for k, v in facts], header=False))
+        parts.append(table(["", ""], [[k, v] for k, v in facts], header=False))
     parts += [f'<p class="warn">{html.escape(w)}</p>' for w in warnings]
     parts.append("<h2>Out-of-time validation metrics</h2>")
     parts.append(_metrics_table(ev))
@@ -96,7 +97,7 @@ def render_report(
             for r in ev.measured.itertuples()
         ]
         parts.append(
-            _table(["intervention", "treated", "holdout", "churn saved", "95 % interval"], rows)
+            table(["intervention", "treated", "holdout", "churn saved", "95 % interval"], rows)
         )
     figures = [
         ("ROC", charts.roc_chart(ev)),
@@ -109,24 +110,32 @@ def render_report(
         figures.append(("Baseline comparison", charts.baseline_chart(ev)))
     if ev.importance is not None:
         figures.append(("Feature importance", charts.importance_chart(ev.importance)))
-    for caption, fig in figures:
-        encoded = base64.b64encode(charts.png_bytes(fig)).decode("ascii")
-        parts.append(
-            f'<h2>{caption}</h2><img alt="{caption}" src="data:image/png;base64,{encoded}">'
-        )
+    parts += [figure(caption, fig) for caption, fig in figures]
     if ev.importance is not None:
         parts.append("<h2>Features, by mean |SHAP|</h2>")
         rows = [
             [r.feature, r.description, f"{r.mean_abs_shap:.4f}", f"{r.gain_share:.1%}"]
             for r in ev.importance.itertuples()
         ]
-        parts.append(_table(["feature", "meaning", "mean |SHAP|", "gain"], rows))
+        parts.append(table(["feature", "meaning", "mean |SHAP|", "gain"], rows))
+    return page(title, parts)
+
+
+def page(title: str, parts: Sequence[str]) -> str:
+    """A self-contained HTML page titled ``title`` holding ``parts`` (HTML, its heading first)."""
     body = "\n".join(parts)
     return (
         f'<!doctype html><html lang="en"><head><meta charset="utf-8">'
         f"<title>{html.escape(title)}</title><style>{_STYLE}</style></head>"
         f"<body>\n{body}\n</body></html>\n"
     )
+
+
+def figure(caption: str, fig: Figure) -> str:
+    """A chart under its caption, embedded as a PNG (the page needs no other file)."""
+    encoded = base64.b64encode(charts.png_bytes(fig)).decode("ascii")
+    alt = html.escape(caption)
+    return f'<h2>{alt}</h2><img alt="{alt}" src="data:image/png;base64,{encoded}">'
 
 
 def write_report(path: Path, ev: Evaluation, **kwargs: object) -> Path:
@@ -158,7 +167,7 @@ def _metrics_table(ev: Evaluation) -> str:
     rows.append(
         ["churn rate", f"{ev.metrics['model']['churn_rate']:.1%}", *[""] * (len(columns) - 1)]
     )
-    return _table(["metric", *columns], rows)
+    return table(["metric", *columns], rows)
 
 
 def _with_interval(ev: Evaluation, who: str, key: str, fmt: str) -> str:
@@ -170,7 +179,7 @@ def _with_interval(ev: Evaluation, who: str, key: str, fmt: str) -> str:
     return f"{figure} ({fmt.format(bounds[0])} to {fmt.format(bounds[1])})"
 
 
-def _table(columns: list[str], rows: list[list[str]], *, header: bool = True) -> str:
+def table(columns: list[str], rows: list[list[str]], *, header: bool = True) -> str:
     head = "<tr>" + "".join(f"<th>{html.escape(c)}</th>" for c in columns) + "</tr>"
     body = "".join(
         "<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in row) + "</tr>" for row in rows
@@ -207,7 +216,7 @@ def render_uplift_report(effects: Effects, curves: dict[str, pd.DataFrame], *, l
                 ("current_vs_none", "today's list minus contacting no one"),
             )
         ]
-        parts.append(_table(["comparison", "per decision", "low", "high"], rows))
+        parts.append(table(["comparison", "per decision", "low", "high"], rows))
         parts.append(
             f"<p>The learned policy would contact {ev['contacted']['learned']:,} of them, today's "
             f"list {ev['contacted']['current']:,}. Promote only when both lower bounds of the "
@@ -229,7 +238,7 @@ def render_uplift_report(effects: Effects, curves: dict[str, pd.DataFrame], *, l
             ]
         )
     parts.append(
-        _table(
+        table(
             [
                 "intervention",
                 "treated",
@@ -271,7 +280,7 @@ def render_uplift_report(effects: Effects, curves: dict[str, pd.DataFrame], *, l
         for r in effects.groups.itertuples()
     ]
     parts.append(
-        _table(
+        table(
             [
                 "intervention",
                 "has the problem",
@@ -284,17 +293,8 @@ def render_uplift_report(effects: Effects, curves: dict[str, pd.DataFrame], *, l
             rows,
         )
     )
-    encoded = base64.b64encode(charts.png_bytes(charts.qini_chart(curves))).decode("ascii")
-    parts.append(
-        f'<h2>Qini curves</h2><img alt="Qini curves" src="data:image/png;base64,{encoded}">'
-    )
-    body = "\n".join(parts)
-    title = f"churnguard uplift: {verdict}"
-    return (
-        f'<!doctype html><html lang="en"><head><meta charset="utf-8">'
-        f"<title>{html.escape(title)}</title><style>{_STYLE}</style></head>"
-        f"<body>\n{body}\n</body></html>\n"
-    )
+    parts.append(figure("Qini curves", charts.qini_chart(curves)))
+    return page(f"churnguard uplift: {verdict}", parts)
 
 
 def write_uplift_report(

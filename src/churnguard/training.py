@@ -130,7 +130,7 @@ def train(
     features = list(plan.specs)
     # early stopping, calibration and any search see the training rows alone: the validation
     # rows judge the saved model and nothing is chosen on them
-    inner_fit, inner_valid, note = _inner_split(fit_frame, split, config)
+    inner_fit, inner_valid, note = inner_split(fit_frame, split, config)
     if note:
         warnings.append(note)
     tuning = None
@@ -252,6 +252,8 @@ class Backtest:
     model: Path
     rows: int
     report: Path | None
+    #: E.g. the as-of date lies inside a training snapshot's label window (figures optimistic).
+    warnings: list[str] = field(default_factory=list)
 
 
 def evaluate(
@@ -306,6 +308,9 @@ def evaluate(
         horizon_days=config.churn.horizon_days,
     )
     check_schema(churn_model, list(plan.specs), where=str(_folder(dataset)))
+    warnings = _overlaps(metadata.get("train_snapshots", []), when[0], config.churn.horizon_days)
+    for warning in warnings:
+        logging.getLogger(__name__).warning("%s", warning)  # ``log`` is the treatment log here
     say("scoring and evaluating")
     frame = build_training_set(
         dataset, as_of=when, churn=config.churn, features=config.features, plan=plan
@@ -341,6 +346,7 @@ def evaluate(
             Path(out) / REPORT,
             evaluation,
             title=f"backtest of {metadata['name']} {metadata['version']} at {when[0].date()}",
+            warnings=warnings,
             facts=[
                 ("model", str(model)),
                 ("trained on snapshots", ", ".join(metadata.get("train_snapshots", []))),
@@ -351,7 +357,23 @@ def evaluate(
         with atomic_path(Path(out) / "metrics.json") as tmp:
             tmp.write_text(json.dumps(evaluation.to_json(), indent=2))
     say.done()
-    return Backtest(evaluation, when[0], Path(model), len(frame), report)
+    return Backtest(evaluation, when[0], Path(model), len(frame), report, warnings)
+
+
+def _overlaps(snapshots: list[str], when: dt.datetime, horizon_days: int) -> list[str]:
+    """The warning when the outcomes at ``when`` overlap a training snapshot's (the model
+    learned them, so the figures are optimistic); none otherwise."""
+    horizon = dt.timedelta(days=horizon_days)
+    dates = normalize_as_of(snapshots) if snapshots else []
+    near = [d for d in dates if abs(when - d) < horizon]
+    if not near:
+        return []
+    clean = max(dates) + horizon
+    return [
+        f"as-of {when.date()}: its {horizon_days}-day label window overlaps that of training "
+        f"snapshot {near[0].date()}, so the model learned these outcomes and the figures are "
+        f"optimistic; evaluate at {clean.date()} or later"
+    ]
 
 
 def bgnbd_baseline(frame: pd.DataFrame, horizon_days: int) -> np.ndarray | None:
@@ -430,7 +452,7 @@ def _holdout(frame: pd.DataFrame, config: PipelineConfig) -> tuple[pd.DataFrame,
     return fit_frame.reset_index(drop=True), valid.reset_index(drop=True)
 
 
-def _inner_split(
+def inner_split(
     fit_frame: pd.DataFrame, split: SnapshotSplit | None, config: PipelineConfig
 ) -> tuple[pd.DataFrame, pd.DataFrame, str | None]:
     """A split of the training rows alone for early stopping, calibration and the search, so

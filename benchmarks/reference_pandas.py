@@ -22,6 +22,7 @@ def reference_features(
     *,
     windows: tuple[int, ...] = (7, 30, 90),
     surveys: tuple[str, ...] = ("nps", "csat"),
+    horizon: int = 30,
 ) -> pd.DataFrame:
     """Features for each as-of date, one row per (customer_id, as_of), sorted like the engine."""
     customers = pd.read_parquet(folder / "customers.parquet")
@@ -30,11 +31,14 @@ def reference_features(
     subs = pd.read_parquet(folder / "subscriptions.parquet")
     for column in ("start_date", "end_date"):
         subs[column] = pd.to_datetime(subs[column])
-    frames = [_one_date(customers, events, subs, pd.Timestamp(t), windows, surveys) for t in as_of]
+    frames = [
+        _one_date(customers, events, subs, pd.Timestamp(t), windows, surveys, horizon)
+        for t in as_of
+    ]
     return pd.concat(frames, ignore_index=True)
 
 
-def _one_date(customers, events, subs, t, windows, surveys) -> pd.DataFrame:
+def _one_date(customers, events, subs, t, windows, surveys, horizon) -> pd.DataFrame:
     types = sorted(events["event_type"].unique())
     valued = set(events.loc[events["value"].notna(), "event_type"].unique())
     value_types = [x for x in types if x in valued and x not in surveys]
@@ -89,6 +93,8 @@ def _one_date(customers, events, subs, t, windows, surveys) -> pd.DataFrame:
     gap = (span.max() - span.min()) / DAY / (n - 1)
     out[f"activity_gap_mean_{widest}d"] = gap.where(n > 1)
 
+    _lifetime(out, before, t, value_types, horizon)
+
     subs = subs.sort_values(["customer_id", "start_date", "mrr", "plan"])
     subs = subs.assign(
         prev_mrr=subs.groupby("customer_id")["mrr"].shift(),
@@ -109,9 +115,55 @@ def _one_date(customers, events, subs, t, windows, surveys) -> pd.DataFrame:
     out[f"downgrade_count_{widest}d"] = (
         in_window[in_window["mrr"] < in_window["prev_mrr"]].groupby("customer_id").size()
     )
-    filled = [c for c in out.columns if "_count_" in c or "_value_sum_" in c or "active_days" in c]
+    filled = [
+        c
+        for c in out.columns
+        if "_count_" in c or "_value_sum_" in c or "active_days" in c or c.endswith("_total")
+        if "_mean_" not in c and "_sd_" not in c
+    ]
     out[filled + ["mrr"]] = out[filled + ["mrr"]].fillna(0.0)
     attributes = customers.set_index("customer_id").drop(columns="signup_date")
     out = out.join(attributes)
     out = out.reset_index()
     return out.sort_values("customer_id", kind="stable").reset_index(drop=True)
+
+
+def _lifetime(out: pd.DataFrame, before: pd.DataFrame, t: pd.Timestamp, value_types, horizon):
+    """Whole-history activity, spend and gaps, and the BG/NBD model fitted at ``t`` on every
+    customer's summary in whole days (the same fit the engine makes)."""
+    from churnguard.bgnbd import fit_bgnbd
+    from churnguard.features import FIT_ROWS
+
+    mine = before[before["customer_id"].isin(out.index)]
+    day = mine["timestamp"].dt.normalize()
+    by = mine.groupby("customer_id")
+    days = day.groupby(mine["customer_id"]).nunique()
+    first = by["timestamp"].min()
+    first_day, last_day = first.dt.normalize(), by["timestamp"].max().dt.normalize()
+    x = (days - 1).astype(float)
+    t_x = (last_day - first_day) / DAY
+    T = (t - first_day) / DAY
+    out["active_days_total"] = days
+    out["days_since_first_activity"] = (t - first) / DAY
+    out["activity_gap_mean_total"] = (t_x / x).where(x > 0)
+    distinct = pd.DataFrame({"customer_id": mine["customer_id"], "day": day}).drop_duplicates()
+    distinct = distinct.sort_values(["customer_id", "day"])
+    gaps = distinct.groupby("customer_id")["day"].diff() / DAY
+    squares = (gaps**2).groupby(distinct["customer_id"]).sum()
+    mean = t_x / x
+    out["activity_gap_sd_total"] = np.sqrt((squares / x - mean**2).clip(lower=0)).where(x > 1)
+    for kind in value_types:
+        spent = mine[(mine["event_type"] == kind) & mine["value"].notna()]
+        out[f"{kind}_count_total"] = spent.groupby("customer_id").size()
+        out[f"{kind}_value_sum_total"] = spent.groupby("customer_id")["value"].sum()
+        out[f"{kind}_value_mean_total"] = spent.groupby("customer_id")["value"].mean()
+    summary = pd.DataFrame({"x": x, "t_x": t_x, "T": T})
+    grouped = summary.value_counts().sort_index().reset_index()
+    weights = grouped["count"].to_numpy(float)
+    if len(grouped) > FIT_ROWS:
+        draw = np.random.default_rng(0).multinomial(FIT_ROWS, weights / weights.sum())
+        grouped, weights = grouped[draw > 0], draw[draw > 0].astype(float)
+    model = fit_bgnbd(grouped["x"], grouped["t_x"], grouped["T"], weights)
+    out["bgnbd_p_alive"] = pd.Series(model.p_alive(x, t_x, T), index=x.index)
+    active = 1 - model.p_none(x, t_x, T, horizon)
+    out[f"bgnbd_p_active_{horizon}d"] = pd.Series(active, index=x.index)

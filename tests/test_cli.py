@@ -302,6 +302,7 @@ def test_every_command_takes_q_and_then_prints_nothing_but_warnings(tmp_path):
     quietly("kpis", *c, "--from", "2025-01-01", "--to", "2025-07-01")
     quietly("train", *c)
     quietly("evaluate", *c, "--as-of", "2025-09-01")
+    quietly("backtest", *c, "--from", "2025-04-01", "--to", "2025-06-01", "--every-days", "60")
     quietly("score", *c, "--as-of", "2025-12-31", "--out", str(tmp_path / "s"))
     quietly("outcomes", *c, "--out", str(tmp_path / "log.parquet"))
     quietly("uplift", *c, "--log", str(tmp_path / "log.parquet"), "--out", str(tmp_path / "u"))

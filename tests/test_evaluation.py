@@ -62,10 +62,14 @@ def test_the_bootstrap_figures_are_sklearns_on_every_resample():
     order = np.argsort(-p, kind="stable")
     tie = np.concatenate([[0], np.cumsum(np.diff(p[order]) != 0)])
     for w in (np.ones(1_000), np.bincount(rng.integers(0, 1_000, 1_000), minlength=1_000)):
-        got = _resampled_metrics(y, order, tie, w.astype(float))
+        got = _resampled_metrics(y, p, order, tie, w.astype(float))
         assert got["roc_auc_score"] == pytest.approx(roc_auc_score(y, p, sample_weight=w))
         assert got["pr_auc_score"] == pytest.approx(average_precision_score(y, p, sample_weight=w))
-    plain = _resampled_metrics(y, order, tie, np.ones(1_000))
+        rows = np.repeat(np.arange(1_000), w.astype(int))  # the resample itself
+        assert got["expected_calibration_error"] == pytest.approx(
+            expected_calibration_error(y[rows], p[rows])
+        )
+    plain = _resampled_metrics(y, p, order, tie, np.ones(1_000))
     assert plain["lift_top_10pct"] == pytest.approx(lift_and_capture(y, p)["lift_top_10pct"])
 
 

@@ -901,7 +901,12 @@ def _bgnbd(t: ir.Table, horizon: int) -> tuple[ir.FloatingValue, ir.FloatingValu
         - ibis.greatest(b + x - 1, 1e-12).ln()
         + rx * ((alpha + T).ln() - (alpha + t_x).ln())
     )
-    alive = ibis.ifelse(x > 0, 1.0 / (1.0 + log_odds.clip(-50.0, 50.0).exp()), 1.0)
+    # a customer never active, or a date with no fit, has no chance to give
+    alive = ibis.cases(
+        (r.isnull() | x.isnull(), ibis.null("float64")),
+        (x > 0, 1.0 / (1.0 + log_odds.clip(-50.0, 50.0).exp())),
+        else_=1.0,
+    )
     silent = (rx * ((alpha + T).ln() - (alpha + T + horizon).ln())).exp()
     return alive, alive * (1.0 - silent)
 

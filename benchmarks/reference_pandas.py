@@ -8,6 +8,7 @@ values and times both.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -93,7 +94,7 @@ def _one_date(customers, events, subs, t, windows, surveys, horizon) -> pd.DataF
     gap = (span.max() - span.min()) / DAY / (n - 1)
     out[f"activity_gap_mean_{widest}d"] = gap.where(n > 1)
 
-    _lifetime(out, before, t, value_types, horizon)
+    _lifetime(out, before, t, value_types, horizon, len(customers))
 
     subs = subs.sort_values(["customer_id", "start_date", "mrr", "plan"])
     subs = subs.assign(
@@ -128,11 +129,11 @@ def _one_date(customers, events, subs, t, windows, surveys, horizon) -> pd.DataF
     return out.sort_values("customer_id", kind="stable").reset_index(drop=True)
 
 
-def _lifetime(out: pd.DataFrame, before: pd.DataFrame, t: pd.Timestamp, value_types, horizon):
+def _lifetime(out, before, t, value_types, horizon, total_customers):
     """Whole-history activity, spend and gaps, and the BG/NBD model fitted at ``t`` on every
     customer's summary in whole days (the same fit the engine makes)."""
     from churnguard.bgnbd import fit_bgnbd
-    from churnguard.features import FIT_ROWS
+    from churnguard.features import FIT_CUSTOMERS
 
     mine = before[before["customer_id"].isin(out.index)]
     day = mine["timestamp"].dt.normalize()
@@ -157,13 +158,15 @@ def _lifetime(out: pd.DataFrame, before: pd.DataFrame, t: pd.Timestamp, value_ty
         out[f"{kind}_count_total"] = spent.groupby("customer_id").size()
         out[f"{kind}_value_sum_total"] = spent.groupby("customer_id")["value"].sum()
         out[f"{kind}_value_mean_total"] = spent.groupby("customer_id")["value"].mean()
+    # the fit reads every customer active before t (here all are in the population), or
+    # beyond FIT_CUSTOMERS those whose MD5 of "0:" + id falls in the share kept
     summary = pd.DataFrame({"x": x, "t_x": t_x, "T": T})
+    if total_customers > FIT_CUSTOMERS:
+        threshold = f"{min(int(FIT_CUSTOMERS / total_customers * 16**8), 16**8 - 1):08x}"
+        digest = [hashlib.md5(f"0:{c}".encode()).hexdigest()[:8] for c in summary.index]
+        summary = summary[np.array(digest) < threshold]
     grouped = summary.value_counts().sort_index().reset_index()
-    weights = grouped["count"].to_numpy(float)
-    if len(grouped) > FIT_ROWS:
-        draw = np.random.default_rng(0).multinomial(FIT_ROWS, weights / weights.sum())
-        grouped, weights = grouped[draw > 0], draw[draw > 0].astype(float)
-    model = fit_bgnbd(grouped["x"], grouped["t_x"], grouped["T"], weights)
+    model = fit_bgnbd(grouped["x"], grouped["t_x"], grouped["T"], grouped["count"])
     out["bgnbd_p_alive"] = pd.Series(model.p_alive(x, t_x, T), index=x.index)
     active = 1 - model.p_none(x, t_x, T, horizon)
     out[f"bgnbd_p_active_{horizon}d"] = pd.Series(active, index=x.index)

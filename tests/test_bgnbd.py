@@ -236,3 +236,31 @@ def test_training_on_a_purchase_log_reports_bgnbd_beside_the_logistic_baseline(r
     low, high = ev.intervals["bgnbd"]["roc_auc_score"]
     assert low <= ev.metrics["bgnbd"]["roc_auc_score"] <= high
     assert "bgnbd" in run.report.read_text()
+
+
+def test_beyond_its_cap_the_fit_reads_a_fixed_md5_sample_of_customers(retail, monkeypatch):
+    import hashlib
+
+    import churnguard.features as features
+
+    plan = cg.plan_features(retail, horizon_days=HORIZON)
+    full = fit_bgnbd_at(retail, [T], plan)[T]
+    monkeypatch.setattr(features, "FIT_CUSTOMERS", 1_000)
+    sample = fit_bgnbd_at(retail, [T], plan)[T]
+    # the same sample, drawn by hand: the MD5 of "0:" + id below a third of the range
+    frame = cg.build_features(retail, as_of=[T], plan=plan, fits={T: full}).to_pandas()
+    threshold = f"{int(1_000 / 3_000 * 16**8):08x}"
+    frame = frame[frame["active_days_total"] > 0]
+    chosen = frame[
+        [hashlib.md5(f"0:{c}".encode()).hexdigest()[:8] < threshold for c in frame.customer_id]
+    ]
+    x = chosen["active_days_total"].to_numpy() - 1
+    t_x = x * chosen["activity_gap_mean_total"].fillna(0).to_numpy()
+    days = np.ceil(chosen["days_since_first_activity"].to_numpy())
+    grouped = pd.DataFrame({"x": x, "t_x": t_x, "T": days}).value_counts().sort_index()
+    summaries = grouped.reset_index()  # as the engine sends them: distinct, with counts
+    by_hand = fit_bgnbd(summaries["x"], summaries["t_x"], summaries["T"], summaries["count"])
+    assert 800 < len(chosen) < 1_200
+    for name in ("r", "alpha", "a", "b"):
+        assert getattr(sample, name) == pytest.approx(getattr(by_hand, name), rel=1e-6), name
+        assert getattr(sample, name) == pytest.approx(getattr(full, name), rel=0.5), name

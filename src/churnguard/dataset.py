@@ -13,7 +13,6 @@ import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import ibis
 import ibis.expr.types as ir
 import pandas as pd
 
@@ -21,7 +20,7 @@ from churnguard.asof import normalize_as_of
 from churnguard.config import ChurnConfig, FeaturesConfig, TrainConfig
 from churnguard.contract import Dataset
 from churnguard.errors import ConfigError, LeakageError
-from churnguard.features import FeaturePlan, build_features, plan_features
+from churnguard.features import FeaturePlan, build_features, plan_features, sampled
 from churnguard.labels import build_labels, label_window_end
 
 #: ``[train] end`` for "the last date whose labels the data holds".
@@ -174,15 +173,6 @@ def training_set(
         chosen = sampled(joined.customer_id, fraction, seed)
         joined = joined.filter(chosen | joined.as_of.isin(list(keep)) if keep else chosen)
     return joined.order_by(["as_of", "customer_id"])
-
-
-def sampled(customer_id: ir.StringValue, fraction: float, seed: int) -> ir.BooleanValue:
-    """Whether a customer is in the ``fraction`` sample of ``seed``: the MD5 of seed and id,
-    read as a number in [0, 1), is below ``fraction``. The same on every engine and run."""
-    digits = 8
-    threshold = f"{min(int(fraction * 16**digits), 16**digits - 1):0{digits}x}"
-    digest = (ibis.literal(f"{seed}:") + customer_id).hexdigest("md5")
-    return digest.substr(0, digits) < threshold
 
 
 def training_frames(

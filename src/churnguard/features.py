@@ -32,7 +32,6 @@ from typing import Literal
 
 import ibis
 import ibis.expr.types as ir
-import numpy as np
 import pandas as pd
 from ibis import _
 
@@ -230,15 +229,17 @@ def build_features(
     plan = plan or plan_features(dataset, config=config, activity_events=activity_events)
     as_of_table = ibis.memtable({"as_of": dates}, schema={"as_of": "timestamp"})
     tables = _tables(dataset, customers_between)
-    result = _with_history(tables, as_of_table, dates, plan)
+    history = _history(tables["events"], as_of_table, dates, plan) if plan.event_types else None
+    result = _population(tables["customers"], as_of_table, history, tables.get("subscriptions"))
     parts = []
     if plan.event_types:
         at = as_of_table.mutate(_at=as_of_table.as_of.epoch_seconds())
         parts += _windows(tables["events"], at, dates, plan)
         parts.append(_activity(tables["events"], at, dates, plan))
-        parts.append(_gaps(tables["events"], as_of_table, dates, plan))
-        fitted = _fitted(result, dates) if fits is None else fits
-        parts.append(_bgnbd_parameters(dates, fitted))
+        parts.append(_lifetime(tables["events"], as_of_table, dates, plan))
+        if fits is None:
+            fits = _fitted(_fit_sample(dataset, tables), as_of_table, dates, plan)
+        parts.append(_bgnbd_parameters(dates, fits))
     if "subscriptions" in tables:
         parts.append(_subscriptions(tables["subscriptions"], as_of_table, plan))
     for part in parts:
@@ -257,9 +258,9 @@ def build_features(
 
 #: BG/NBD models per as-of date (None where the data cannot fit one).
 Fits = dict[dt.datetime, BGNBD | None]
-#: Distinct (x, t_x, T) summaries a BG/NBD fit reads at most; beyond, a fixed-seed weighted
-#: draw of this many customers stands for them (the estimates barely move, the fit stays fast).
-FIT_ROWS = 50_000
+#: Customers a BG/NBD fit reads at most; beyond, a fixed MD5 sample of about this many stands
+#: for them (four parameters barely move, and the fit reads a fraction of the events).
+FIT_CUSTOMERS = 50_000
 
 
 def fit_bgnbd_at(dataset: Dataset, as_of: Sequence[AsOf], plan: FeaturePlan) -> Fits:
@@ -269,7 +270,7 @@ def fit_bgnbd_at(dataset: Dataset, as_of: Sequence[AsOf], plan: FeaturePlan) -> 
     if not plan.event_types:
         return dict.fromkeys(dates)
     as_of_table = ibis.memtable({"as_of": dates}, schema={"as_of": "timestamp"})
-    return _fitted(_with_history(_tables(dataset, None), as_of_table, dates, plan), dates)
+    return _fitted(_fit_sample(dataset, _tables(dataset, None)), as_of_table, dates, plan)
 
 
 def _tables(
@@ -286,34 +287,35 @@ def _tables(
     return tables
 
 
-def _with_history(
-    tables: dict[str, ir.Table], as_of: ir.Table, dates: list[dt.datetime], plan: FeaturePlan
-) -> ir.Table:
-    """The population at each date joined to its history (see :func:`_population`), with the
-    BG/NBD summary ``_x``, ``_t_x``, ``_T`` in whole days where there was activity."""
-    history = _history(tables["events"], as_of, dates, plan) if plan.event_types else None
-    grid = _population(tables["customers"], as_of, history, tables.get("subscriptions"))
-    if history is None:
-        return grid
-
-    def day(seconds: ir.NumericValue) -> ir.IntegerValue:
-        return (seconds / _DAY).floor().cast("int64")
-
-    first = day(grid._h_first_act.epoch_seconds())
-    return grid.mutate(
-        _x=grid._h_days - 1,
-        _t_x=day(grid._h_last.epoch_seconds()) - first,
-        _T=day(grid.as_of.epoch_seconds()) - first,
-    )
+def _fit_sample(dataset: Dataset, tables: dict[str, ir.Table]) -> ir.Table:
+    """The events a BG/NBD fit reads: every customer's, or beyond :data:`FIT_CUSTOMERS` those
+    of a fixed sample of customers (:func:`sampled`, the same on every engine)."""
+    events, count = tables["events"], dataset.tables["customers"].rows
+    if count <= FIT_CUSTOMERS:
+        return events
+    customers = tables["customers"]
+    chosen = customers.filter(sampled(customers.customer_id, FIT_CUSTOMERS / count, 0))
+    return events.semi_join(chosen.select("customer_id"), "customer_id")
 
 
-def _fitted(table: ir.Table, dates: list[dt.datetime]) -> Fits:
-    """Fit a BG/NBD at each date on the summaries of :func:`_with_history` (grouped, so the
-    engine sends one row per distinct summary)."""
-    active = table.filter(table._h_days > 0)
+def sampled(customer_id: ir.StringValue, fraction: float, seed: int) -> ir.BooleanValue:
+    """Whether a customer is in the ``fraction`` sample of ``seed``: the MD5 of seed and id,
+    read as a number in [0, 1), is below ``fraction``. The same on every engine and run."""
+    digits = 8
+    threshold = f"{min(int(fraction * 16**digits), 16**digits - 1):0{digits}x}"
+    digest = (ibis.literal(f"{seed}:") + customer_id).hexdigest("md5")
+    return digest.substr(0, digits) < threshold
+
+
+def _fitted(
+    events: ir.Table, as_of: ir.Table, dates: list[dt.datetime], plan: FeaturePlan
+) -> Fits:
+    """Fit a BG/NBD at each date on the :func:`_lifetime` summaries of the customers active
+    before it in ``events`` (grouped, so the engine sends one row per distinct summary)."""
+    lifetime = _lifetime(events, as_of, dates, plan)
     summaries = (
-        active.group_by(["as_of", "_x", "_t_x", "_T"])
-        .aggregate(_n=active.count())
+        lifetime.group_by(["as_of", "_x", "_t_x", "_T"])
+        .aggregate(_n=lifetime.count())
         .order_by(["as_of", "_x", "_t_x", "_T"])
         .to_pandas()
     )
@@ -324,10 +326,6 @@ def _fitted(table: ir.Table, dates: list[dt.datetime]) -> Fits:
         if (rows["_x"] > 0).sum() < 2 or weights.sum() < 20:
             out[when] = None  # too little activity to say how customers buy and drop out
             continue
-        if len(rows) > FIT_ROWS:
-            draw = np.random.default_rng(0).multinomial(FIT_ROWS, weights / weights.sum())
-            keep = draw > 0
-            rows, weights = rows[keep], draw[keep].astype(float)
         out[when] = fit_bgnbd(rows["_x"], rows["_t_x"], rows["_T"], weights)
     return out
 
@@ -471,9 +469,6 @@ def _history(
     aggs: dict[str, ir.Value] = {
         "_h_first": j.timestamp.min(),
         "_h_last": latest(activity),
-        "_h_first_act": ibis.ifelse(activity, j.timestamp, ibis.null()).min(),
-        # as-of dates are midnights, so each day lies in one bucket: distinct days add up
-        "_h_days": j.timestamp.date().nunique(where=activity),
     }
     for k in codes.values():
         aggs[f"_h{k}_last"] = latest(j._type == k)
@@ -490,8 +485,6 @@ def _history(
     carried: dict[str, ir.Value] = {
         "_h_first": h._h_first.min(),
         "_h_last": h._h_last.max(),
-        "_h_first_act": h._h_first_act.min(),
-        "_h_days": h._h_days.sum(),
     }
     for k in codes.values():
         carried[f"_h{k}_last"] = h[f"_h{k}_last"].max()
@@ -503,20 +496,23 @@ def _history(
     return h.group_by(["customer_id", "as_of"]).aggregate(**carried)
 
 
-def _gaps(
+def _lifetime(
     events: ir.Table, as_of: ir.Table, dates: list[dt.datetime], plan: FeaturePlan
 ) -> ir.Table:
-    """Per (customer, as-of): ``_g_sq``, the sum of squared days between consecutive days with
-    activity over all history before it (with the first and last day of :func:`_history`, the
-    mean and spread of the gaps).
+    """Per (customer, as-of), over all history before it, from the days with activity:
+    ``_l_days`` (how many), ``_l_first_ts`` (the first activity), ``_l_sq`` (the sum of squared
+    days between consecutive ones), and the BG/NBD summary in whole days, ``_x`` (repeat days),
+    ``_t_x`` (first to last) and ``_T`` (first to the as-of date). Rows only for customers with
+    activity before the date.
 
-    Each gap belongs to the later day, so it is aggregated once into the interval between
-    consecutive as-of dates that day falls in, as :func:`_history` does.
+    Activity is first reduced to one row per customer and day, each with the days since the
+    one before; each day is then aggregated once into the interval between consecutive as-of
+    dates it falls in, and each date combines the intervals before it, as :func:`_history`
+    does.
     """
     act = events.filter(events.event_type.isin(plan.activity_events), events.timestamp < dates[-1])
-    daily = act.select(
-        "customer_id", _day=(act.timestamp.epoch_seconds() / _DAY).floor().cast("int64")
-    ).distinct()
+    day = (act.timestamp.epoch_seconds() / _DAY).floor().cast("int64")
+    daily = act.group_by(["customer_id", day.name("_day")]).aggregate(_ts=act.timestamp.min())
     previous = daily._day.lag().over(ibis.window(group_by="customer_id", order_by="_day"))
     daily = daily.mutate(_gap=(daily._day - previous).cast("float64"))
     lows = [_EPOCH_ORIGIN, *dates[:-1]]
@@ -529,9 +525,25 @@ def _gaps(
         schema={"_lo": "int64", "_bucket": "timestamp", "_hi": "int64"},
     )
     j = daily.join(buckets, [daily._day >= buckets._lo, daily._day < buckets._hi])
-    per_bucket = j.group_by(["customer_id", "_bucket"]).aggregate(_sq=(j._gap * j._gap).sum())
+    per_bucket = j.group_by(["customer_id", "_bucket"]).aggregate(
+        _n=j.count(),
+        _first=j._day.min(),
+        _last=j._day.max(),
+        _ts=j._ts.min(),
+        _sq=(j._gap * j._gap).sum(),
+    )
     g = per_bucket.join(as_of, per_bucket._bucket <= as_of.as_of)
-    return g.group_by(["customer_id", "as_of"]).aggregate(_g_sq=g._sq.sum())
+    out = g.group_by(["customer_id", "as_of"]).aggregate(
+        _l_days=g._n.sum(),
+        _l_first=g._first.min(),
+        _l_last=g._last.max(),
+        _l_first_ts=g._ts.min(),
+        _l_sq=g._sq.sum(),
+    )
+    today = (out.as_of.epoch_seconds() / _DAY).floor().cast("int64")
+    return out.mutate(
+        _x=out._l_days - 1, _t_x=out._l_last - out._l_first, _T=today - out._l_first
+    ).drop("_l_first", "_l_last")
 
 
 def _utc(dates: Sequence[dt.datetime]) -> list[dt.datetime]:
@@ -839,11 +851,11 @@ def _lifetime_features(horizon: int) -> list[Feature]:
     return [
         Feature(
             FeatureSpec("active_days_total", "days with activity since the first", "total"),
-            _column("_h_days"),
+            _column("_l_days"),
         ),
         Feature(
             FeatureSpec("days_since_first_activity", "days since the first activity", "days"),
-            _since("_h_first_act"),
+            _since("_l_first_ts"),
         ),
         Feature(
             FeatureSpec(
@@ -886,7 +898,7 @@ def _gap_spread(t: ir.Table) -> ir.FloatingValue:
     squares."""
     x = t._x.cast("float64")
     mean = t._t_x / x
-    variance = t._g_sq.fill_null(0.0) / x - mean * mean
+    variance = t._l_sq.fill_null(0.0) / x - mean * mean
     return ibis.ifelse(x > 1, ibis.greatest(variance, 0.0).sqrt(), ibis.null())
 
 

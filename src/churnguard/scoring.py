@@ -57,9 +57,8 @@ from churnguard.config import (
     run_catalogue,
 )
 from churnguard.contract import Dataset, load_dataset, table_paths
-from churnguard.dataset import sampled
 from churnguard.errors import ChurnguardError, ConfigError, DataContractError
-from churnguard.features import FeaturePlan, build_features, plan_features
+from churnguard.features import FeaturePlan, build_features, plan_features, sampled
 from churnguard.history import History, digest, earlier_runs
 from churnguard.interventions import (
     BEST_CASE,

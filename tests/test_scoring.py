@@ -965,3 +965,26 @@ def test_a_carry_column_the_customers_lack_is_refused_in_one_line(nightly, tmp_p
     assert result.exit_code == 2
     assert result.output.startswith("error: score.carry: 'email' is not a column of the customers")
     assert not (tmp_path / "out").exists()
+
+
+def test_whole_history_summaries_are_no_reasons_and_a_missing_gap_says_why():
+    specs = [
+        FeatureSpec("purchase_count_total", "", "total", event_type="purchase"),
+        FeatureSpec("bgnbd_p_alive", "", "probability"),
+        FeatureSpec("activity_gap_sd_total", "", "spread"),
+        FeatureSpec("activity_gap_mean_90d", "", "gap", window_days=90),
+        FeatureSpec("activity_gap_mean_total", "", "gap"),
+    ]
+    values = pd.DataFrame(
+        {
+            "purchase_count_total": [12.0, 1.0],
+            "bgnbd_p_alive": [0.1, 0.9],
+            "activity_gap_sd_total": [30.0, np.nan],
+            "activity_gap_mean_90d": [np.nan, 3.0],
+            "activity_gap_mean_total": [20.0, np.nan],
+        }
+    )
+    # the summaries push risk up most, yet give no reason; one reason per topic (activity)
+    contributions = np.array([[5.0, 4.0, 3.0, 2.0, 1.0], [5.0, 4.0, 3.0, -1.0, 1.0]])
+    reasons = describe(specs, values, top_drivers(contributions, specs, values), DAY)
+    assert reasons == [["at most one activity in the last 90 days"], ["no repeat activity yet"]]

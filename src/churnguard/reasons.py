@@ -9,7 +9,8 @@ on the previous 30 days", "2 support tickets in the last 30 days", "last NPS ans
 A driver is a reason only when it is true and useful: who the customer is (attributes of the
 customers table, plan, MRR) and how long they have been one (tenure) are never reasons when
 the model also reads behaviour from events (an entity table's columns are all a model of one
-knows, so there its attributes are reasons; tenure never is); a
+knows, so there its attributes are reasons; tenure never is), and neither are summaries of the
+whole history (totals since the first activity, a BG/NBD chance); a
 trend only in the direction that raises risk (logins down, tickets up), never "up 0 %"; an
 event that is bad news (a ticket, a failed payment) only while it is recent
 (``[reasons] recent_days``), so a count over a longer window is none; and at most one reason
@@ -44,9 +45,10 @@ _BAD_NEWS = (
 )
 #: Kinds of feature that say who the customer is, not what is happening: never reasons.
 _WHO = ("category", "number", "days", "flag")
-#: Model summaries of the history (a BG/NBD chance, the spread of gaps): the reasons are the
-#: events they summarise, which are features of their own.
-_SUMMARIES = ("probability", "spread")
+#: Summaries of the whole history (totals since the first activity, the spread of gaps, a
+#: BG/NBD chance): what the customer's history is, not what is happening; the recent events
+#: they summarise are features, and reasons, of their own.
+_SUMMARIES = ("total", "probability", "spread")
 #: A trend smaller than this reads as "0 %": no reason.
 _FLAT = 0.005
 
@@ -168,6 +170,8 @@ def sentence(spec: FeatureSpec, value: object, as_of: dt.date) -> str:
         return f"{plural} {direction} {abs(change):.0%} {previous}".replace("%", " %")
     if spec.stat == "score":
         return _score(spec, value, missing)
+    if missing and spec.stat == "gap":  # fewer than two activities to measure a gap
+        return f"at most one activity {window}" if window else "no repeat activity yet"
     if missing:
         return f"{spec.description}: unknown"
     if spec.stat == "count" and event:
@@ -183,12 +187,6 @@ def sentence(spec: FeatureSpec, value: object, as_of: dt.date) -> str:
     if spec.stat == "gap":
         span = window or "since the first"
         return f"{float(value):.1f} days between activities on average, {span}"
-    if spec.stat == "total":
-        noun = _plural(event) if event and spec.name.endswith("_count_total") else None
-        if noun:
-            return f"{_number(value)} {noun} in all"
-        if spec.name == "active_days_total":
-            return f"active on {_number(value)} days in all"
     return f"{spec.description}: {_number(value)}"
 
 

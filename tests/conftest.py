@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +41,32 @@ def file_tree(root: Path) -> dict[str, tuple[int, int]]:
     return {
         str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns) for p in root.rglob("*")
     }
+
+
+def browser_dom(page: Path, profile: Path) -> tuple[str, str]:
+    """``page`` as a real headless browser (Debian's ``chromium``) builds it: the DOM, and the
+    console log (script errors show there as ``Uncaught``)."""
+    done = subprocess.run(
+        [
+            "chromium",
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--enable-logging=stderr",
+            f"--user-data-dir={profile}",
+            "--dump-dom",
+            page.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    return done.stdout, done.stderr
 
 
 def write_dataset(folder: Path, fmt: str = "csv", **tables: pd.DataFrame) -> Path:

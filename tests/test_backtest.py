@@ -7,7 +7,6 @@ import io
 import json
 import os
 import shutil
-import subprocess
 from pathlib import Path
 
 import matplotlib.image
@@ -20,7 +19,7 @@ from churnguard.backtest import backtest
 from churnguard.cli import app
 from churnguard.registry import find_model
 from churnguard.retail import generate_purchases
-from conftest import file_tree
+from conftest import browser_dom, file_tree
 
 runner = CliRunner()
 #: Days from 2024-01-01: start 154 (2024-06-03), every 28 days; the world holds 600 days.
@@ -150,30 +149,6 @@ def test_evaluate_warns_when_its_outcomes_overlap_the_training_labels(shop, tmp_
     assert "overlaps" not in far.output
 
 
-def _dom(page: Path, profile: Path) -> tuple[str, str]:
-    done = subprocess.run(
-        [
-            "chromium",
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--enable-logging=stderr",
-            f"--user-data-dir={profile}",
-            "--dump-dom",
-            page.as_uri(),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
-    return done.stdout, done.stderr
-
-
 @pytest.mark.skipif(
     not shutil.which("chromium") and not os.environ.get("CHURNGUARD_REQUIRE_BROWSER"),
     reason="needs Debian's chromium",
@@ -192,7 +167,7 @@ def test_the_train_evaluate_and_backtest_reports_render_in_a_headless_browser(
         "backtest": backtested[2] / "report.html",
     }
     for name, page in pages.items():
-        dom, console = _dom(page, tmp_path / f"profile-{name}")
+        dom, console = browser_dom(page, tmp_path / f"profile-{name}")
         assert "<h1>" in dom, name
         assert "Uncaught" not in console, (name, console)
         images = dom.split("data:image/png;base64,")[1:]

@@ -7,7 +7,6 @@ import io
 import json
 import os
 import shutil
-import subprocess
 from pathlib import Path
 
 import matplotlib.image
@@ -30,6 +29,7 @@ from churnguard.policy import (
     qini,
     shown,
 )
+from conftest import browser_dom
 
 runner = CliRunner()
 NAMES = ["fix", "nudge", "call"]
@@ -291,25 +291,7 @@ def test_the_uplift_report_renders_in_a_headless_browser(campaign_log, tmp_path)
     runner.invoke(
         app, ["uplift", "-c", str(config), "--log", str(log), "--out", str(tmp_path / "u")]
     )
-    dom = subprocess.run(
-        [
-            "chromium",
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            f"--user-data-dir={tmp_path / 'profile'}",
-            "--dump-dom",
-            (tmp_path / "u" / "report.html").as_uri(),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    ).stdout
+    dom, _ = browser_dom(tmp_path / "u" / "report.html", tmp_path / "profile")
     assert "<h1>Learned effects:" in dom
     assert dom.count("<table>") >= 2 and 'alt="Qini curves"' in dom
     encoded = dom.split("data:image/png;base64,", 1)[1].split('"', 1)[0]

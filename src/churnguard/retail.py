@@ -35,11 +35,9 @@ from churnguard.synth import (
     SCHEMAS,
     SECONDS_PER_DAY,
     GenerationSummary,
-    TableWriter,
     check_request,
-    chunks,
-    clear,
     dates,
+    write_chunks,
 )
 
 #: Days between the truth's dates.
@@ -92,34 +90,19 @@ def generate_purchases(
     Files appear only when complete; a seed always gives the same files.
     """
     check_request(customers, days, seed, fmt, start, horizon_days)
-    out = Path(out)
-    clear(out, force=force)
-    out.mkdir(parents=True, exist_ok=True)
-    files = {name: out / f"{name}.{fmt}" for name in RETAIL_SCHEMAS}
-    writers = {name: TableWriter(path, RETAIL_SCHEMAS[name], fmt) for name, path in files.items()}
-    n_events = n_dropped = 0
-    try:
-        for first, size in chunks(customers):
-            rng = np.random.default_rng([seed, first, 3])
-            tables, dropped = _simulate(rng, first, size, days, start, horizon_days)
-            for name, table in tables.items():
-                writers[name].write(table)
-            n_events += tables["events"].num_rows
-            n_dropped += dropped
-    except BaseException:
-        for writer in writers.values():
-            writer.abort()
-        raise
-    for writer in writers.values():
-        writer.commit()
-    return GenerationSummary(
-        out=out,
+
+    def chunk_tables(first: int, size: int) -> tuple[dict[str, pa.Table], int]:
+        rng = np.random.default_rng([seed, first, 3])
+        return _simulate(rng, first, size, days, start, horizon_days)
+
+    return write_chunks(
+        Path(out),
+        RETAIL_SCHEMAS,
+        chunk_tables,
         customers=customers,
-        events=n_events,
-        churned=n_dropped,
-        start=start,
-        end=start + dt.timedelta(days=days),
-        files=files,
+        fmt=fmt,
+        force=force,
+        span=(start, start + dt.timedelta(days=days)),
     )
 
 

@@ -28,7 +28,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -151,7 +151,7 @@ def check_request(
     normalize_as_of([start, start + dt.timedelta(days=days + horizon_days)])
 
 
-def clear(out: Path, *, force: bool) -> None:
+def _clear(out: Path, *, force: bool) -> None:
     """Refuse to write into a folder that holds anything, unless ``force``; then remove the
     tables a dataset there may hold in either format, so none is left beside the new ones."""
     if out.exists() and not out.is_dir():
@@ -200,28 +200,56 @@ def generate(
             f"after day 60 and the last {label_horizon_days} days before the end"
         )
     plan = (effects or load_effects()) if campaigns else None
-    out = Path(out)
-    clear(out, force=force)
-    out.mkdir(parents=True, exist_ok=True)
     names = [n for n in SCHEMAS if campaigns or n not in CAMPAIGN_TABLES]
-    files = {name: out / f"{name}.{fmt}" for name in names}
-    writers = {name: TableWriter(path, SCHEMAS[name], fmt) for name, path in files.items()}
+
+    def chunk_tables(first: int, size: int) -> tuple[dict[str, pa.Table], int]:
+        chunk = [seed, first // CHUNK_CUSTOMERS]
+        run = (
+            None
+            if plan is None
+            else Campaigns(plan, campaign_dates, label_horizon_days, size, [*chunk, 2])
+        )
+        tables = _simulate_chunk(chunk, first, size, days, start, label_horizon_days, run)
+        truth = tables["truth"]
+        churners = truth.filter(pc.is_valid(truth["churn_date"]))["customer_id"]
+        return tables, pc.count_distinct(churners).as_py()
+
+    return write_chunks(
+        Path(out),
+        {n: SCHEMAS[n] for n in names},
+        chunk_tables,
+        customers=customers,
+        fmt=fmt,
+        force=force,
+        span=(start, start + dt.timedelta(days=days)),
+    )
+
+
+def write_chunks(
+    out: Path,
+    schemas: dict[str, pa.Schema],
+    simulate: Callable[[int, int], tuple[dict[str, pa.Table], int]],
+    *,
+    customers: int,
+    fmt: str,
+    force: bool,
+    span: tuple[dt.date, dt.date],
+) -> GenerationSummary:
+    """Write the tables ``simulate(first, size)`` returns for each chunk of customers (with
+    how many of them churned) under ``out``, each file renamed into place only once every
+    chunk is written; a failure leaves none."""
+    _clear(out, force=force)
+    out.mkdir(parents=True, exist_ok=True)
+    files = {name: out / f"{name}.{fmt}" for name in schemas}
+    writers = {name: _TableWriter(path, schemas[name], fmt) for name, path in files.items()}
     n_events = n_churned = 0
     try:
-        for first, size in chunks(customers):
-            chunk = [seed, first // CHUNK_CUSTOMERS]
-            run = (
-                None
-                if plan is None
-                else Campaigns(plan, campaign_dates, label_horizon_days, size, [*chunk, 2])
-            )
-            tables = _simulate_chunk(chunk, first, size, days, start, label_horizon_days, run)
+        for first, size in _chunks(customers):
+            tables, churned = simulate(first, size)
             for name, table in tables.items():
                 writers[name].write(table)
             n_events += tables["events"].num_rows
-            truth = tables["truth"]
-            churners = truth.filter(pc.is_valid(truth["churn_date"]))["customer_id"]
-            n_churned += pc.count_distinct(churners).as_py()
+            n_churned += churned
     except BaseException:
         for writer in writers.values():
             writer.abort()
@@ -233,8 +261,8 @@ def generate(
         customers=customers,
         events=n_events,
         churned=n_churned,
-        start=start,
-        end=start + dt.timedelta(days=days),
+        start=span[0],
+        end=span[1],
         files=files,
     )
 
@@ -282,7 +310,7 @@ def true_hazard(folder: Path, rows: pd.DataFrame) -> np.ndarray | None:
     return hazard.to_numpy(dtype=float, na_value=np.nan)
 
 
-class TableWriter:
+class _TableWriter:
     """Streams record batches to ``<path>.tmp`` and renames it into place on commit."""
 
     def __init__(self, path: Path, schema: pa.Schema, fmt: str):
@@ -614,7 +642,7 @@ def dates(epoch: np.datetime64, day: np.ndarray, missing: np.ndarray | None = No
     return pa.array(epoch + day.astype("timedelta64[D]"), type=pa.date32(), mask=missing)
 
 
-def chunks(customers: int) -> Iterator[tuple[int, int]]:
+def _chunks(customers: int) -> Iterator[tuple[int, int]]:
     """(first customer, chunk size) pairs: fixed sizes, so a seed always gives the same data."""
     for first in range(0, customers, CHUNK_CUSTOMERS):
         yield first, min(CHUNK_CUSTOMERS, customers - first)

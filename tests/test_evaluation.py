@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from churnguard.errors import ConfigError
@@ -87,3 +88,22 @@ def test_intervals_hold_the_figure_and_the_verdict_follows_the_paired_difference
     assert verdict(swapped["roc_auc_difference"]["model - baseline"]) == "worse"
     same = bootstrap_intervals(y, {"model": good, "baseline": good + 1e-9 * noise})
     assert verdict(same["roc_auc_difference"]["model - baseline"]) == "level"
+
+
+def test_the_best_list_is_a_range_of_sizes_within_five_percent_of_the_best():
+    from churnguard.evaluation import plateau
+
+    def curve(profits: list[float]) -> pd.DataFrame:
+        return pd.DataFrame({"list_size": range(len(profits)), "expected_profit": profits})
+
+    assert plateau(curve([0, 10, 96, 100, 97, 94, 50])) == (2, 4)  # 94 < 95 % of 100
+    assert plateau(curve([0, 50, 96, 100])) == (2, 3)  # the plateau reaches the end
+    assert plateau(curve([0, 96, 100, 10, 99])) == (1, 2)  # contiguous around the best only
+    assert plateau(curve([0.0, -5.0, -10.0])) == (0, 0)  # no list pays: contact nobody
+    rng = np.random.default_rng(1)
+    y = (rng.random(4_000) < 0.1).astype(int)
+    p = np.clip(y * 0.2 + rng.random(4_000) * 0.8, 0, 1)
+    profits = profit_curve(y, p, cost=20, success_rate=0.3, value=600)
+    low, high = plateau(profits)
+    best, _ = best_list_size(profits)
+    assert low <= best <= high and high - low > 10  # one point is not where the best lies

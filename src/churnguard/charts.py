@@ -160,6 +160,8 @@ def profit_chart(ev: Evaluation) -> Figure:
     )
     ax.plot(ev.profit["list_size"], ev.profit["expected_profit"])
     size, profit = ev.best_list_size
+    low, high = ev.best_list_range
+    ax.axvspan(low, high, color="tab:red", alpha=0.12, label=f"within 5 %: {low:,} to {high:,}")
     ax.axvline(size, color="tab:red", linestyle="--", label=f"best: top {size:,} ({profit:,.0f})")
     ax.axhline(0, color="grey", linewidth=0.8)
     ax.legend(loc="best")

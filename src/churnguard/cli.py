@@ -516,8 +516,10 @@ def _metric_rows(table: Table, ev: Evaluation) -> None:
             f"{ev.metrics['true_hazard']['roc_auc_score']:.4f} (gap {ev.auc_gap:+.4f})",
         )
     size, profit = ev.best_list_size
+    low, high = ev.best_list_range
     table.add_row(
-        "best list size", f"top {size:,} ({size / ev.y_true.size:.1%}), profit {profit:,.0f}"
+        "best list size",
+        f"top {low:,} to {high:,} (within 5 % of the best: top {size:,}, profit {profit:,.0f})",
     )
 
 

@@ -103,6 +103,26 @@ def profit_curve(
     )
 
 
+#: List sizes whose profit is at least this share of the best make the plateau.
+PLATEAU_SHARE = 0.95
+
+
+def plateau(curve: pd.DataFrame, share: float = PLATEAU_SHARE) -> tuple[int, int]:
+    """The smallest and largest list sizes around the best on a :func:`profit_curve` whose
+    profit stays at least ``share`` of the best: where the best size really lies, since one
+    more or fewer churner in the validation rows moves the single best point a long way. The
+    best size alone when no list makes a profit."""
+    profit = curve["expected_profit"].to_numpy()
+    best = int(profit.argmax())
+    if profit[best] <= 0:
+        return (int(curve["list_size"].iloc[best]),) * 2
+    keep = profit >= share * profit[best]
+    low = best - int(np.argmin(keep[best::-1])) + 1 if not keep[: best + 1].all() else 0
+    high = best + int(np.argmin(keep[best:])) - 1 if not keep[best:].all() else len(profit) - 1
+    sizes = curve["list_size"].to_numpy()
+    return int(sizes[low]), int(sizes[high])
+
+
 def best_list_size(curve: pd.DataFrame) -> tuple[int, float]:
     """The list size with the highest profit on a :func:`profit_curve`, and that profit."""
     best = int(curve["expected_profit"].to_numpy().argmax())
@@ -370,6 +390,11 @@ class Evaluation:
         """The list size that maximises expected profit, and that profit."""
         return best_list_size(self.profit)
 
+    @property
+    def best_list_range(self) -> tuple[int, int]:
+        """The list sizes whose profit is within 5 % of the best (:func:`plateau`)."""
+        return plateau(self.profit)
+
     def lead(self, other: str) -> str | None:
         """The model against ``other`` (``baseline``, ``champion``, ``bgnbd``) in words:
         verdict, ROC-AUC lead and its 95 % interval; None when ``other`` was not compared."""
@@ -406,6 +431,7 @@ class Evaluation:
             "profit": {
                 **dataclasses.asdict(self.campaign),
                 "best_list_size": size,
+                "best_list_range": list(self.best_list_range),
                 "best_list_share": size / self.y_true.size,
                 "best_expected_profit": profit,
             },

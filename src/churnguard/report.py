@@ -62,12 +62,14 @@ def render_report(
     parts.append("<h2>Out-of-time validation metrics</h2>")
     parts.append(_metrics_table(ev))
     size, profit = ev.best_list_size
+    low, high = ev.best_list_range
     c = ev.campaign
     parts.append(
-        f"<p>Contacting the top {size:,} of {ev.y_true.size:,} customers "
-        f"({size / ev.y_true.size:.1%}) maximises expected profit at {profit:,.0f}, for an "
-        f"intervention costing {c.intervention_cost:g} that keeps {c.success_rate:.0%} of "
-        f"would-be churners worth {c.customer_value:g} each.</p>"
+        f"<p>Contacting between the top {low:,} and {high:,} of {ev.y_true.size:,} customers "
+        f"keeps expected profit within 5 % of its best, {profit:,.0f} at the top {size:,} "
+        f"({size / ev.y_true.size:.1%}), for an intervention costing "
+        f"{c.intervention_cost:g} that keeps {c.success_rate:.0%} of would-be churners worth "
+        f"{c.customer_value:g} each.</p>"
     )
     if ev.ranking is not None:
         r = ev.ranking

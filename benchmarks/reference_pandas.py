@@ -147,12 +147,15 @@ def _lifetime(out, before, t, value_types, horizon, total_customers):
     out["active_days_total"] = days
     out["days_since_first_activity"] = (t - first) / DAY
     out["activity_gap_mean_total"] = (t_x / x).where(x > 0)
-    distinct = pd.DataFrame({"customer_id": mine["customer_id"], "day": day}).drop_duplicates()
-    distinct = distinct.sort_values(["customer_id", "day"])
-    gaps = distinct.groupby("customer_id")["day"].diff() / DAY
-    squares = (gaps**2).groupby(distinct["customer_id"]).sum()
-    mean = t_x / x
-    out["activity_gap_sd_total"] = np.sqrt((squares / x - mean**2).clip(lower=0)).where(x > 1)
+    widest = 90
+    recent = mine[mine["timestamp"] >= t - widest * DAY]
+    days_in = pd.DataFrame(
+        {"customer_id": recent["customer_id"], "day": recent["timestamp"].dt.normalize()}
+    ).drop_duplicates()
+    gaps = days_in.sort_values(["customer_id", "day"]).groupby("customer_id")["day"].diff() / DAY
+    gaps = gaps.dropna().groupby(days_in.loc[gaps.dropna().index, "customer_id"])
+    spread = gaps.std(ddof=0).where(gaps.count() > 1)
+    out[f"activity_gap_sd_{widest}d"] = spread
     for kind in value_types:
         spent = mine[(mine["event_type"] == kind) & mine["value"].notna()]
         out[f"{kind}_count_total"] = spent.groupby("customer_id").size()

@@ -159,7 +159,7 @@ def test_whole_history_features_never_see_the_as_of_date_or_after(retail, tmp_pa
         "active_days_total",
         "days_since_first_activity",
         "activity_gap_mean_total",
-        "activity_gap_sd_total",
+        "activity_gap_sd_90d",
         "purchase_count_total",
         "purchase_value_sum_total",
         "bgnbd_p_alive",

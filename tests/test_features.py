@@ -70,7 +70,8 @@ def test_every_feature_of_a_hand_written_shop_matches_the_hand_computed_value(tm
         "active_days_total": 8.0,
         "days_since_first_activity": 272.5,  # 2024-06-01 12:00
         "activity_gap_mean_total": 272 / 7,  # 7 gaps of whole days over 272 days
-        "activity_gap_sd_total": _spread([223, 5, 17, 19, 5, 2, 1]),
+        # in the last 90 days: 01-10 (its day before is older), 01-15 … 02-28
+        "activity_gap_sd_90d": _spread([5, 17, 19, 5, 2, 1]),
         "purchase_count_total": 2.0,
         "purchase_value_sum_total": 80.0,
         "purchase_value_mean_total": 40.0,

@@ -971,7 +971,7 @@ def test_whole_history_summaries_are_no_reasons_and_a_missing_gap_says_why():
     specs = [
         FeatureSpec("purchase_count_total", "", "total", event_type="purchase"),
         FeatureSpec("bgnbd_p_alive", "", "probability"),
-        FeatureSpec("activity_gap_sd_total", "", "spread"),
+        FeatureSpec("activity_gap_sd_90d", "", "spread", window_days=90),
         FeatureSpec("activity_gap_mean_90d", "", "gap", window_days=90),
         FeatureSpec("activity_gap_mean_total", "", "gap"),
     ]
@@ -979,7 +979,7 @@ def test_whole_history_summaries_are_no_reasons_and_a_missing_gap_says_why():
         {
             "purchase_count_total": [12.0, 1.0],
             "bgnbd_p_alive": [0.1, 0.9],
-            "activity_gap_sd_total": [30.0, np.nan],
+            "activity_gap_sd_90d": [30.0, np.nan],
             "activity_gap_mean_90d": [np.nan, 3.0],
             "activity_gap_mean_total": [20.0, np.nan],
         }

@@ -415,8 +415,10 @@ def _windows(
 def _activity(
     events: ir.Table, at: ir.Table, dates: list[dt.datetime], plan: FeaturePlan
 ) -> ir.Table:
-    """Per (customer, as-of): ``_a_days{w}`` days with activity in the last ``w`` days, and
-    ``_a_n``, ``_a_first``, ``_a_last``: activities, first and last (epoch seconds) in the widest.
+    """Per (customer, as-of): ``_a_days{w}`` days with activity in the last ``w`` days;
+    ``_a_n``, ``_a_first``, ``_a_last``: activities, first and last (epoch seconds) in the widest;
+    ``_a_gaps``, ``_a_gap_sum``, ``_a_gap_sq``: how many gaps in days between consecutive days
+    with activity lie wholly in the widest window, their sum and sum of squares.
 
     Activity is first summed per (customer, day), once, before the join with the as-of dates;
     as-of dates are midnights, so a day lies wholly inside or outside each window.
@@ -432,13 +434,20 @@ def _activity(
         _n=act.count(), _first=seconds.min(), _last=seconds.max()
     )
     daily = daily.mutate(_day_start=daily._day.epoch_seconds())
+    by_customer = ibis.window(group_by="customer_id", order_by="_day_start")
+    daily = daily.mutate(_previous=daily._day_start.lag().over(by_customer))
     j = daily.join(at, [daily._day_start < at._at, daily._day_start >= at._at - widest * _DAY])
     age = j._at - j._day_start  # whole days, as a number of seconds
+    inside = j._previous >= j._at - widest * _DAY  # the day before is in the window too
+    gap = (j._day_start - j._previous).cast("float64") / _DAY
     return j.group_by(["customer_id", "as_of"]).aggregate(
         **{f"_a_days{w}": (age <= w * _DAY).cast("int64").sum() for w in plan.windows},
         _a_n=j._n.sum(),
         _a_first=j._first.min(),
         _a_last=j._last.max(),
+        _a_gaps=inside.cast("float64").sum(),
+        _a_gap_sum=ibis.ifelse(inside, gap, 0.0).sum(),
+        _a_gap_sq=ibis.ifelse(inside, gap * gap, 0.0).sum(),
     )
 
 
@@ -500,21 +509,19 @@ def _lifetime(
     events: ir.Table, as_of: ir.Table, dates: list[dt.datetime], plan: FeaturePlan
 ) -> ir.Table:
     """Per (customer, as-of), over all history before it, from the days with activity:
-    ``_l_days`` (how many), ``_l_first_ts`` (the first activity), ``_l_sq`` (the sum of squared
-    days between consecutive ones), and the BG/NBD summary in whole days, ``_x`` (repeat days),
-    ``_t_x`` (first to last) and ``_T`` (first to the as-of date). Rows only for customers with
-    activity before the date.
+    ``_l_days`` (how many), ``_l_first_ts`` (the first activity), and the BG/NBD summary in whole
+    days, ``_x`` (repeat days), ``_t_x`` (first to last) and ``_T`` (first to the as-of date).
+    Rows only for customers with activity before the date.
 
-    Activity is first reduced to one row per customer and day, each with the days since the
-    one before; each day is then aggregated once into the interval between consecutive as-of
-    dates it falls in, and each date combines the intervals before it, as :func:`_history`
-    does.
+    Activity is first reduced to one row per customer and day; each day is then aggregated once
+    into the interval between consecutive as-of dates it falls in, and each date combines the
+    intervals before it, as :func:`_history` does. (The spread of the gaps is measured over
+    the widest window, by :func:`_activity`: over the whole history it needs every customer's
+    days in order, which took most of this part's time.)
     """
     act = events.filter(events.event_type.isin(plan.activity_events), events.timestamp < dates[-1])
     day = (act.timestamp.epoch_seconds() / _DAY).floor().cast("int64")
     daily = act.group_by(["customer_id", day.name("_day")]).aggregate(_ts=act.timestamp.min())
-    previous = daily._day.lag().over(ibis.window(group_by="customer_id", order_by="_day"))
-    daily = daily.mutate(_gap=(daily._day - previous).cast("float64"))
     lows = [_EPOCH_ORIGIN, *dates[:-1]]
     buckets = ibis.memtable(
         {
@@ -530,7 +537,6 @@ def _lifetime(
         _first=j._day.min(),
         _last=j._day.max(),
         _ts=j._ts.min(),
-        _sq=(j._gap * j._gap).sum(),
     )
     g = per_bucket.join(as_of, per_bucket._bucket <= as_of.as_of)
     out = g.group_by(["customer_id", "as_of"]).aggregate(
@@ -538,7 +544,6 @@ def _lifetime(
         _l_first=g._first.min(),
         _l_last=g._last.max(),
         _l_first_ts=g._ts.min(),
-        _l_sq=g._sq.sum(),
     )
     today = (out.as_of.epoch_seconds() / _DAY).floor().cast("int64")
     return out.mutate(
@@ -701,6 +706,18 @@ def _catalogue(
                 ),
             )
         )
+        out.append(
+            Feature(
+                FeatureSpec(
+                    f"activity_gap_sd_{widest}d",
+                    "spread (standard deviation) of the days between days with activity in "
+                    f"the last {widest} days",
+                    "spread",
+                    window_days=widest,
+                ),
+                _gap_spread,
+            )
+        )
         out += _lifetime_features(horizon)
     if subscriptions:
         out += _subscription_features(widest)
@@ -847,7 +864,7 @@ def _event_type_features(
 
 def _lifetime_features(horizon: int) -> list[Feature]:
     """Activity over the customer's whole history (the summary a BG/NBD model reads: active
-    days, first and last), the spread of its gaps, and the BG/NBD model's chances."""
+    days, first and last) and the BG/NBD model's chances."""
     return [
         Feature(
             FeatureSpec("active_days_total", "days with activity since the first", "total"),
@@ -864,14 +881,6 @@ def _lifetime_features(horizon: int) -> list[Feature]:
                 "gap",
             ),
             lambda t: _ratio(t._t_x, t._x),
-        ),
-        Feature(
-            FeatureSpec(
-                "activity_gap_sd_total",
-                "spread (standard deviation) of the days between days with activity",
-                "spread",
-            ),
-            _gap_spread,
         ),
         Feature(
             FeatureSpec(
@@ -894,12 +903,11 @@ def _lifetime_features(horizon: int) -> list[Feature]:
 
 
 def _gap_spread(t: ir.Table) -> ir.FloatingValue:
-    """The standard deviation of the gaps from their count ``x``, sum ``t_x`` and sum of
-    squares."""
-    x = t._x.cast("float64")
-    mean = t._t_x / x
-    variance = t._l_sq.fill_null(0.0) / x - mean * mean
-    return ibis.ifelse(x > 1, ibis.greatest(variance, 0.0).sqrt(), ibis.null())
+    """The standard deviation of the gaps in the widest window, from their count, sum and sum
+    of squares; empty with fewer than two gaps."""
+    mean = t._a_gap_sum / t._a_gaps
+    variance = t._a_gap_sq / t._a_gaps - mean * mean
+    return ibis.ifelse(t._a_gaps > 1, ibis.greatest(variance, 0.0).sqrt(), ibis.null())
 
 
 def _bgnbd(t: ir.Table, horizon: int) -> tuple[ir.FloatingValue, ir.FloatingValue]:

@@ -43,6 +43,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    rich_markup_mode="markdown",
 )
 out = Console()
 err = Console(stderr=True)
@@ -404,7 +405,9 @@ def features(
 
 
 models_app = typer.Typer(
-    help="List, inspect, promote and roll back saved models.", no_args_is_help=True
+    help="List, inspect, promote and roll back saved models.",
+    no_args_is_help=True,
+    rich_markup_mode="markdown",
 )
 app.add_typer(models_app, name="models")
 
@@ -435,7 +438,7 @@ def train(
     """Train on the \\[train] snapshots, validate out of time, save model and report.
 
     The bundle (booster, calibrator, baseline, metadata, report.html) goes to
-    <registry>/<name>/<version>/ and <name>/latest points at it. The first model becomes the
+    REGISTRY/NAME/VERSION/ and NAME/latest points at it. The first model becomes the
     champion (the one scoring uses); a later one stays a challenger unless \\[model]
     auto_promote is on and it beats both the champion and the baseline on the same
     validation rows (or churnguard models promote serves it).
@@ -728,7 +731,7 @@ def models_promote(
 ) -> None:
     """Make a version the champion, the model scoring uses, after verifying its files.
 
-    Recorded with who, when and why in <registry>/<name>/promotions.jsonl. Exit 3 when the
+    Recorded with who, when and why in REGISTRY/NAME/promotions.jsonl. Exit 3 when the
     version is missing or damaged.
     """
     from churnguard.registry import promote
@@ -1105,7 +1108,7 @@ def demo(
 
     The simulated business ran six randomised retention campaigns; the outcomes and uplift steps
     measure them and learn from them. Everything goes under --out: data/, models/ (with the
-    report), evaluation/, scores/<date>/, treatment_log.parquet, effects/ and kpis/. The
+    report), evaluation/, scores/DATE/, treatment_log.parquet, effects/ and kpis/. The
     closing line gives the command that scores the same data with the same model from
     pipelines/nightly.toml.
     """

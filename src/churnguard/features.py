@@ -83,8 +83,6 @@ class FeaturePlan:
     survey_events: tuple[str, ...]
     attributes: tuple[str, ...]
     windows: tuple[int, ...]
-    #: The churn horizon: the BG/NBD features give the chance of activity within it.
-    horizon_days: int = 30
 
     @property
     def specs(self) -> tuple[FeatureSpec, ...]:
@@ -169,7 +167,6 @@ def plan_features(
         surveys,
         attributes,
         windows,
-        horizon_days,
     )
 
 
@@ -516,8 +513,8 @@ def _lifetime(
     Activity is first reduced to one row per customer and day; each day is then aggregated once
     into the interval between consecutive as-of dates it falls in, and each date combines the
     intervals before it, as :func:`_history` does. (The spread of the gaps is measured over
-    the widest window, by :func:`_activity`: over the whole history it needs every customer's
-    days in order, which took most of this part's time.)
+    the widest window, by :func:`_activity`: over the whole history it would need every
+    customer's days in order, by far the costliest step here.)
     """
     act = events.filter(events.event_type.isin(plan.activity_events), events.timestamp < dates[-1])
     day = (act.timestamp.epoch_seconds() / _DAY).floor().cast("int64")

@@ -235,7 +235,7 @@ def build_features(
         parts.append(_activity(tables["events"], at, dates, plan))
         parts.append(_lifetime(tables["events"], as_of_table, dates, plan))
         if fits is None:
-            fits = _fitted(_fit_sample(dataset, tables), as_of_table, dates, plan)
+            fits = fit_bgnbd_at(dataset, dates, plan, tables)
         parts.append(_bgnbd_parameters(dates, fits))
     if "subscriptions" in tables:
         parts.append(_subscriptions(tables["subscriptions"], as_of_table, plan))
@@ -258,16 +258,25 @@ Fits = dict[dt.datetime, BGNBD | None]
 #: Customers a BG/NBD fit reads at most; beyond, a fixed MD5 sample of about this many stands
 #: for them (four parameters barely move, and the fit reads a fraction of the events).
 FIT_CUSTOMERS = 50_000
+#: Active customers a BG/NBD fit needs at least (and two with a repeat day).
+MIN_FIT_CUSTOMERS = 20
 
 
-def fit_bgnbd_at(dataset: Dataset, as_of: Sequence[AsOf], plan: FeaturePlan) -> Fits:
+def fit_bgnbd_at(
+    dataset: Dataset,
+    as_of: Sequence[AsOf],
+    plan: FeaturePlan,
+    tables: dict[str, ir.Table] | None = None,
+) -> Fits:
     """The BG/NBD model of activity fitted at each as-of date on every customer's activity
-    before it (whole days), for :func:`build_features`."""
+    before it (whole days), for :func:`build_features`; on ``tables`` (a piece of the
+    dataset's) when given. None at every date of a dataset too small to fit one."""
     dates = normalize_as_of(as_of)
-    if not plan.event_types:
+    if not plan.event_types or dataset.tables["customers"].rows < MIN_FIT_CUSTOMERS:
         return dict.fromkeys(dates)
     as_of_table = ibis.memtable({"as_of": dates}, schema={"as_of": "timestamp"})
-    return _fitted(_fit_sample(dataset, _tables(dataset, None)), as_of_table, dates, plan)
+    events = _fit_sample(dataset, tables or _tables(dataset, None))
+    return _fitted(events, as_of_table, dates, plan)
 
 
 def _tables(
@@ -320,7 +329,7 @@ def _fitted(
     for when in dates:
         rows = summaries[summaries["as_of"] == pd.Timestamp(when)]
         weights = rows["_n"].to_numpy(float)
-        if (rows["_x"] > 0).sum() < 2 or weights.sum() < 20:
+        if (rows["_x"] > 0).sum() < 2 or weights.sum() < MIN_FIT_CUSTOMERS:
             out[when] = None  # too little activity to say how customers buy and drop out
             continue
         out[when] = fit_bgnbd(rows["_x"], rows["_t_x"], rows["_T"], weights)

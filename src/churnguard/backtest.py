@@ -134,6 +134,13 @@ def backtest(
     )
     purge = churn.horizon_days if config.train.purge_days < 0 else config.train.purge_days
     grid = _training_grid(config, origins, purge)
+    known = {o: tuple(d for d in grid if d <= o - dt.timedelta(days=purge)) for o in origins}
+    for origin, snapshots in known.items():
+        if not snapshots:
+            raise ConfigError(
+                f"origin {origin.date()}: no [train] snapshot from {config.train.start} is "
+                f"{purge} days before it; start the backtest later or train.start earlier"
+            )
     plan = plan_features(
         dataset,
         config=config.features,
@@ -149,16 +156,15 @@ def backtest(
     features = list(plan.specs)
     folder = dataset.tables["customers"].path.parent
     done = []
-    for origin in origins:
+    for origin, snapshots in known.items():
         say("training and evaluating", f"at {origin.date()}")
-        snapshots = tuple(d for d in grid if d <= origin - dt.timedelta(days=purge))
-        if not snapshots:
-            raise ConfigError(
-                f"origin {origin.date()}: no [train] snapshot from {config.train.start} is "
-                f"{purge} days before it; start the backtest later or train.start earlier"
-            )
         fit_frame = frame[frame["as_of"].isin(snapshots)]
         valid = frame[frame["as_of"] == pd.Timestamp(origin)].reset_index(drop=True)
+        if valid["churned"].nunique() < 2:
+            raise ConfigError(
+                f"origin {origin.date()}: its customers need both churners and stayers to be "
+                f"judged, got {len(valid):,} customers of one kind"
+            )
         split = SnapshotSplit(snapshots, (origin,), purge, churn.horizon_days)
         inner_fit, inner_valid, note = inner_split(fit_frame, split, config)
         result = fit(inner_fit, inner_valid, features=features, seed=config.train.seed)

@@ -36,7 +36,7 @@ from churnguard.io import atomic_path
 from churnguard.labels import label_window_end
 from churnguard.logs import Stages
 from churnguard.model import fit
-from churnguard.report import figure, page, table
+from churnguard.report import figure, page, table, with_interval
 from churnguard.synth import true_hazard
 from churnguard.training import Progress, bgnbd_baseline, inner_split
 
@@ -292,12 +292,7 @@ def render(run: BacktestRun, config: PipelineConfig) -> str:
 def _cell(ev: Evaluation, who: str, key: str) -> str:
     if who not in ev.metrics:
         return ""
-    value = ev.metrics[who][key]
-    bounds = ev.intervals.get(who, {}).get(key)
-    fmt = "{:.2f}" if key.startswith("lift") else "{:.4f}"
-    if bounds is None:
-        return fmt.format(value)
-    return f"{fmt.format(value)} ({fmt.format(bounds[0])} to {fmt.format(bounds[1])})"
+    return with_interval(ev, who, key, "{:.2f}" if key.startswith("lift") else "{:.4f}")
 
 
 def _series(run: BacktestRun) -> pd.DataFrame:

@@ -467,10 +467,7 @@ def _history(
     Each event is aggregated once, into the interval ``[previous as-of, as-of)`` it falls in;
     each as-of date then combines the intervals up to it. Rows only for customers with events.
     """
-    lows = [_EPOCH_ORIGIN, *dates[:-1]]
-    buckets = ibis.memtable(
-        {"_lo": lows, "_bucket": dates}, schema={"_lo": "timestamp", "_bucket": "timestamp"}
-    )
+    buckets = _buckets(dates)
     ev = events.filter(events.timestamp < dates[-1])
     j = ev.join(buckets, [ev.timestamp >= buckets._lo, ev.timestamp < buckets._bucket])
     codes = {t: i for i, t in enumerate(plan.event_types)}
@@ -528,16 +525,9 @@ def _lifetime(
     act = events.filter(events.event_type.isin(plan.activity_events), events.timestamp < dates[-1])
     day = (act.timestamp.epoch_seconds() / _DAY).floor().cast("int64")
     daily = act.group_by(["customer_id", day.name("_day")]).aggregate(_ts=act.timestamp.min())
-    lows = [_EPOCH_ORIGIN, *dates[:-1]]
-    buckets = ibis.memtable(
-        {
-            "_lo": [int(d.timestamp()) // _DAY for d in _utc(lows)],
-            "_bucket": dates,
-            "_hi": [int(d.timestamp()) // _DAY for d in _utc(dates)],
-        },
-        schema={"_lo": "int64", "_bucket": "timestamp", "_hi": "int64"},
-    )
-    j = daily.join(buckets, [daily._day >= buckets._lo, daily._day < buckets._hi])
+    buckets = _buckets(dates)
+    # a day's first activity lies in the interval the whole day does (as-of dates are midnights)
+    j = daily.join(buckets, [daily._ts >= buckets._lo, daily._ts < buckets._bucket])
     per_bucket = j.group_by(["customer_id", "_bucket"]).aggregate(
         _n=j.count(),
         _first=j._day.min(),
@@ -557,9 +547,13 @@ def _lifetime(
     ).drop("_l_first", "_l_last")
 
 
-def _utc(dates: Sequence[dt.datetime]) -> list[dt.datetime]:
-    """Naive as-of datetimes read as UTC, as the engines' epoch seconds read them."""
-    return [d.replace(tzinfo=dt.UTC) for d in dates]
+def _buckets(dates: list[dt.datetime]) -> ir.Table:
+    """The intervals ``[_lo, _bucket)`` between consecutive as-of dates (the first from the
+    earliest time), into which history is aggregated once before each date combines them."""
+    lows = [_EPOCH_ORIGIN, *dates[:-1]]
+    return ibis.memtable(
+        {"_lo": lows, "_bucket": dates}, schema={"_lo": "timestamp", "_bucket": "timestamp"}
+    )
 
 
 def _population(

@@ -150,7 +150,7 @@ def write_report(path: Path, ev: Evaluation, **kwargs: object) -> Path:
 def _metrics_table(ev: Evaluation) -> str:
     columns = [who for who in ("model", "baseline", "bgnbd", "champion") if who in ev.metrics]
     rows = [
-        [label, *(_with_interval(ev, who, key, fmt) for who in columns)]
+        [label, *(with_interval(ev, who, key, fmt) for who in columns)]
         for key, label, fmt in _ROWS
     ]
     for other in ("champion", "bgnbd", "baseline"):
@@ -172,7 +172,7 @@ def _metrics_table(ev: Evaluation) -> str:
     return table(["metric", *columns], rows)
 
 
-def _with_interval(ev: Evaluation, who: str, key: str, fmt: str) -> str:
+def with_interval(ev: Evaluation, who: str, key: str, fmt: str) -> str:
     """A figure, followed by its 95 % bootstrap interval where one was computed."""
     figure = fmt.format(ev.metrics[who][key])
     bounds = ev.intervals.get(who, {}).get(key)

@@ -104,8 +104,8 @@ def main() -> None:
         print(f"{name:<20} {r['seconds']:6.1f}s  peak {r['peak_rss_mib']:,.0f} MiB")
     steps = (
         "load_data_s",
-        "features_and_predictions_s",
-        "values_s",
+        "features_and_scores_s",
+        "scores_file_s",
         "drift_s",
         "interventions_s",
         "write_s",

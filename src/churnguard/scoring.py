@@ -4,8 +4,8 @@
 the as-of date (or reads precomputed ones), and writes to the out folder:
 
 * ``scores.parquet``: every scored customer, ``customer_id, churn_probability, risk_tier,
-  customer_value, value_at_risk``, ordered by customer_id (with the Spark engine a folder of
-  Parquet parts, written in the cluster);
+  customer_value, value_at_risk, lifetime_months, as_of, model_version``, ordered by
+  customer_id (with the Spark engine a folder of Parquet parts, written in the cluster);
 * ``interventions.csv``: the customers to contact, ranked by expected benefit, with three
   reasons and the intervention chosen (columns: :data:`LIST_COLUMNS`);
 * ``assignments.csv``: every decision of the list, ``treated`` (on ``interventions.csv``) or
@@ -81,6 +81,7 @@ from churnguard.policy import Effects
 from churnguard.registry import check_schema, find_model, load_model, read_metadata
 from churnguard.spreadsheet import write_csv, write_xlsx
 from churnguard.value import (
+    MAX_MONTHS,
     customer_value,
     expected_lifetime_months,
     purchase_history,
@@ -98,6 +99,7 @@ ROW_COLUMNS = (
     "risk_tier",
     "customer_value",
     "value_at_risk",
+    "lifetime_months",
 )
 #: The columns of ``scores.parquet``: the rows, stamped with the run's date and model, so that
 #: nightly files stack into a history.
@@ -500,58 +502,46 @@ def _score(
 ) -> Scored:
     """Score the population on the dataset's engine and write ``scores.parquet``.
 
-    Probabilities, then values (they need the population's mean probability and purchase
-    figures) run in batches where the data is; only the head of the candidates (grown until
-    the list settles, see :func:`~churnguard.interventions.build_list`) and at most
-    :data:`DRIFT_SAMPLE_ROWS` rows for drift reach this process.
+    Probabilities, values and each customer's best case run in one pass of batches where the
+    data is (a value needs the customer's own probability and the population's purchase
+    figures, read first); only the head of the candidates (grown until the list settles, see
+    :func:`~churnguard.interventions.build_list`) and at most :data:`DRIFT_SAMPLE_ROWS` rows
+    for drift reach this process.
     """
     engine, model, config, catalogue = run.dataset.engine, run.model, run.config, run.catalogue
-    effects = run.effects  # the batch functions below travel to Spark workers: no run in them
+    effects = run.effects  # the batch function below travels to Spark workers: no run in it
     names = [s.name for s in model.features]
+    horizon = run.trained.churn.horizon_days
     say("scoring")
-    predicted = engine.map_batches(
-        table,
-        lambda batch: batch.assign(_probability=model.churn_probability(batch)),
-        keep=table.columns,
-        added={"_probability": "float64"},
+    priced = _charged(table, config.value, model)
+    prior, joined = None, priced
+    history = purchase_history(run.dataset, run.when, run.plan)
+    if history is not None:
+        prior = purchase_prior(history)
+        joined = priced.left_join(history, "customer_id").drop("customer_id_right")
+
+    def value(batch: pd.DataFrame) -> pd.DataFrame:
+        probability = model.churn_probability(batch)
+        months = expected_lifetime_months(probability, horizon)
+        worth = customer_value(batch, months=months, prior=prior)
+        scores = score_rows(batch, probability, worth, months, config)
+        context = batch.assign(
+            churn_probability=scores["churn_probability"].to_numpy(),
+            customer_value=scores["customer_value"].to_numpy(),
+        )
+        _, best = best_cases(context, catalogue, effects)
+        return batch.assign(**{c: scores[c].to_numpy() for c in scores.columns}).assign(
+            **{BEST_CASE: best}
+        )
+
+    added = {c: "string" if c == "risk_tier" else "float64" for c in ROW_COLUMNS[1:]}
+    scored = engine.map_batches(
+        joined, value, keep=["customer_id", *names], added={**added, BEST_CASE: "float64"}
     )
     try:
-        stats = predicted.aggregate(n=predicted.count(), mean=predicted._probability.mean())
-        count, mean = stats.to_pandas().iloc[0]
-        if not count:
+        if not scored.count().execute():
             raise run.empty()
-        lap("features_and_predictions_s")  # one streamed query: features feed the model
-        months = expected_lifetime_months(float(mean), run.trained.churn.horizon_days)
-        priced = _charged(predicted, config.value, model)
-        prior, joined = None, priced
-        history = purchase_history(run.dataset, run.when, run.plan)
-        if history is not None and _needs_history(priced):
-            prior = purchase_prior(history)
-            joined = priced.left_join(history, "customer_id").drop("customer_id_right")
-
-        def value(batch: pd.DataFrame) -> pd.DataFrame:
-            probability = batch["_probability"].to_numpy(float)
-            worth = customer_value(batch, months=months, prior=prior)
-            scores = score_rows(batch, probability, worth, config)
-            context = batch.assign(
-                churn_probability=scores["churn_probability"].to_numpy(),
-                customer_value=scores["customer_value"].to_numpy(),
-            )
-            _, best = best_cases(context, catalogue, effects)
-            return batch.assign(**{c: scores[c].to_numpy() for c in scores.columns}).assign(
-                **{BEST_CASE: best}
-            )
-
-        added = {c: "string" if c == "risk_tier" else "float64" for c in ROW_COLUMNS[1:]}
-        scored = engine.map_batches(
-            joined,
-            value,
-            keep=["customer_id", *names],
-            added={**added, BEST_CASE: "float64"},
-        )
-    finally:
-        engine.release(predicted)
-    try:
+        lap("features_and_scores_s")  # one streamed query: features feed the model
         stamped = scored.mutate(
             as_of=ibis.literal(run.when.date()),
             model_version=ibis.literal(str(run.metadata["version"])),
@@ -559,8 +549,13 @@ def _score(
         rows = engine.write_parquet([stamped.order_by("customer_id")], path)
         say.rows = rows
         totals = scored.group_by("risk_tier").aggregate(n=scored.count()).to_pandas()
-        at_risk = scored.aggregate(v=scored.value_at_risk.sum()).to_pandas()["v"].iloc[0]
-        lap("values_s")
+        sums = scored.aggregate(
+            at_risk=scored.value_at_risk.sum(),
+            months=scored.lifetime_months.mean(),
+            mean=scored.churn_probability.mean(),
+        ).to_pandas()
+        at_risk, mean_months, mean = (sums[c].iloc[0] for c in ("at_risk", "months", "mean"))
+        lap("scores_file_s")
         sample = scored
         if rows > DRIFT_SAMPLE_ROWS:
             sample = scored.filter(sampled(scored.customer_id, DRIFT_SAMPLE_ROWS / rows, 0))
@@ -600,7 +595,8 @@ def _score(
         value_at_risk=float(at_risk or 0.0),
         value={
             "formula": _value_formula(config.value, prior is not None),
-            "lifetime_months": round(months, 2),
+            "mean_lifetime_months": round(float(mean_months), 2),
+            "max_lifetime_months": MAX_MONTHS,
             "mean_churn_probability": round(float(mean), 6),
         },
     )
@@ -711,35 +707,34 @@ def _charged(table: ir.Table, value: ValueConfig, model: ChurnModel) -> ir.Table
 
 
 def _value_formula(value: ValueConfig, purchases: bool) -> str:
-    """customer_value in words, for the manifest."""
+    """customer_value in words, for the manifest (the module doc of :mod:`churnguard.value`)."""
     charge = (
         f"{value.column} per {value.period}" + (" ÷ 12" if value.period == "year" else "")
         if value.column
         else "mrr"
     )
-    text = f"{charge} × lifetime_months where it is above 0"
+    spend = ""
     if purchases:
-        text += (
-            "; otherwise average purchase value × purchases per year × lifetime_months ÷ 12, "
-            "each customer's own figures shrunk toward the population's"
+        spend = (
+            " + average purchase value × purchases per year ÷ 12 (each customer's own figures "
+            "shrunk toward the population's; none for a subscriber who never bought)"
         )
-    return text + (
-        "; lifetime_months = 1 ÷ the monthly churn rate implied by mean_churn_probability over "
-        "the horizon (constant hazard), at most 120"
+    return (
+        f"({charge}{spend}) × lifetime_months; lifetime_months = 1 ÷ the monthly churn rate "
+        "implied by the customer's own churn_probability over the horizon (constant hazard), "
+        f"at most {MAX_MONTHS:.0f}"
     )
 
 
-def _needs_history(table: ir.Table) -> bool:
-    """Whether some customer has no MRR to value them by (the purchase history is then read)."""
-    if "mrr" not in table.columns:
-        return True
-    return bool(table.filter(table.mrr.fill_null(0) <= 0).limit(1).count().execute())
-
-
 def score_rows(
-    frame: pd.DataFrame, probability: np.ndarray, value: np.ndarray, config: PipelineConfig
+    frame: pd.DataFrame,
+    probability: np.ndarray,
+    value: np.ndarray,
+    months: np.ndarray,
+    config: PipelineConfig,
 ) -> pd.DataFrame:
-    """Probability, tier, value and value at risk per customer (the ``scores.parquet`` rows)."""
+    """Probability, tier, value, value at risk and expected months per customer (the
+    ``scores.parquet`` rows)."""
     tiers = config.score.risk_tiers(probability)
     return pd.DataFrame(
         {
@@ -748,6 +743,7 @@ def score_rows(
             "risk_tier": tiers,
             "customer_value": np.round(value, 2),
             "value_at_risk": np.round(probability * value, 2),
+            "lifetime_months": np.round(months, 2),
         }
     )
 

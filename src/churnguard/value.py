@@ -1,15 +1,25 @@
 """Customer value: what keeping a customer is worth, to weigh risk by what is at stake.
 
-* Subscriptions: current MRR × expected remaining months.
-* Otherwise (purchases): the CLV formula, average purchase value × purchases per year ×
-  expected remaining years, each customer's own figures shrunk toward the population's where
-  the history is short (a customer with one purchase is mostly population, one with fifty is
-  mostly themselves).
+value = (monthly charge + monthly purchase spend) × expected remaining months, where
 
-Expected remaining lifetime comes from the population's churn rate: the mean calibrated churn
-probability over the horizon, turned into a monthly rate, gives 1 / rate months under a constant
-hazard, capped at :data:`MAX_MONTHS`. The same lifetime applies to everyone: value at risk is
-then probability × value, without counting a customer's own risk twice.
+* the monthly charge is the current MRR of the subscriptions (or ``[value] column``), 0 without;
+* the monthly purchase spend is average purchase value × purchases per year ÷ 12, each
+  customer's own figures shrunk toward the population's where the history is short (one
+  purchase is mostly population, fifty are mostly the customer's own). Subscribers add their
+  purchases to their charge; a subscriber who never bought adds nothing; a customer with
+  neither charge nor purchase is the population's buyer for the days they have been seen;
+* the expected remaining months come from the customer's own calibrated churn probability over
+  the horizon, turned into a monthly rate under a constant hazard: 1 ÷ rate, at most
+  :data:`MAX_MONTHS` (a probability near 0 would otherwise claim centuries).
+
+Why each customer's own hazard (``python benchmarks/value.py``): on a simulated business scored
+on one day, the months each customer then stayed in the following year fell from 11.1 (the
+lowest tenth of risk) to 5.4 (the highest); the constant-hazard months tracked every tenth
+within a month, where one population-wide lifetime says 9.1 for all. With purchases counted,
+the year's predicted revenue was 0.97 of what was paid, against 0.49 with MRR and one lifetime.
+A kept customer keeps their hazard, so value at risk, probability × value, is close to one
+horizon of revenue for most customers: what decides whom to contact is what an intervention
+changes, and for whom.
 """
 
 from __future__ import annotations
@@ -21,6 +31,7 @@ import ibis
 import ibis.expr.types as ir
 import numpy as np
 import pandas as pd
+from numpy.typing import ArrayLike
 
 from churnguard.contract import Dataset
 from churnguard.features import FeaturePlan
@@ -33,11 +44,12 @@ PRIOR_PURCHASES = 3.0
 PRIOR_YEARS = 0.5
 
 
-def expected_lifetime_months(mean_probability: float, horizon_days: int) -> float:
-    """Expected remaining months under a constant hazard with this churn rate per horizon."""
-    p = min(max(mean_probability, 1e-9), 1 - 1e-9)
-    monthly = 1 - (1 - p) ** (DAYS_PER_MONTH / horizon_days)
-    return float(min(MAX_MONTHS, 1 / monthly))
+def expected_lifetime_months(probability: ArrayLike, horizon_days: int) -> np.ndarray:
+    """Expected remaining months of each customer under a constant hazard with their own
+    churn ``probability`` over the horizon, capped at :data:`MAX_MONTHS`."""
+    p = np.clip(np.asarray(probability, dtype=float), 1e-9, 1 - 1e-9)
+    monthly = -np.expm1(np.log1p(-p) * (DAYS_PER_MONTH / horizon_days))
+    return np.minimum(MAX_MONTHS, 1 / monthly)
 
 
 @dataclass(frozen=True)
@@ -95,32 +107,29 @@ def purchase_prior(history: ir.Table | pd.DataFrame) -> Prior | None:
 
 
 def customer_value(
-    customers: pd.DataFrame, *, months: float, prior: Prior | None = None
+    customers: pd.DataFrame, *, months: ArrayLike, prior: Prior | None = None
 ) -> np.ndarray:
-    """Value of each row of ``customers``, see the module doc.
+    """Value of each row of ``customers`` over its expected remaining ``months`` (see the
+    module doc).
 
     ``customers`` has ``customer_id``, optionally ``mrr``, and the :func:`purchase_history`
-    columns (``purchases``, ``spend``, ``days``; missing where a customer has none). A positive
-    ``mrr`` wins; the rest get the shrunk CLV, or 0 without a ``prior``.
+    columns (``purchases``, ``spend``, ``days``; missing where a customer has none). Without a
+    ``prior`` purchases count for nothing.
     """
-    value = np.zeros(len(customers))
+    monthly = np.zeros(len(customers))
     if "mrr" in customers:
-        mrr = pd.to_numeric(customers["mrr"], errors="coerce").fillna(0).to_numpy(float)
-        value = mrr * months
-    if prior is None:
-        return value
-    n = customers["purchases"].fillna(0).to_numpy(float)
-    spend = customers["spend"].fillna(0).to_numpy(float)
-    years = (customers["days"].fillna(0).to_numpy(float) + 1) / 365.25
-    mean_value = (spend + PRIOR_PURCHASES * prior.mean_value) / (n + PRIOR_PURCHASES)
-    per_year = (n + PRIOR_YEARS * prior.per_year) / (years + PRIOR_YEARS)
-    clv = mean_value * per_year * months / 12
-    return np.where(value > 0, value, clv)
-
-
-def needs_history(frame: pd.DataFrame) -> bool:
-    """Whether some row has no MRR to go by (only then is the purchase history read)."""
-    return "mrr" not in frame or bool((frame["mrr"].fillna(0) <= 0).any())
+        monthly = pd.to_numeric(customers["mrr"], errors="coerce").fillna(0).to_numpy(float)
+        monthly = np.maximum(monthly, 0.0)
+    if prior is not None:
+        n = customers["purchases"].fillna(0).to_numpy(float)
+        spend = customers["spend"].fillna(0).to_numpy(float)
+        years = (customers["days"].fillna(0).to_numpy(float) + 1) / 365.25
+        mean_value = (spend + PRIOR_PURCHASES * prior.mean_value) / (n + PRIOR_PURCHASES)
+        per_year = (n + PRIOR_YEARS * prior.per_year) / (years + PRIOR_YEARS)
+        # a subscriber who never bought is no buyer; anyone else is one, shrunk
+        buyer = (n > 0) | (monthly <= 0)
+        monthly = monthly + np.where(buyer, mean_value * per_year / 12, 0.0)
+    return monthly * np.asarray(months, dtype=float)
 
 
 def values_at(
@@ -132,12 +141,9 @@ def values_at(
     as_of: dt.datetime,
     horizon_days: int,
 ) -> np.ndarray:
-    """:func:`customer_value` of each row of a feature frame scored with ``probability``.
-
-    The lifetime comes from the mean probability.
-    """
-    months = expected_lifetime_months(float(probability.mean()), horizon_days)
-    history = purchase_history(dataset, as_of, plan) if needs_history(frame) else None
+    """:func:`customer_value` of each row of a feature frame scored with ``probability``."""
+    months = expected_lifetime_months(probability, horizon_days)
+    history = purchase_history(dataset, as_of, plan)
     if history is None:
         return customer_value(frame, months=months)
     read = history.to_pandas()

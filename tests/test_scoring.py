@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import shutil
@@ -22,9 +23,16 @@ from typer.testing import CliRunner
 import churnguard as cg
 from churnguard import drift, evaluation, interventions, logs, scoring
 from churnguard.cli import app
-from churnguard.config import DriftConfig, InterventionConfig, default_interventions, load_config
+from churnguard.config import (
+    DriftConfig,
+    InterventionConfig,
+    default_interventions,
+    load_config,
+    run_catalogue,
+)
 from churnguard.engine import duckdb as duckdb_engine
 from churnguard.features import FeatureSpec
+from churnguard.history import contract_loader, earlier_runs
 from churnguard.io import sha256_path
 from churnguard.reasons import describe, top_drivers
 from churnguard.spreadsheet import write_csv
@@ -938,6 +946,32 @@ def test_a_customer_contacted_within_the_cooldown_is_not_listed_again(nightly, t
     assignments = decided[0]
     held_out = set(assignments.loc[assignments["group"] == "holdout", "customer_id"])
     assert held_out & set(second["customer_id"])  # a holdout was not contacted: it may return
+
+
+def test_earlier_runs_as_written_are_read_as_the_contract_reads_them(nightly, tmp_path):
+    _nights(nightly, tmp_path)
+    tonight = dt.date(2025, 1, 23)
+    runs = earlier_runs(tmp_path / "root" / tonight.isoformat(), tonight)
+    assert [r.as_of.isoformat() for r in runs] == ["2025-01-22", "2025-01-21", "2025-01-20"]
+    assert all(r.as_written for r in runs)
+    config = load_config(nightly)
+    load = contract_loader(cg.load_dataset(config.data), [i.name for i in run_catalogue(config)])
+    direct = load(runs)
+    checked = load([dataclasses.replace(r, written=None) for r in runs])
+    treated = sum((pd.read_csv(r.assignments)["group"] == "treated").sum() for r in runs)
+    assert len(direct) == treated > 0
+    assert sorted(direct.itertuples(index=False, name=None)) == sorted(
+        checked.itertuples(index=False, name=None)
+    )
+    # a file edited since its run wrote it is checked again: one line, exit 2
+    edited = runs[0].assignments
+    edited.write_text(edited.read_text().replace(",treated,", ",maybe,", 1))
+    result = runner.invoke(
+        app, ["score", "-c", str(tmp_path / "nights.toml"), "--as-of", str(tonight), "-q"]
+    )
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith(f"error: {edited}, line ")
+    assert "column 'group'" in result.output
 
 
 def test_each_row_says_what_its_intervention_answers(nightly, tmp_path):

@@ -165,4 +165,11 @@ def neutralise(cell: str) -> str:
     return cell
 
 
+def restore(cell: str) -> str:
+    """The text :func:`neutralise` was given (the leading ``'`` it added taken off)."""
+    if cell.startswith("'") and cell[1:2] and cell[1:2] in FORMULA_STARTS:
+        return cell[1:]
+    return cell
+
+
 _PLAIN_NUMBER = re.compile(r"[+-]?[0-9]+(?:\.[0-9]+)?")

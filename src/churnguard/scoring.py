@@ -59,7 +59,7 @@ from churnguard.config import (
 from churnguard.contract import Dataset, load_dataset, table_paths
 from churnguard.errors import ChurnguardError, ConfigError, DataContractError
 from churnguard.features import FeaturePlan, build_features, plan_features, sampled
-from churnguard.history import History, digest, earlier_runs
+from churnguard.history import History, contract_loader, digest, earlier_runs
 from churnguard.interventions import (
     BEST_CASE,
     LIST_COLUMNS,
@@ -260,7 +260,12 @@ def score(
     check_conditions(config.interventions, churn_model)
     effects, effect_notes = learned_effects(config.score, interventions)
     notes += effect_notes
-    history = History.read(dataset, past, [i.name for i in interventions], when.date())
+    history = History.read(
+        past,
+        contract_loader(dataset, [i.name for i in interventions]),
+        when.date(),
+        config.score.cooldown_days,
+    )
     run = _Run(
         churn_model,
         metadata,
@@ -323,7 +328,11 @@ def score(
                     **model_files,
                 },
                 "inputs": inputs,
-                "history": {"runs": [str(p.parent) for p in past], "sha256": history_sha256},
+                "history": {
+                    "runs_read": [str(r.assignments.parent) for r in history.runs],
+                    "runs_beside": len(past),
+                    "sha256": history_sha256,
+                },
                 "features_file": None if features is None else str(features),
                 "config_fingerprint": config.fingerprint(),
                 "catalogue": "config" if config.interventions else "default",

@@ -24,7 +24,10 @@ COLUMNS = {
     "customer_id": "the customer, as the customers table names them",
     "churn_probability": "chance the customer churns within the horizon (calibrated)",
     "risk_tier": "high, medium or low, from [score] high_risk and medium_risk",
-    "customer_value": "what the customer is worth if they stay",
+    "customer_value": (
+        "what the customer pays a month (charge and purchases) x the months they are expected "
+        "to stay"
+    ),
     "value_at_risk": "churn probability x customer value",
     "reason_1": "the strongest reason the model gives for the risk",
     "reason_2": "the second reason, on another topic",

@@ -2,9 +2,10 @@
 
 A year (365 nights) of earlier runs is written beside tonight's out folder, each with a
 manifest and an ``assignments.csv`` of 500 decisions (450 treated, 50 held out) over 20,000
-simulated customers. From one night to the next each listed customer stays on the list with probability
-``--stay`` (0.93: the issue that asked for the columns saw 466 of 500 stay) or, with
-``--cooldown-days``, the customers just contacted make way, as ``[score] cooldown_days`` does.
+simulated customers. From one night to the next each listed customer stays on the list with
+probability ``--stay`` (0.93: the issue that asked for the columns saw 466 of 500 stay) or,
+with ``--cooldown-days``, the customers just contacted make way, as ``[score] cooldown_days``
+does.
 
 Tonight's history is read three ways in the same run: as scoring reads it (newest first,
 stopping where every streak of the latest list has ended and the cooldown is covered; files

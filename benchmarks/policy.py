@@ -40,7 +40,7 @@ from churnguard.config import load_config, load_effects, run_catalogue
 from churnguard.interventions import allocate, best_cases, choose, fitting
 from churnguard.labels import population as customers_at
 from churnguard.policy import Effects
-from churnguard.reasons import top_drivers
+from churnguard.reasons import drivers_of
 from churnguard.registry import find_model, load_model
 from churnguard.treatment_log import outcomes
 from churnguard.uplift import learn_uplift
@@ -98,7 +98,7 @@ def world(root: Path, seed: int, effects, customers: int) -> dict[str, object]:
         run = learn_uplift(config, log=path, out=root / f"uplift{count}")
         learned[f"learned {count}"] = run.effects
 
-    model, metadata = load_model(find_model(None, registry=root / "models", name="churn"))
+    model, metadata = load_model(find_model(None, config.model))
     dataset = cg.load_dataset(data, definition="subscription")
     plan = cg.plan_features(dataset)
     at = dt.datetime.combine(when, dt.time())
@@ -112,6 +112,7 @@ def world(root: Path, seed: int, effects, customers: int) -> dict[str, object]:
     truth = pd.read_parquet(data / "truth_uplift.parquet")
     truth = truth[pd.to_datetime(truth["as_of"]) == pd.Timestamp(when)]
     return {
+        "when": when,
         "frame": frame,
         "p": p,
         "value": value,
@@ -138,7 +139,7 @@ def picks(w: dict, budget: float, rng: np.random.Generator) -> dict[str, np.ndar
     frame, p, value, model = w["frame"], w["p"], w["value"], w["model"]
     ids = frame["customer_id"].to_numpy()
     context = frame.assign(churn_probability=p, customer_value=value)
-    fits = fitting(context, top_drivers(model.contributions(frame)), model, catalogue)
+    fits = fitting(context, drivers_of(model, frame), model, catalogue)
     assumed, _ = best_cases(context, catalogue)
     assumed = np.where(fits, assumed, -np.inf)
     chosen = {}
@@ -156,7 +157,7 @@ def picks(w: dict, budget: float, rng: np.random.Generator) -> dict[str, np.ndar
     )
 
     def from_list(effects: Effects | None) -> np.ndarray:
-        listed = choose(frame, scores, model, catalogue, config, effects=effects)
+        listed = choose(frame, scores, model, catalogue, config, as_of=w["when"], effects=effects)
         pick = np.full(len(ids), -1)
         where = pd.Index(ids).get_indexer(listed["customer_id"])
         pick[where] = [names.index(n) for n in listed["intervention"]]

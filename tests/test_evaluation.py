@@ -6,13 +6,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from churnguard.config import EvaluationConfig
 from churnguard.errors import ConfigError
 from churnguard.evaluation import (
+    Evaluation,
     best_list_size,
     bootstrap_intervals,
     classification_metrics,
     expected_calibration_error,
     lift_and_capture,
+    list_profit_curve,
     profit_curve,
     verdict,
 )
@@ -38,6 +41,29 @@ def test_profit_curve_peaks_where_the_next_contact_costs_more_than_it_saves():
     # gains in rank order: +40, −10, +40, −10
     assert curve["expected_profit"].tolist() == [0, 40, 30, 70, 60]
     assert best_list_size(curve) == (3, 70.0)
+
+
+def test_the_list_curve_ranks_by_expected_benefit_and_prices_each_row_as_its_intervention():
+    pricing = pd.DataFrame(
+        {
+            "expected_benefit": [5.0, -np.inf, 10.0, 1.0],
+            "saving": [100.0, 0.0, 50.0, 20.0],
+            "cost": [5.0, 0.0, 10.0, 1.0],
+        }
+    )
+    y = np.array([1, 1, 0, 1])
+    curve = list_profit_curve(y, pricing)
+    # rows 2, 0, 3 in benefit order (row 1 fits nothing): −10, +95, +19
+    assert curve["expected_profit"].tolist() == [0, -10, 85, 104]
+    assert curve["list_size"].tolist() == [0, 1, 2, 3]
+    campaign = EvaluationConfig()
+    priced = Evaluation(y, np.array([0.2, 0.9, 0.1, 0.5]), campaign, pricing=pricing)
+    assert priced.profit_basis == "catalogue" and priced.best_list_size == (3, 104.0)
+    assert priced.to_json()["profit"]["basis"] == "catalogue"
+    nothing = pricing.assign(expected_benefit=-np.inf)
+    fallback = Evaluation(y, np.array([0.2, 0.9, 0.1, 0.5]), campaign, pricing=nothing)
+    assert fallback.profit_basis == "campaign"
+    assert fallback.to_json()["profit"]["success_rate"] == campaign.success_rate
 
 
 def test_a_perfect_ranking_scores_one_and_bad_input_is_refused():

@@ -21,11 +21,12 @@ from filelock import FileLock
 from typer.testing import CliRunner
 
 import churnguard as cg
-from churnguard import drift, evaluation, interventions, logs, scoring
+from churnguard import drift, evaluation, interventions, logs, scoring, training
 from churnguard.cli import app
 from churnguard.config import (
     DriftConfig,
     InterventionConfig,
+    config_from_dict,
     default_interventions,
     load_config,
     run_catalogue,
@@ -35,6 +36,7 @@ from churnguard.features import FeatureSpec
 from churnguard.history import contract_loader, earlier_runs
 from churnguard.io import sha256_path
 from churnguard.reasons import describe, top_drivers
+from churnguard.registry import find_model, load_model
 from churnguard.spreadsheet import write_csv
 from conftest import DRIVER_SPECS as SPECS
 from conftest import HALVED, write_learned_effects
@@ -972,6 +974,35 @@ def test_earlier_runs_as_written_are_read_as_the_contract_reads_them(nightly, tm
     assert result.exit_code == 2, result.output
     assert result.output.startswith(f"error: {edited}, line ")
     assert "column 'group'" in result.output
+
+
+def test_a_report_prices_a_list_as_the_night_values_and_chooses(nightly, tmp_path):
+    config = load_config(nightly)
+    run = scoring.score(config, as_of=AS_OF, out=tmp_path / "out")
+    model, metadata = load_model(find_model(None, config.model))
+    trained = config_from_dict(metadata["config"])
+    dataset = cg.load_dataset(config.data, definition="subscription")
+    plan = cg.plan_features(dataset, horizon_days=trained.churn.horizon_days)
+    scores = pd.read_parquet(tmp_path / "out" / "scores.parquet")
+    frame = cg.build_features(dataset, as_of=[AS_OF], plan=plan).to_pandas()
+    frame = frame.set_index("customer_id").loc[scores["customer_id"]].reset_index()
+    probability = model.churn_probability(frame)
+    np.testing.assert_allclose(probability, scores["churn_probability"], atol=1e-6)
+    pricing = training.list_pricing(dataset, frame, probability, plan, trained, model)
+    np.testing.assert_allclose(pricing["customer_value"], scores["customer_value"], atol=0.006)
+    listed = run.interventions.set_index("customer_id")
+    chosen = pricing.set_index(frame["customer_id"]).loc[listed.index]
+    np.testing.assert_allclose(chosen["expected_benefit"], listed["expected_benefit"], atol=0.006)
+    np.testing.assert_allclose(chosen["cost"], listed["intervention_cost"])
+    # nobody off the list is worth more than the last one on it, had the list been longer
+    off = pricing["expected_benefit"][~frame["customer_id"].isin(listed.index)]
+    held = set(
+        pd.read_csv(tmp_path / "out" / "assignments.csv").query("group == 'holdout'")[
+            "customer_id"
+        ]
+    )
+    off = off[~frame["customer_id"].isin(held)]
+    assert off.max() <= listed["expected_benefit"].min() + 0.006
 
 
 def test_each_row_says_what_its_intervention_answers(nightly, tmp_path):

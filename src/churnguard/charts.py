@@ -150,14 +150,19 @@ def gains_chart(ev: Evaluation) -> Figure:
 
 
 def profit_chart(ev: Evaluation) -> Figure:
-    """Expected profit of contacting the top k by probability; the best k is marked."""
+    """Expected profit of contacting the top k (by expected benefit as the nightly list ranks,
+    or by probability for the campaign); the best k and the sizes within 5 % are marked."""
     c = ev.campaign
-    fig, ax = _axes(
-        f"Profit: cost {c.intervention_cost:g}, success {c.success_rate:.0%}, "
-        f"value {c.customer_value:g}",
-        "customers contacted (highest risk first)",
-        "expected profit",
-    )
+    if ev.profit_basis == "catalogue":
+        title = "Profit of the nightly list: the catalogue, each customer's value"
+        order = "highest expected benefit first"
+    else:
+        title = (
+            f"Profit: cost {c.intervention_cost:g}, success {c.success_rate:.0%}, "
+            f"value {c.customer_value:g}"
+        )
+        order = "highest risk first"
+    fig, ax = _axes(title, f"customers contacted ({order})", "expected profit")
     ax.plot(ev.profit["list_size"], ev.profit["expected_profit"])
     size, profit = ev.best_list_size
     low, high = ev.best_list_range

@@ -522,7 +522,8 @@ def _metric_rows(table: Table, ev: Evaluation) -> None:
     low, high = ev.best_list_range
     table.add_row(
         "best list size",
-        f"top {low:,} to {high:,} (within 5 % of the best: top {size:,}, profit {profit:,.0f})",
+        f"top {low:,} to {high:,} (within 5 % of the best: top {size:,}, profit {profit:,.0f}; "
+        f"priced by the {ev.profit_basis})",
     )
 
 

@@ -103,6 +103,25 @@ def profit_curve(
     )
 
 
+def list_profit_curve(y_true: Sequence[int], pricing: pd.DataFrame) -> pd.DataFrame:
+    """Profit of the nightly list's first ``k`` rows, ranked by expected benefit, for every
+    ``k`` (:func:`~churnguard.interventions.priced`): a contacted churner brings the saving of
+    their intervention, every contact costs its own; rows no intervention fits are never
+    listed. Columns as :func:`profit_curve`."""
+    y = np.asarray(y_true, dtype=float)
+    benefit = pricing["expected_benefit"].to_numpy(float)
+    listable = np.flatnonzero(np.isfinite(benefit))
+    order = listable[np.argsort(-benefit[listable], kind="stable")]
+    gain = y[order] * pricing["saving"].to_numpy(float)[order]
+    gain -= pricing["cost"].to_numpy(float)[order]
+    return pd.DataFrame(
+        {
+            "list_size": np.arange(0, order.size + 1),
+            "expected_profit": np.concatenate([[0.0], np.cumsum(gain)]),
+        }
+    )
+
+
 #: List sizes whose profit is at least this share of the best make the plateau.
 PLATEAU_SHARE = 0.95
 
@@ -314,7 +333,9 @@ class Evaluation:
     """Everything known about a model's predictions on a labelled set, for reports and JSON.
 
     ``true_hazard`` is the simulation's own hazard (generated data only): its ROC-AUC is the
-    ceiling a model can reach on that data. ``campaign`` prices the profit curve.
+    ceiling a model can reach on that data. ``pricing`` (each row's intervention as the nightly
+    list chooses it) prices the profit curve as the night does; without it, or when no
+    intervention fits anyone, the ``campaign`` does.
     """
 
     y_true: np.ndarray
@@ -335,7 +356,11 @@ class Evaluation:
     ranking: dict[str, object] | None = field(init=False, default=None)
     #: Churn saved per intervention, measured against randomised holdouts (a treatment log).
     measured: pd.DataFrame | None = None
+    #: ``expected_benefit``, ``cost`` and ``saving`` per row (``interventions.priced``).
+    pricing: pd.DataFrame | None = field(default=None, repr=False)
     profit: pd.DataFrame = field(init=False, repr=False)
+    #: What prices :attr:`profit`: ``catalogue`` (the nightly list's) or ``campaign``.
+    profit_basis: str = field(init=False, default="campaign")
     #: 95 % bootstrap intervals per score and metric, and of the model's ROC-AUC lead.
     intervals: dict[str, dict[str, list[float]]] = field(init=False, default_factory=dict)
     #: The model against each other score on the same rows (``baseline``, ``champion``,
@@ -377,13 +402,17 @@ class Evaluation:
                 success_rate=self.campaign.success_rate,
                 contacts=max(1, self.y_true.size // 10),
             )
-        self.profit = profit_curve(
-            self.y_true,
-            self.probability,
-            cost=self.campaign.intervention_cost,
-            success_rate=self.campaign.success_rate,
-            value=self.campaign.customer_value,
-        )
+        if self.pricing is not None and np.isfinite(self.pricing["expected_benefit"]).any():
+            self.profit = list_profit_curve(self.y_true, self.pricing)
+            self.profit_basis = "catalogue"
+        else:
+            self.profit = profit_curve(
+                self.y_true,
+                self.probability,
+                cost=self.campaign.intervention_cost,
+                success_rate=self.campaign.success_rate,
+                value=self.campaign.customer_value,
+            )
 
     @property
     def best_list_size(self) -> tuple[int, float]:
@@ -429,7 +458,8 @@ class Evaluation:
             if self.measured is None
             else json.loads(self.measured.to_json(orient="records")),
             "profit": {
-                **dataclasses.asdict(self.campaign),
+                "basis": self.profit_basis,
+                **(dataclasses.asdict(self.campaign) if self.profit_basis == "campaign" else {}),
                 "best_list_size": size,
                 "best_list_range": list(self.best_list_range),
                 "best_list_share": size / self.y_true.size,

@@ -84,6 +84,37 @@ def best_cases(
     return benefit, benefit.max(axis=1)
 
 
+def priced(
+    frame: pd.DataFrame,
+    probability: np.ndarray,
+    value: np.ndarray,
+    model: ChurnModel,
+    catalogue: tuple[InterventionConfig, ...],
+    rules: ReasonsConfig,
+) -> pd.DataFrame:
+    """Each row's intervention as the nightly list chooses it under the catalogue's assumed
+    success rates, every row explained, so that a report prices lists as the night does:
+    ``expected_benefit`` (-inf where none fits), its ``cost``, and ``saving``, the value it
+    keeps of a customer who would churn (success rate × value; 0 where none fits)."""
+    context = frame.assign(churn_probability=probability, customer_value=value)
+    benefit, _ = best_cases(context, catalogue)
+    net = _net(context, drivers_of(model, frame, rules), benefit, model, catalogue, None)
+    if not net.shape[1]:
+        net = np.full((len(frame), 1), -np.inf)
+    pick = net.argmax(axis=1)
+    gain = net[np.arange(len(frame)), pick]
+    fits = np.isfinite(gain)
+    cost = np.array([i.cost for i in catalogue] or [0.0])
+    success = np.array([i.success_rate for i in catalogue] or [0.0])
+    return pd.DataFrame(
+        {
+            "expected_benefit": gain,
+            "cost": np.where(fits, cost[pick], 0.0),
+            "saving": np.where(fits, success[pick] * np.asarray(value, dtype=float), 0.0),
+        }
+    )
+
+
 def choose(
     frame: pd.DataFrame,
     scores: pd.DataFrame,

@@ -64,13 +64,25 @@ def render_report(
     size, profit = ev.best_list_size
     low, high = ev.best_list_range
     c = ev.campaign
-    parts.append(
-        f"<p>Contacting between the top {low:,} and {high:,} of {ev.y_true.size:,} customers "
-        f"keeps expected profit within 5 % of its best, {profit:,.0f} at the top {size:,} "
-        f"({size / ev.y_true.size:.1%}), for an intervention costing "
-        f"{c.intervention_cost:g} that keeps {c.success_rate:.0%} of would-be churners worth "
-        f"{c.customer_value:g} each.</p>"
-    )
+    if ev.profit_basis == "catalogue":
+        listable = int(ev.profit["list_size"].iloc[-1])
+        parts.append(
+            f"<p>Listing between the top {low:,} and {high:,} of the {listable:,} customers an "
+            f"intervention fits keeps expected profit within 5 % of its best, {profit:,.0f} at "
+            f"the top {size:,} ({size / ev.y_true.size:.1%} of {ev.y_true.size:,}). The list "
+            "is priced as the nightly one: ranked by expected benefit, each customer with the "
+            "catalogue's intervention that fits them best and their own value; a churner on it "
+            "counts as kept at that intervention's assumed success rate, every contact at its "
+            "cost.</p>"
+        )
+    else:
+        parts.append(
+            f"<p>Contacting between the top {low:,} and {high:,} of {ev.y_true.size:,} "
+            f"customers keeps expected profit within 5 % of its best, {profit:,.0f} at the top "
+            f"{size:,} ({size / ev.y_true.size:.1%}), for an intervention costing "
+            f"{c.intervention_cost:g} that keeps {c.success_rate:.0%} of would-be churners "
+            f"worth {c.customer_value:g} each.</p>"
+        )
     if ev.ranking is not None:
         r = ev.ranking
         parts.append(

@@ -84,6 +84,7 @@ from churnguard.value import (
     MAX_MONTHS,
     customer_value,
     expected_lifetime_months,
+    per_month,
     purchase_history,
     purchase_prior,
 )
@@ -711,8 +712,7 @@ def _charged(table: ir.Table, value: ValueConfig, model: ChurnModel) -> ir.Table
             f"value.column {value.column!r} is not a numeric feature of the model; name a "
             "numeric column of the customers table that the model was trained with"
         )
-    per_month = table[value.column].cast("float64") / (12.0 if value.period == "year" else 1.0)
-    return table.mutate(mrr=per_month)
+    return table.mutate(mrr=per_month(table[value.column].cast("float64"), value.period))
 
 
 def _value_formula(value: ValueConfig, purchases: bool) -> str:

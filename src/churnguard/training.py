@@ -23,7 +23,13 @@ from sklearn.model_selection import train_test_split
 
 from churnguard import drift
 from churnguard.asof import normalize_as_of
-from churnguard.config import DataConfig, EngineConfig, PipelineConfig, config_from_dict
+from churnguard.config import (
+    DataConfig,
+    EngineConfig,
+    PipelineConfig,
+    config_from_dict,
+    run_catalogue,
+)
 from churnguard.contract import Dataset, load_dataset
 from churnguard.dataset import (
     SnapshotSplit,
@@ -35,17 +41,18 @@ from churnguard.dataset import (
 from churnguard.errors import ConfigError
 from churnguard.evaluation import Evaluation
 from churnguard.features import FeaturePlan, plan_features
+from churnguard.interventions import priced
 from churnguard.io import atomic_path
 from churnguard.labels import data_end, far_rows_warning, label_window_end, latest
 from churnguard.logs import Stages, run_id
 from churnguard.measure import effects_by_intervention, read_log
-from churnguard.model import TrainResult, Tuning, fit, tune
+from churnguard.model import ChurnModel, TrainResult, Tuning, fit, tune
 from churnguard.promotion import Decision, champion_on, decide
 from churnguard.registry import check_schema, load_baseline, load_model, promote, save_model
 from churnguard.report import render_report, write_report
 from churnguard.synth import true_hazard
 from churnguard.tracking import log_training, require_mlflow
-from churnguard.value import values_at
+from churnguard.value import per_month, values_at
 
 #: Called with a short message as each stage starts (the CLI shows it as a status line).
 Progress = Callable[[str], None]
@@ -159,9 +166,11 @@ def train(
     say.rows = len(inner_fit)
     say("evaluating")
     champion = champion_on(config, valid, features)
+    probability = result.model.churn_probability(valid)
     evaluation = Evaluation(
         y_true=valid["churned"].to_numpy(),
-        probability=result.model.churn_probability(valid),
+        probability=probability,
+        pricing=list_pricing(dataset, valid, probability, plan, config, result.model),
         baseline_probability=result.baseline.churn_probability(valid),
         bgnbd_probability=bgnbd_baseline(valid, config.churn.horizon_days),
         champion_probability=champion.probability,
@@ -319,18 +328,12 @@ def evaluate(
         raise ConfigError(f"no customer is in the churn population at {when[0].date()}")
     baseline = load_baseline(model)
     probability = churn_model.churn_probability(frame)
-    value = values_at(
-        dataset,
-        frame,
-        probability,
-        plan=plan,
-        as_of=when[0],
-        horizon_days=config.churn.horizon_days,
-    )
+    pricing = list_pricing(dataset, frame, probability, plan, config, churn_model)
     evaluation = Evaluation(
         y_true=frame["churned"].to_numpy(),
         probability=probability,
-        customer_value=value,
+        customer_value=pricing["customer_value"].to_numpy(),
+        pricing=pricing,
         baseline_probability=baseline.churn_probability(frame),
         bgnbd_probability=bgnbd_baseline(frame, config.churn.horizon_days),
         true_hazard=true_hazard(_folder(dataset), frame),
@@ -374,6 +377,35 @@ def _overlaps(snapshots: list[str], when: dt.datetime, horizon_days: int) -> lis
         f"snapshot {near[0].date()}, so the model learned these outcomes and the figures are "
         f"optimistic; evaluate at {clean.date()} or later"
     ]
+
+
+def list_pricing(
+    dataset: Dataset,
+    frame: pd.DataFrame,
+    probability: np.ndarray,
+    plan: FeaturePlan,
+    config: PipelineConfig,
+    model: ChurnModel,
+) -> pd.DataFrame:
+    """Each row's value and intervention as a nightly list at its as-of date would price
+    and choose them (:func:`~churnguard.interventions.priced`, with ``customer_value``), so
+    that the report's best list size is the night's."""
+    if config.value.column in frame:
+        charge = pd.to_numeric(frame[config.value.column], errors="coerce")
+        frame = frame.assign(mrr=per_month(charge, config.value.period))
+    value = np.zeros(len(frame))
+    for as_of, rows in frame.groupby("as_of").indices.items():
+        value[rows] = values_at(
+            dataset,
+            frame.iloc[rows],
+            probability[rows],
+            plan=plan,
+            as_of=pd.Timestamp(as_of).to_pydatetime(),
+            horizon_days=config.churn.horizon_days,
+        )
+    catalogue = run_catalogue(config)
+    chosen = priced(frame, probability, value, model, catalogue, config.reasons)
+    return chosen.assign(customer_value=value)
 
 
 def bgnbd_baseline(frame: pd.DataFrame, horizon_days: int) -> np.ndarray | None:

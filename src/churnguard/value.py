@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import TypeVar
 
 import ibis
 import ibis.expr.types as ir
@@ -35,6 +36,9 @@ from numpy.typing import ArrayLike
 
 from churnguard.contract import Dataset
 from churnguard.features import FeaturePlan
+
+#: A column of charges: read (pandas) or in a query (ibis).
+Charge = TypeVar("Charge", pd.Series, ir.FloatingColumn)
 
 MAX_MONTHS = 120.0
 DAYS_PER_MONTH = 365.25 / 12
@@ -50,6 +54,11 @@ def expected_lifetime_months(probability: ArrayLike, horizon_days: int) -> np.nd
     p = np.clip(np.asarray(probability, dtype=float), 1e-9, 1 - 1e-9)
     monthly = -np.expm1(np.log1p(-p) * (DAYS_PER_MONTH / horizon_days))
     return np.minimum(MAX_MONTHS, 1 / monthly)
+
+
+def per_month(charge: Charge, period: str) -> Charge:
+    """A ``[value] column`` charge (a pandas or an engine column of floats) per month."""
+    return charge / (12.0 if period == "year" else 1.0)
 
 
 @dataclass(frozen=True)

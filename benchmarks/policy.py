@@ -12,8 +12,10 @@ choice); today's list (the catalogue's assumed success rates, the knapsack alloc
 learned (``churnguard outcomes`` then ``churnguard uplift``) from the 6 and from the 12
 campaigns before the evaluation date, used whether or not it was promoted (the verdict is
 reported beside it), and "as used": what ``[score] effects = "learned"`` does, the learned
-effects once promoted and the assumed ones until then; and the oracle (true effects, the same
-allocation).
+effects once promoted and the assumed ones until then; today's list and the 12-campaign
+learner again choosing with "one lifetime", the value of the release before (one
+population-wide expected lifetime for everyone; the truth still prices with each customer's
+own); and the oracle (true effects, the same allocation).
 
     python benchmarks/policy.py [--customers 20000] [--seeds 3] [--budgets 1000 2500 5000]
         [--reach SHARE] [--first-seed 500]
@@ -44,7 +46,7 @@ from churnguard.reasons import drivers_of
 from churnguard.registry import find_model, load_model
 from churnguard.treatment_log import outcomes
 from churnguard.uplift import learn_uplift
-from churnguard.value import values_at
+from churnguard.value import expected_lifetime_months, values_at
 
 START = dt.date(2024, 1, 1)
 DAYS = 730
@@ -57,6 +59,8 @@ POLICIES = (
     "learned 6",
     "learned 12",
     "learned 12, as used",
+    "assumed, one lifetime",
+    "learned 12, one lifetime",
     "oracle",
 )
 
@@ -146,17 +150,20 @@ def picks(w: dict, budget: float, rng: np.random.Generator) -> dict[str, np.ndar
     config = dataclasses.replace(
         w["config"], score=dataclasses.replace(w["config"].score, budget=budget)
     )
-    scores = pd.DataFrame(
-        {
-            "customer_id": ids,
-            "churn_probability": p,
-            "risk_tier": "",
-            "customer_value": value,
-            "value_at_risk": p * value,
-        }
-    )
+    # the value the release before priced with: one population-wide lifetime for everyone
+    one = value / expected_lifetime_months(p, HORIZON)
+    one *= expected_lifetime_months(p.mean(), HORIZON)
 
-    def from_list(effects: Effects | None) -> np.ndarray:
+    def from_list(effects: Effects | None, worth: np.ndarray = value) -> np.ndarray:
+        scores = pd.DataFrame(
+            {
+                "customer_id": ids,
+                "churn_probability": p,
+                "risk_tier": "",
+                "customer_value": worth,
+                "value_at_risk": p * worth,
+            }
+        )
         listed = choose(frame, scores, model, catalogue, config, as_of=w["when"], effects=effects)
         pick = np.full(len(ids), -1)
         where = pd.Index(ids).get_indexer(listed["customer_id"])
@@ -169,6 +176,10 @@ def picks(w: dict, budget: float, rng: np.random.Generator) -> dict[str, np.ndar
     # what [score] effects = "learned" does: learned effects only once promoted
     chosen["learned 12, as used"] = (
         chosen["learned 12"] if w["learned"]["learned 12"].promote else chosen["assumed"]
+    )
+    chosen["assumed, one lifetime"] = from_list(None, one)
+    chosen["learned 12, one lifetime"] = from_list(
+        dataclasses.replace(w["learned"]["learned 12"], promote=True), one
     )
     chosen["oracle"], _ = allocate(
         np.where(np.isnan(true := true_gain(w, names, cost)), -np.inf, true), cost, budget, ids

@@ -5,6 +5,10 @@ Two worlds, each generated once and cached under ``data/bench/``:
 * ``saas`` (default): 20,000 customers over 730 days with seed 1 (``churnguard generate
   --customers 20000 --days 730 --seed 1``), trained with the demo config exactly as ``churnguard
   train`` does; the truth is the simulation's hazard.
+* ``telecom``: an entity table shaped like a telecom export (9,391 customers, 7,043 of them
+  labelled; a dozen attributes, a churn flag, no dates) whose churn is a logistic function of
+  four of its columns (:func:`churnguard.synth.generate_entity_table`), trained in ``labels``
+  mode with the stratified hold-out; the truth is each customer's churn probability.
 * ``purchases``: a retailer's purchase log, 20,000 customers over 730 days with seed 1
   (``churnguard generate --kind purchases --customers 20000 --seed 1``), ``inactivity`` churn
   over 90 days, snapshots every 28 days to 2025-09-22; the truth is each customer's best
@@ -15,7 +19,7 @@ Each reports on the held-out latest snapshot: ROC-AUC of the model, the baseline
 truth (the best any model could do), with 95 % bootstrap intervals and verdicts, calibration,
 and the profit-maximising list size.
 
-    python benchmarks/model_quality.py [--world saas|purchases] [--tune]
+    python benchmarks/model_quality.py [--world saas|purchases|telecom] [--tune]
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from sklearn.metrics import roc_auc_score
 import churnguard as cg
 from churnguard.features import fit_bgnbd_at
 from churnguard.retail import generate_purchases
+from churnguard.synth import generate_entity_table
 from churnguard.training import TrainingRun, train
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -48,7 +53,12 @@ PURCHASES = {
 
 def main() -> None:
     world = sys.argv[sys.argv.index("--world") + 1] if "--world" in sys.argv else "saas"
-    if world == "purchases":
+    if world == "telecom":
+        folder = ROOT / "data" / "bench" / "telecom-c9391-s1"
+        if not (folder / "labels.csv").exists():
+            generate_entity_table(folder, customers=9_391, seed=1)
+        overrides = {"churn.definition": "labels"}
+    elif world == "purchases":
         folder = ROOT / "data" / "bench" / "purchases-c20000-d730-s1"
         if not (folder / "events.parquet").exists():
             generate_purchases(folder, customers=20_000, days=730, seed=1, horizon_days=90)
@@ -69,10 +79,16 @@ def main() -> None:
     ev = run.evaluation
     model, baseline = ev.metrics["model"], ev.metrics["baseline"]
     true_auc = ev.metrics["true_hazard"]["roc_auc_score"]
+    where = (
+        f"over {len(run.split.train)} snapshots; validation {run.validation_rows:,} at "
+        f"{run.split.validation[0].date()}"
+        if run.split
+        else f"validation {run.validation_rows:,} (stratified random hold-out)"
+    )
     print(
-        f"training rows {run.train_rows:,} ({run.train_churn_rate:.1%} churn) over "
-        f"{len(run.split.train)} snapshots; validation {run.validation_rows:,} at "
-        f"{run.split.validation[0].date()}; {seconds:.1f}s (features, fit, report)"
+        f"training rows {run.train_rows:,} ({run.train_churn_rate:.1%} churn) {where}; "
+        f"{seconds:.1f}s (features, fit, report); blend: "
+        f"{run.result.model.calibrator.baseline_weight:.0%} of the baseline"
     )
     if run.tuning:
         t = run.tuning

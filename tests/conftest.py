@@ -16,6 +16,7 @@ import churnguard as cg
 from churnguard.config import ChurnConfig, TrainConfig, default_interventions
 from churnguard.features import FeatureSpec
 from churnguard.model import fit
+from churnguard.synth import generate_entity_table
 
 #: Features of hand-made customers whose reasons and interventions are worked out by hand.
 DRIVER_SPECS = [
@@ -169,45 +170,8 @@ def retailer_export(folder: Path, customers: int = 900, seed: int = 4) -> Path:
 
 
 def labelled_snapshot(folder: Path, customers: int = 2000, seed: int = 9) -> Path:
-    """An entity table with a churn flag: a dozen attributes, no dates, no events.
-
-    Churn depends on contract, monthly charges, support calls and late payments; a quarter of
-    the customers are unlabelled (still to be scored).
-    """
-    rng = np.random.default_rng(seed)
-    contract = rng.choice(["monthly", "one_year", "two_year"], customers, p=[0.5, 0.3, 0.2])
-    charges = rng.uniform(20, 120, customers).round(2)
-    calls = rng.poisson(1.5, customers)
-    late = rng.poisson(0.5, customers)
-    attrs = pd.DataFrame(
-        {
-            "customer_id": [f"T{i:05d}" for i in range(customers)],
-            "contract": contract,
-            "region": rng.choice(["north", "south", "east", "west"], customers),
-            "payment_method": rng.choice(["card", "debit", "invoice"], customers),
-            "internet": rng.choice(["fibre", "dsl", "none"], customers),
-            "segment": rng.choice(["home", "small_business"], customers),
-            "paperless": rng.choice(["yes", "no"], customers),
-            "monthly_charges": charges,
-            "tenure_months": rng.integers(1, 72, customers),
-            "support_calls": calls,
-            "late_payments": late,
-            "products": rng.integers(1, 5, customers),
-            "age": rng.integers(18, 80, customers),
-        }
-    )
-    logit = (
-        -2.8
-        + 1.6 * (contract == "monthly")
-        - 0.8 * (contract == "two_year")
-        + 0.02 * (charges - 70)
-        + 0.45 * calls
-        + 0.6 * late
-    )
-    churned = (rng.uniform(size=customers) < 1 / (1 + np.exp(-logit))).astype(int)
-    labelled = rng.uniform(size=customers) < 0.75
-    labels = pd.DataFrame({"customer_id": attrs["customer_id"], "churned": churned})[labelled]
-    return write_dataset(folder, customers=attrs, labels=labels)
+    """An entity table with a churn flag (:func:`churnguard.synth.generate_entity_table`)."""
+    return generate_entity_table(folder, customers=customers, seed=seed)
 
 
 #: The learned effect of the billing follow-up on customers with a failed payment: the odds of

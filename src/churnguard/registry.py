@@ -107,6 +107,7 @@ def save_model(
             "features": [asdict(s) for s in model.features],
             "categories": model.categories,
             "calibration": model.calibrator.method,
+            "baseline_weight": model.calibrator.baseline_weight,
             "best_iteration": result.best_iteration,
             "libraries": {lib: _installed(lib) for lib in LIBRARIES},
         }
@@ -232,7 +233,10 @@ def load_model(folder: Path | str) -> tuple[ChurnModel, dict[str, Any]]:
     )
     names = [s.name for s in features]
     booster = _parsed(folder, BOOSTER, contents, lambda b: read_booster(b.decode(), names))
-    return ChurnModel(booster, calibrator, features, categories), metadata
+    baseline = None
+    if calibrator.baseline_weight:  # the baseline is part of the model's probabilities
+        baseline = _parsed(folder, BASELINE, contents, lambda b: Baseline.from_dict(json.loads(b)))
+    return ChurnModel(booster, calibrator, features, categories, baseline), metadata
 
 
 def read_metadata(folder: Path) -> dict[str, Any]:

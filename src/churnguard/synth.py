@@ -267,11 +267,64 @@ def write_chunks(
     )
 
 
+def generate_entity_table(out: Path, *, customers: int = 2000, seed: int = 9) -> Path:
+    """A telecom-shaped entity table with a churn flag: a dozen attributes, no dates, no
+    events, as CSV (``customers``, ``labels``), and ``truth``, each customer's true churn
+    probability.
+
+    Churn is a logistic function of contract, monthly charges, support calls and late
+    payments: additive, the shape where a logistic regression is hard to beat. A quarter of
+    the customers are unlabelled (still to be scored).
+    """
+    rng = np.random.default_rng(seed)
+    contract = rng.choice(["monthly", "one_year", "two_year"], customers, p=[0.5, 0.3, 0.2])
+    charges = rng.uniform(20, 120, customers).round(2)
+    calls = rng.poisson(1.5, customers)
+    late = rng.poisson(0.5, customers)
+    attrs = pd.DataFrame(
+        {
+            "customer_id": [f"T{i:05d}" for i in range(customers)],
+            "contract": contract,
+            "region": rng.choice(["north", "south", "east", "west"], customers),
+            "payment_method": rng.choice(["card", "debit", "invoice"], customers),
+            "internet": rng.choice(["fibre", "dsl", "none"], customers),
+            "segment": rng.choice(["home", "small_business"], customers),
+            "paperless": rng.choice(["yes", "no"], customers),
+            "monthly_charges": charges,
+            "tenure_months": rng.integers(1, 72, customers),
+            "support_calls": calls,
+            "late_payments": late,
+            "products": rng.integers(1, 5, customers),
+            "age": rng.integers(18, 80, customers),
+        }
+    )
+    logit = (
+        -2.8
+        + 1.6 * (contract == "monthly")
+        - 0.8 * (contract == "two_year")
+        + 0.02 * (charges - 70)
+        + 0.45 * calls
+        + 0.6 * late
+    )
+    probability = 1 / (1 + np.exp(-logit))
+    churned = (rng.uniform(size=customers) < probability).astype(int)
+    labelled = rng.uniform(size=customers) < 0.75
+    out.mkdir(parents=True, exist_ok=True)
+    ids = attrs["customer_id"]
+    attrs.to_csv(out / "customers.csv", index=False)
+    labels = pd.DataFrame({"customer_id": ids, "churned": churned})[labelled]
+    labels.to_csv(out / "labels.csv", index=False)
+    truth = pd.DataFrame({"customer_id": ids, "churn_probability": probability})
+    truth.to_csv(out / "truth.csv", index=False)
+    return out
+
+
 def true_hazard(folder: Path, rows: pd.DataFrame) -> np.ndarray | None:
     """The simulation's true risk for each ``(customer_id, as_of)`` row, or None without truth.
 
     For the subscription business it is the hazard on the last weekly grid date on or before
-    ``as_of``; for the retailer (:mod:`churnguard.retail`), the true probability of no purchase
+    ``as_of``; for an entity table (:func:`generate_entity_table`), the customer's churn
+    probability; for the retailer (:mod:`churnguard.retail`), the true probability of no purchase
     in the horizon, on the grid date equal to ``as_of`` (a purchase between two grid dates
     changes it). Either is the best score any model could give at that date, so its AUC is the
     ceiling to compare a model against. Rows without a truth (a churned customer, a date off
@@ -291,6 +344,19 @@ def true_hazard(folder: Path, rows: pd.DataFrame) -> np.ndarray | None:
             f"DESCRIBE SELECT * FROM {source}(?)", [str(found[0])]
         ).fetchall()
     }
+    if "churn_probability" in columns:  # an entity table's: one per customer, no dates
+        return (
+            con.execute(
+                f"""
+                SELECT w._row, t.churn_probability AS hazard
+                FROM wanted w LEFT JOIN {source}(?) t ON w.customer_id = t.customer_id
+                ORDER BY w._row
+                """,
+                [str(found[0])],
+            )
+            .fetchdf()["hazard"]
+            .to_numpy(dtype=float, na_value=np.nan)
+        )
     score, fresh = (
         ("p_no_purchase", "t.date = w.as_of")
         if "p_no_purchase" in columns

@@ -549,6 +549,11 @@ def _facts(
             "training snapshot, or a random part of the rows; calibration on the same rows)",
         ),
         ("calibration", result.model.calibrator.method),
+        (
+            "blend",
+            f"{result.model.calibrator.baseline_weight:.0%} of the logistic baseline's log-odds "
+            "(the weight with the least out-of-fold log loss on the same training rows)",
+        ),
     ]
     if tuning is not None:
         facts.append(

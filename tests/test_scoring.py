@@ -1005,6 +1005,26 @@ def test_a_report_prices_a_list_as_the_night_values_and_chooses(nightly, tmp_pat
     assert off.max() <= listed["expected_benefit"].min() + 0.006
 
 
+def test_a_value_column_prices_customers_but_leaves_the_models_mrr_alone(nightly, tmp_path):
+    config = tmp_path / "charged.toml"
+    config.write_text(nightly.read_text() + '[value]\ncolumn = "company_size"\n')
+    plain = scoring.score(load_config(nightly), as_of=AS_OF, out=tmp_path / "plain")
+    priced = scoring.score(load_config(config), as_of=AS_OF, out=tmp_path / "priced")
+    a, b = (pd.read_parquet(r.out / "scores.parquet") for r in (plain, priced))
+    assert "mrr" in {
+        s.name for s in load_model(find_model(None, load_config(nightly).model))[0].features
+    }
+    pd.testing.assert_series_equal(a["churn_probability"], b["churn_probability"])
+    sizes = pd.read_parquet(nightly.parent / "data" / "customers.parquet").set_index(
+        "customer_id"
+    )["company_size"]
+    size = sizes.loc[b["customer_id"]].to_numpy()
+    charge = size * b["lifetime_months"].to_numpy()  # the charge, purchases on top
+    assert (b["customer_value"].to_numpy() >= charge - 0.005 * size - 0.01).all()  # rounding
+    assert not np.allclose(a["customer_value"], b["customer_value"])
+    assert "company_size per month" in priced.manifest["value"]["formula"]
+
+
 def test_each_row_says_what_its_intervention_answers(nightly, tmp_path):
     run = scoring.score(load_config(nightly), as_of=AS_OF, out=tmp_path / "out")
     listed = run.interventions

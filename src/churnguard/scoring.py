@@ -82,9 +82,9 @@ from churnguard.registry import check_schema, find_model, load_model, read_metad
 from churnguard.spreadsheet import write_csv, write_xlsx
 from churnguard.value import (
     MAX_MONTHS,
+    charged,
     customer_value,
     expected_lifetime_months,
-    per_month,
     purchase_history,
     purchase_prior,
 )
@@ -523,17 +523,17 @@ def _score(
     names = [s.name for s in model.features]
     horizon = run.trained.churn.horizon_days
     say("scoring")
-    priced = _charged(table, config.value, model)
-    prior, joined = None, priced
+    charge = _charge_column(config.value, model)
+    prior, joined = None, table
     history = purchase_history(run.dataset, run.when, run.plan)
     if history is not None:
         prior = purchase_prior(history)
-        joined = priced.left_join(history, "customer_id").drop("customer_id_right")
+        joined = table.left_join(history, "customer_id").drop("customer_id_right")
 
     def value(batch: pd.DataFrame) -> pd.DataFrame:
         probability = model.churn_probability(batch)
         months = expected_lifetime_months(probability, horizon)
-        worth = customer_value(batch, months=months, prior=prior)
+        worth = customer_value(charged(batch, charge, config.value), months=months, prior=prior)
         scores = score_rows(batch, probability, worth, months, config)
         context = batch.assign(
             churn_probability=scores["churn_probability"].to_numpy(),
@@ -703,16 +703,17 @@ def _labels_today(folder: Path) -> dt.date:
     return dt.datetime.now(dt.UTC).date()
 
 
-def _charged(table: ir.Table, value: ValueConfig, model: ChurnModel) -> ir.Table:
-    """``table`` with ``mrr`` from ``[value] column`` (a monthly charge), when one is named."""
+def _charge_column(value: ValueConfig, model: ChurnModel) -> str | None:
+    """The ``[value] column`` a customer's charge is read from, checked to be a numeric
+    feature of the model; None when the charge is the subscriptions' MRR."""
     if not value.column:
-        return table
+        return None
     if value.column not in {s.name for s in model.features if s.kind == "numeric"}:
         raise ConfigError(
             f"value.column {value.column!r} is not a numeric feature of the model; name a "
             "numeric column of the customers table that the model was trained with"
         )
-    return table.mutate(mrr=per_month(table[value.column].cast("float64"), value.period))
+    return value.column
 
 
 def _value_formula(value: ValueConfig, purchases: bool) -> str:

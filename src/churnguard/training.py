@@ -52,7 +52,7 @@ from churnguard.registry import check_schema, load_baseline, load_model, promote
 from churnguard.report import render_report, write_report
 from churnguard.synth import true_hazard
 from churnguard.tracking import log_training, require_mlflow
-from churnguard.value import per_month, values_at
+from churnguard.value import charged, values_at
 
 #: Called with a short message as each stage starts (the CLI shows it as a status line).
 Progress = Callable[[str], None]
@@ -390,14 +390,13 @@ def list_pricing(
     """Each row's value and intervention as a nightly list at its as-of date would price
     and choose them (:func:`~churnguard.interventions.priced`, with ``customer_value``), so
     that the report's best list size is the night's."""
-    if config.value.column in frame:
-        charge = pd.to_numeric(frame[config.value.column], errors="coerce")
-        frame = frame.assign(mrr=per_month(charge, config.value.period))
+    column = config.value.column if config.value.column in frame else None
+    worth = charged(frame, column, config.value)
     value = np.zeros(len(frame))
     for as_of, rows in frame.groupby("as_of").indices.items():
         value[rows] = values_at(
             dataset,
-            frame.iloc[rows],
+            worth.iloc[rows],
             probability[rows],
             plan=plan,
             as_of=pd.Timestamp(as_of).to_pydatetime(),

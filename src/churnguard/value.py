@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import TypeVar
 
 import ibis
 import ibis.expr.types as ir
@@ -34,11 +33,9 @@ import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
 
+from churnguard.config import ValueConfig
 from churnguard.contract import Dataset
 from churnguard.features import FeaturePlan
-
-#: A column of charges: read (pandas) or in a query (ibis).
-Charge = TypeVar("Charge", pd.Series, ir.FloatingColumn)
 
 MAX_MONTHS = 120.0
 DAYS_PER_MONTH = 365.25 / 12
@@ -56,9 +53,13 @@ def expected_lifetime_months(probability: ArrayLike, horizon_days: int) -> np.nd
     return np.minimum(MAX_MONTHS, 1 / monthly)
 
 
-def per_month(charge: Charge, period: str) -> Charge:
-    """A ``[value] column`` charge (a pandas or an engine column of floats) per month."""
-    return charge / (12.0 if period == "year" else 1.0)
+def charged(frame: pd.DataFrame, column: str | None, value: ValueConfig) -> pd.DataFrame:
+    """``frame`` to value, with ``mrr`` the ``[value] column`` charge per month when one is
+    named (a copy: the model's own ``mrr`` feature, if any, stays as it is in ``frame``)."""
+    if not column:
+        return frame
+    charge = pd.to_numeric(frame[column], errors="coerce")
+    return frame.assign(mrr=charge / (12.0 if value.period == "year" else 1.0))
 
 
 @dataclass(frozen=True)

@@ -1,12 +1,14 @@
 """The churn model: LightGBM with early stopping, calibrated probabilities, and a baseline.
 
-Training uses the training snapshots; the out-of-time validation snapshot drives early stopping
-and calibration. Calibration (sigmoid or isotonic) is chosen by cross-fitting on validation: each
-method is fitted on one half and scored on the other, both ways, and the method with the lower
-out-of-fold log loss wins. The out-of-fold probabilities are the validation predictions the
-report uses; early stopping and the choice of method read the same rows, so those figures are
-slightly optimistic. The final calibrator is then fitted on the whole validation set. A logistic
-regression on the same features is trained beside it as the baseline.
+:func:`fit` trains on its training rows and stops early and calibrates on its stopping rows
+(``churnguard train`` gives it an inner split of the training snapshots, so the rows it reports
+on are never read here). Calibration (sigmoid or isotonic) is chosen by cross-fitting on the
+stopping rows: each method is fitted on one half and scored on the other, both ways, and the
+method with the lower out-of-fold log loss wins; the final calibrator is then fitted on all of
+them. A logistic regression on the same features is trained beside it as the baseline, and
+blended into the model's log-odds where the out-of-fold log loss says it clearly helps
+(:func:`blend_weight`): where churn is close to additive in the columns, the regression holds
+exactly what the trees approximate in steps.
 """
 
 from __future__ import annotations

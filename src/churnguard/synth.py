@@ -345,34 +345,26 @@ def true_hazard(folder: Path, rows: pd.DataFrame) -> np.ndarray | None:
         ).fetchall()
     }
     if "churn_probability" in columns:  # an entity table's: one per customer, no dates
-        return (
-            con.execute(
-                f"""
-                SELECT w._row, t.churn_probability AS hazard
-                FROM wanted w LEFT JOIN {source}(?) t ON w.customer_id = t.customer_id
-                ORDER BY w._row
-                """,
-                [str(found[0])],
-            )
-            .fetchdf()["hazard"]
-            .to_numpy(dtype=float, na_value=np.nan)
+        query = f"""
+        SELECT w._row, t.churn_probability AS hazard
+        FROM wanted w LEFT JOIN {source}(?) t ON w.customer_id = t.customer_id
+        ORDER BY w._row
+        """
+    else:
+        score, fresh = (
+            ("p_no_purchase", "t.date = w.as_of")
+            if "p_no_purchase" in columns
+            else ("hazard", "t.date > w.as_of - INTERVAL 7 DAY")
         )
-    score, fresh = (
-        ("p_no_purchase", "t.date = w.as_of")
-        if "p_no_purchase" in columns
-        else ("hazard", "t.date > w.as_of - INTERVAL 7 DAY")
-    )
-    hazard = con.execute(
-        f"""
+        query = f"""
         WITH truth AS (SELECT customer_id, CAST(date AS TIMESTAMP) AS date, {score} AS score
                        FROM {source}(?))
         SELECT w._row, CASE WHEN {fresh} THEN t.score END AS hazard
         FROM wanted w ASOF LEFT JOIN truth t
           ON w.customer_id = t.customer_id AND w.as_of >= t.date
         ORDER BY w._row
-        """,
-        [str(found[0])],
-    ).fetchdf()["hazard"]
+        """
+    hazard = con.execute(query, [str(found[0])]).fetchdf()["hazard"]
     return hazard.to_numpy(dtype=float, na_value=np.nan)
 
 

@@ -59,25 +59,31 @@ def earlier_runs(out: Path, today: dt.date) -> list[Run]:
     parent = out.resolve().parent
     if not parent.is_dir():
         return []
-    runs = (
-        _run(folder)
-        for folder in parent.iterdir()
-        if folder.is_dir() and not folder.name.startswith(".") and (folder / ASSIGNMENTS).is_file()
-    )
-    return sorted((r for r in runs if r.as_of < today), reverse=True)
+    runs = []
+    for folder in parent.iterdir():
+        if (
+            folder.is_dir()
+            and not folder.name.startswith(".")
+            and (folder / ASSIGNMENTS).is_file()
+        ):
+            as_of, written = _manifest(folder)
+            if as_of < today:  # only these are hashed: tonight's past
+                files = folder / ASSIGNMENTS
+                runs.append(Run(as_of, files, sha256_file(files), written))
+    return sorted(runs, reverse=True)
 
 
-def _run(folder: Path) -> Run:
-    """The run in ``folder``, dated by its manifest (the far future when there is none to
-    read: no run of tonight's past)."""
-    as_of, written = dt.date.max, None
+def _manifest(folder: Path) -> tuple[dt.date, str | None]:
+    """The as-of date a run's manifest records (the far future when there is none to read: no
+    run of tonight's past) and the SHA-256 it recorded for the run's decisions."""
     try:
         manifest = json.loads((folder / "manifest.json").read_text("utf-8"))
-        as_of = dt.date.fromisoformat(manifest["as_of"])
-        written = manifest.get("outputs", {}).get(ASSIGNMENTS)
+        return (
+            dt.date.fromisoformat(manifest["as_of"]),
+            manifest.get("outputs", {}).get(ASSIGNMENTS),
+        )
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        pass
-    return Run(as_of, folder / ASSIGNMENTS, sha256_file(folder / ASSIGNMENTS), written)
+        return dt.date.max, None
 
 
 def digest(runs: Sequence[Run]) -> str:

@@ -10,7 +10,8 @@ the assumptions it chose by: Σ (true churn without − true churn with) × cust
 Policies: random targeting; ranking by churn probability (each customer given the catalogue's
 choice); today's list (the catalogue's assumed success rates, the knapsack allocation); uplift
 learned (``churnguard outcomes`` then ``churnguard uplift``) from the 6 and from the 12
-campaigns before the evaluation date, used whether or not it was promoted (the verdict is
+campaigns before the evaluation date, with the catalogue as a prior (``[uplift] prior``'s
+default) and from the evidence alone, used whether or not it was promoted (the verdict is
 reported beside it), and "as used": what ``[score] effects = "learned"`` does, the learned
 effects once promoted and the assumed ones until then; today's list and the 12-campaign
 learner again choosing with "one lifetime", the value of the release before (one
@@ -59,6 +60,8 @@ POLICIES = (
     "learned 6",
     "learned 12",
     "learned 12, as used",
+    "learned 6, evidence only",
+    "learned 12, evidence only",
     "assumed, one lifetime",
     "learned 12, one lifetime",
     "oracle",
@@ -101,6 +104,11 @@ def world(root: Path, seed: int, effects, customers: int) -> dict[str, object]:
         kept.to_parquet(path)
         run = learn_uplift(config, log=path, out=root / f"uplift{count}")
         learned[f"learned {count}"] = run.effects
+        alone = dataclasses.replace(
+            config, uplift=dataclasses.replace(config.uplift, prior="none")
+        )
+        run = learn_uplift(alone, log=path, out=root / f"evidence{count}")
+        learned[f"learned {count}, evidence only"] = run.effects
 
     model, metadata = load_model(find_model(None, config.model))
     dataset = cg.load_dataset(data, definition="subscription")
@@ -234,7 +242,7 @@ def main() -> None:
                     chosen = picks(w, budget, np.random.default_rng(seed))
                     for policy in POLICIES:
                         promoted = (
-                            w["learned"][policy.split(",")[0]].promote
+                            w["learned"].get(policy, w["learned"][policy.split(",")[0]]).promote
                             if policy.startswith("learned")
                             else None
                         )

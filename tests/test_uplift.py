@@ -17,10 +17,16 @@ from typer.testing import CliRunner
 
 import churnguard as cg
 from churnguard.cli import app
-from churnguard.config import default_interventions, load_config, load_effects
+from churnguard.config import (
+    InterventionConfig,
+    default_interventions,
+    load_config,
+    load_effects,
+)
 from churnguard.errors import ConfigError
 from churnguard.policy import (
     Effects,
+    assumed_effects,
     band_cuts,
     band_of,
     best_pick,
@@ -89,9 +95,16 @@ def test_help_is_shown_where_it_was_planted_and_not_where_it_was_not():
     assert shown["problem"].all()  # customers without the problem are never pooled with it
 
 
-def _verdict(seed: int, effects, n: int = 6_000) -> dict:
+#: A catalogue assuming each intervention keeps 30 % of its would-be churners with the problem.
+CATALOGUE = tuple(
+    InterventionConfig(name, 5.0, 0.3, problem=("ticket_count >= 1",)) for name in NAMES
+)
+
+
+def _verdict(seed: int, effects, n: int = 6_000, assumed=None) -> dict:
     """The check as ``churnguard uplift`` makes it: each of the four dates checked with effects
-    learned from the other three, the checked rows then compared together."""
+    learned from the other three (with the ``assumed`` prior, if any), the checked rows then
+    compared together."""
     decisions, problem, _ = logged(seed, effects=effects, n=n)
     cuts = band_cuts(decisions["churn_probability"].to_numpy(), 3)
     # every customer has the problem of its own arm here; the others' are drawn alike
@@ -101,7 +114,9 @@ def _verdict(seed: int, effects, n: int = 6_000) -> dict:
     parts = []
     for date in range(4):
         late = (decisions["as_of"] == date).to_numpy()
-        learned_effects = learn(decisions[~late], problem[~late], NAMES, cuts, COST)
+        learned_effects = learn(
+            decisions[~late], problem[~late], NAMES, cuts, COST, assumed=assumed
+        )
         rows = decisions[late].reset_index(drop=True)
         p, value = rows["churn_probability"].to_numpy(), rows["customer_value"].to_numpy()
         uplift, shown = learned_effects.lookup(NAMES, flags[late], p)
@@ -115,15 +130,54 @@ def _verdict(seed: int, effects, n: int = 6_000) -> dict:
     return check(rows, action, uplift, learned, current, COST)
 
 
-def test_zero_effect_worlds_promote_in_at_most_5_of_100_seeds():
-    promoted = sum(_verdict(seed, (0.0, 0.0, 0.0))["promote"] for seed in range(100))
+@pytest.mark.parametrize("prior", ["none", "catalogue"])
+def test_zero_effect_worlds_promote_in_at_most_5_of_100_seeds(prior):
+    """Also with a catalogue that assumes every intervention helps: the prior does not make
+    effects that are not there pass the check."""
+    assumed = assumed_effects(CATALOGUE) if prior == "catalogue" else None
+    promoted = sum(
+        _verdict(seed, (0.0, 0.0, 0.0), assumed=assumed)["promote"] for seed in range(100)
+    )
     assert promoted <= 5
 
 
-def test_a_strong_planted_effect_is_promoted_most_of_the_time():
-    verdicts = [_verdict(seed, (0.8, 0.0, 0.0), n=20_000) for seed in range(20)]
+@pytest.mark.parametrize("prior", ["none", "catalogue"])
+def test_a_strong_planted_effect_is_promoted_most_of_the_time(prior):
+    assumed = assumed_effects(CATALOGUE) if prior == "catalogue" else None
+    verdicts = [_verdict(seed, (0.8, 0.0, 0.0), n=20_000, assumed=assumed) for seed in range(20)]
     assert sum(v["promote"] for v in verdicts) >= 12
     assert all(v["learned_vs_current"]["per_decision"] > 0 for v in verdicts[:5])
+
+
+def test_a_catalogue_borne_out_lends_small_groups_its_strength():
+    """Every intervention keeps 30 % of its would-be churners with the problem, as the
+    catalogue assumes: with the catalogue as a prior more groups are shown than on their own
+    evidence, with narrower intervals, and the spread around the catalogue is small."""
+    assumed = assumed_effects(CATALOGUE)
+    alone, combined = 0, 0
+    for seed in range(10):
+        decisions, problem, _ = logged(seed, effects=(0.3, 0.3, 0.3), n=4_000)
+        plain = learn(decisions, problem, NAMES, (), COST)
+        prior = learn(decisions, problem, NAMES, (), COST, assumed=assumed)
+        alone += int(plain.groups["shown"].sum())
+        combined += int(prior.groups["shown"].sum())
+        finite = plain.groups["log_odds_se"].notna()
+        assert (
+            prior.groups.loc[finite, "log_odds_se"] < plain.groups.loc[finite, "log_odds_se"]
+        ).all()
+        measured = [g["measured"] for g in prior.prior["groups"]]
+        assert np.allclose(measured, plain.groups["log_odds"], equal_nan=True)
+    assert combined >= alone + 5
+
+
+def test_evidence_against_the_catalogue_outweighs_it():
+    """The catalogue assumes "fix" keeps 30 % of would-be churners; it doubles their risk
+    instead, on 20,000 decisions: the prior's spread grows and "fix" is not shown."""
+    decisions, problem, _ = logged(4, effects=(-1.0, 0.3, 0.3), n=20_000)
+    effects = learn(decisions, problem, NAMES, (), COST, assumed=assumed_effects(CATALOGUE))
+    fix = effects.groups[(effects.groups["intervention"] == "fix") & effects.groups["problem"]]
+    assert not fix["shown"].item() and fix["log_odds"].item() > 0
+    assert effects.prior["spread_sd"] > 0.3
 
 
 def test_help_is_shown_at_a_false_discovery_rate_not_one_test_at_a_time():
@@ -161,6 +215,10 @@ def test_a_hand_computed_qini_curve():
 def test_effects_survive_a_round_trip_and_a_tampered_file_is_refused():
     decisions, problem, _ = logged(1)
     effects = learn(decisions, problem, NAMES, (0.05, 0.1), COST)
+    with_prior = learn(
+        decisions, problem, NAMES, (0.05, 0.1), COST, assumed=assumed_effects(CATALOGUE)
+    )
+    assert Effects.from_json(with_prior.to_json(), "effects.json").prior == with_prior.prior
     again = Effects.from_json(effects.to_json(), "effects.json")
     pd.testing.assert_frame_equal(again.segments, effects.segments, check_dtype=False)
     pd.testing.assert_frame_equal(again.groups, effects.groups, check_dtype=False)
@@ -178,6 +236,7 @@ def test_effects_survive_a_round_trip_and_a_tampered_file_is_refused():
         (lambda d: d["segments"][0].pop("shown"), "must have the keys"),
         (lambda d: d["groups"][0].update(log_odds="-1"), "not a name, flag or number"),
         (lambda d: d.pop("groups"), "groups must be a list"),
+        (lambda d: d.update(prior=[1]), "prior must be a record"),
     ):
         broken = json.loads(json.dumps(data))
         damage(broken)

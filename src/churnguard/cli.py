@@ -975,9 +975,10 @@ def uplift(
 ) -> None:
     """Learn what each intervention does, for whom, from treated and holdout outcomes.
 
-    Per intervention and problem: the change in the odds of churning when treated (help shown
-    at a 5 % false discovery rate); per churn-probability band, the churn saved with a 95 %
-    interval.
+    Per intervention and problem: the change in the odds of churning when treated, combined
+    with the catalogue's assumed change as far as the campaigns bear it out (\\[uplift] prior =
+    "catalogue"; "none": the evidence alone, help shown at a 5 % false discovery rate); per
+    churn-probability band, the churn saved with a 95 % interval.
     The policy these effects give is checked on every decision, each run of list dates with
     effects learned from the others, against today's list and against contacting no one
     (doubly robust); promote is true only when it beats both beyond their 95 % intervals.

@@ -14,6 +14,15 @@ small group keeps one odds ratio for every risk. Help is *shown* where ``b`` is 
 false discovery rate of 5 % over all the groups tested (Benjamini–Hochberg on one-sided
 p-values), so that of the groups contacted on the evidence, few are flukes.
 
+**The catalogue as a prior** (``[uplift] prior = "catalogue"``). Each group's estimate ``b ±
+se`` then meets a normal prior centred on the effect the catalogue assumes, ``log(1 −
+success_rate)`` for the customers an intervention is meant for (0 for those it is not), with
+the variance by which the groups' estimates stray from their assumed effects beyond sampling
+error (method of moments, empirical Bayes): where the catalogue is borne out, small groups
+borrow its strength; where it is not, the spread grows and the evidence decides. A group is
+then shown where the posterior's one-sided 95 % bound is below zero. The measured estimates
+and the assumed ones are kept in ``Effects.prior``.
+
 **Segments**, the groups split by band of churn probability, report the plain treated-minus-
 holdout difference (:func:`churnguard.measure.saving`), shrunk toward the band's siblings
 (DerSimonian–Laird between-band variance, empirical Bayes), for the report and ``effects.csv``.
@@ -33,6 +42,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,6 +51,7 @@ import pandas as pd
 from scipy.special import expit, logit
 from scipy.stats import norm
 
+from churnguard.config import InterventionConfig
 from churnguard.errors import ConfigError
 from churnguard.measure import Z95, customers_needed, saving
 
@@ -48,6 +59,11 @@ from churnguard.measure import Z95, customers_needed, saving
 FDR = 0.05
 #: How far the effect may change per unit of churn log-odds before the data say so.
 SLOPE_PRIOR_SD = 0.5
+#: The least variance of the catalogue prior: groups that all agree with the catalogue still
+#: leave it a standard deviation of 0.01 in log-odds.
+MIN_PRIOR_VAR = 1e-4
+#: The normal quantile of a one-sided 95 % bound.
+ONE_SIDED_95 = float(norm.ppf(0.95))
 FORMAT = 2
 SEGMENT_COLUMNS = (
     "intervention",
@@ -105,6 +121,8 @@ class Effects:
     promote: bool = False
     evaluation: dict[str, Any] = field(default_factory=dict)
     method: str = "segments"
+    #: With a catalogue prior: its spread and, per group, the assumed and measured effects.
+    prior: dict[str, Any] = field(default_factory=dict)
 
     def lookup(
         self, names: list[str], problems: np.ndarray, probability: np.ndarray
@@ -137,6 +155,7 @@ class Effects:
             "groups": _records(self.groups),
             "segments": _records(self.segments),
             "pooled": _records(self.pooled),
+            "prior": self.prior,
         }
         return json.dumps(data, indent=2, allow_nan=False) + "\n"
 
@@ -162,6 +181,9 @@ class Effects:
             )
         if not isinstance(data.get("promote"), bool):
             raise ConfigError(f"{source}: promote must be true or false")
+        prior = data.get("prior") or {}
+        if not isinstance(prior, dict):
+            raise ConfigError(f"{source}: prior must be a record")
         return cls(
             interventions=tuple(names),
             cuts=tuple(cuts),
@@ -171,6 +193,7 @@ class Effects:
             promote=data["promote"],
             evaluation=data.get("evaluation") or {},
             method=str(data.get("method", "segments")),
+            prior=prior,
         )
 
 
@@ -194,11 +217,14 @@ def learn(
     cuts: tuple[float, ...],
     costs: np.ndarray,
     controls: np.ndarray | None = None,
+    assumed: dict[tuple[str, bool], float] | None = None,
 ) -> Effects:
     """Effects from labelled decisions: ``intervention``, ``group``, ``churned``, ``as_of``,
     ``churn_probability`` and ``customer_value`` per row; ``problem[i]``: row ``i``'s customer had
     the problem of the row's own intervention; ``controls[i, k]``: holdout row ``i`` is also a
-    control for intervention ``k``'s customers with its problem (none when None)."""
+    control for intervention ``k``'s customers with its problem (none when None); ``assumed``:
+    the log-odds effect the catalogue assumes per (intervention, problem flag), the prior
+    (:func:`assumed_effects`; none when None)."""
     if controls is None:
         controls = np.zeros((len(decisions), len(names)), dtype=bool)
     band = band_of(cuts, decisions["churn_probability"].to_numpy(float))
@@ -257,9 +283,13 @@ def learn(
             }
         )
     fitted = pd.DataFrame(groups, columns=list(GROUP_COLUMNS[:-1]))
-    fitted["shown"] = shown(
-        -fitted["log_odds"].to_numpy(float), fitted["log_odds_se"].to_numpy(float)
-    )
+    prior: dict[str, Any] = {}
+    if assumed is None:
+        fitted["shown"] = shown(
+            -fitted["log_odds"].to_numpy(float), fitted["log_odds_se"].to_numpy(float)
+        )
+    else:
+        fitted, prior = _with_prior(fitted, assumed)
     frame = pd.DataFrame(segments)
     if frame.empty:
         frame = pd.DataFrame(columns=list(SEGMENT_COLUMNS))
@@ -278,7 +308,60 @@ def learn(
         segments=frame,
         pooled=pd.DataFrame(pooled, columns=list(POOLED_COLUMNS)),
         groups=fitted[list(GROUP_COLUMNS)],
+        prior=prior,
     )
+
+
+def assumed_effects(
+    catalogue: Sequence[InterventionConfig],
+) -> dict[tuple[str, bool], float]:
+    """The log-odds effect the catalogue assumes per (intervention, problem flag): ``log(1 −
+    success_rate)`` where the intervention is meant for the customer (it addresses their
+    problem, or it is meant for anyone), 0 where it is not."""
+    return {
+        (i.name, flag): math.log1p(-i.success_rate) if flag or not i.problem else 0.0
+        for i in catalogue
+        for flag in (False, True)
+    }
+
+
+def _with_prior(
+    fitted: pd.DataFrame, assumed: dict[tuple[str, bool], float]
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The groups' posterior effects under the catalogue prior, shown where the posterior's
+    one-sided 95 % bound is below zero, and the record of what went in."""
+    fitted = fitted.copy()
+    b = fitted["log_odds"].to_numpy(float)
+    se = fitted["log_odds_se"].to_numpy(float)
+    prior = np.array([assumed[(r.intervention, bool(r.problem))] for r in fitted.itertuples()])
+    ok = np.isfinite(b) & np.isfinite(se) & (se > 0)
+    # how far the groups stray from the catalogue beyond their sampling error
+    spread = (
+        max(float(np.mean((b[ok] - prior[ok]) ** 2 - se[ok] ** 2)), MIN_PRIOR_VAR)
+        if ok.any()
+        else MIN_PRIOR_VAR
+    )
+    precision = 1 / se[ok] ** 2 + 1 / spread
+    posterior = (b[ok] / se[ok] ** 2 + prior[ok] / spread) / precision
+    record = {
+        "source": "catalogue",
+        "spread_sd": math.sqrt(spread),
+        "groups": [
+            {
+                "intervention": r.intervention,
+                "problem": bool(r.problem),
+                "assumed": float(a),
+                "measured": _finite(r.log_odds),
+                "measured_se": _finite(r.log_odds_se),
+            }
+            for r, a in zip(fitted.itertuples(), prior, strict=True)
+        ],
+    }
+    fitted.loc[ok, "log_odds"] = posterior
+    fitted.loc[ok, "log_odds_se"] = precision**-0.5
+    fitted["shown"] = False
+    fitted.loc[ok, "shown"] = posterior + ONE_SIDED_95 * precision**-0.5 < 0
+    return fitted, record
 
 
 def _odds_effect(rows: pd.DataFrame) -> dict[str, float | int]:

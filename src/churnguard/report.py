@@ -275,15 +275,36 @@ def render_uplift_report(effects: Effects, curves: dict[str, pd.DataFrame], *, l
         "<p>Per intervention and problem, the change in the odds of churning when treated, "
         "at the treated customers' average risk (a logistic model with the churn model's "
         "log-odds as offset; below 1 helps), and how that change moves per unit of churn "
-        "log-odds (above 1: the riskiest respond less). Help is shown at a 5 % false "
-        "discovery rate over all the groups.</p>"
+        "log-odds (above 1: the riskiest respond less). "
+        + (
+            "Each group's measured ratio is combined with the one the catalogue assumes "
+            "(success rate s: 1 − s for the customers an intervention is meant for, 1 for the "
+            "others), weighted by how far the groups stray from the catalogue beyond their "
+            f"sampling error (a spread of {effects.prior['spread_sd']:.2f} in log-odds); help "
+            "is shown where the combined ratio's one-sided 95 % bound is below 1.</p>"
+            if effects.prior
+            else "Help is shown at a 5 % false discovery rate over all the groups.</p>"
+        )
     )
+    prior = {(g["intervention"], g["problem"]): g for g in effects.prior.get("groups", [])}
+
+    def ratio(log_odds: float | None) -> str:
+        return "n/a" if log_odds is None or pd.isna(log_odds) else f"{math.exp(log_odds):.2f}"
+
     rows = [
         [
             r.intervention,
             "yes" if r.problem else "no",
             f"{int(r.treated):,} / {int(r.holdout):,}",
-            "n/a" if pd.isna(r.log_odds) else f"{math.exp(r.log_odds):.2f}",
+            *(
+                [
+                    ratio(prior[(r.intervention, bool(r.problem))]["measured"]),
+                    ratio(prior[(r.intervention, bool(r.problem))]["assumed"]),
+                ]
+                if prior
+                else []
+            ),
+            ratio(r.log_odds),
             "n/a"
             if pd.isna(r.log_odds)
             else f"{math.exp(r.log_odds - Z95 * r.log_odds_se):.2f} to "
@@ -299,7 +320,8 @@ def render_uplift_report(effects: Effects, curves: dict[str, pd.DataFrame], *, l
                 "intervention",
                 "has the problem",
                 "treated / holdout",
-                "odds ratio",
+                *(["measured odds ratio", "assumed"] if prior else []),
+                "odds ratio (combined)" if prior else "odds ratio",
                 "95 % interval",
                 "per unit of risk",
                 "shown",

@@ -46,7 +46,15 @@ from churnguard.io import atomic_folder
 from churnguard.logs import Stages
 from churnguard.measure import read_log
 from churnguard.model import ChurnModel
-from churnguard.policy import Effects, band_cuts, best_pick, check, learn, qini
+from churnguard.policy import (
+    Effects,
+    assumed_effects,
+    band_cuts,
+    best_pick,
+    check,
+    learn,
+    qini,
+)
 from churnguard.reasons import drivers_of
 from churnguard.registry import check_schema, find_model, load_model
 from churnguard.report import write_uplift_report
@@ -109,12 +117,15 @@ def learn_uplift(
 
     say("learning and checking effects")
     controls = _shared_controls(frame, problem, catalogue)
+    assumed = assumed_effects(catalogue) if config.uplift.prior == "catalogue" else None
     # cross-fitting: each block of dates is checked with effects learned from the others
     blocks = _check_blocks(frame, config.uplift.evaluation_share)
     parts = []
     for block in np.unique(blocks):
         out_of = blocks != block
-        learning = learn(frame[out_of], own_problem[out_of], names, cuts, costs, controls[out_of])
+        learning = learn(
+            frame[out_of], own_problem[out_of], names, cuts, costs, controls[out_of], assumed
+        )
         parts.append(
             _picks(
                 frame[~out_of],
@@ -135,7 +146,7 @@ def learn_uplift(
         if (checked["intervention"] == name).any()
     }
     effects = dataclasses.replace(
-        learn(frame, own_problem, names, cuts, costs, controls),
+        learn(frame, own_problem, names, cuts, costs, controls, assumed),
         promote=evaluation["promote"],
         evaluation=evaluation,
         method=config.uplift.method,

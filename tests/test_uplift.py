@@ -178,6 +178,9 @@ def test_evidence_against_the_catalogue_outweighs_it():
     fix = effects.groups[(effects.groups["intervention"] == "fix") & effects.groups["problem"]]
     assert not fix["shown"].item() and fix["log_odds"].item() > 0
     assert effects.prior["spread_sd"] > 0.3
+    # a catalogue promising to keep every would-be churner still gives a finite prior
+    sure = assumed_effects((InterventionConfig("fix", 5.0, 1.0, problem=("x >= 1",)),))
+    assert sure == {("fix", True): pytest.approx(np.log(0.01)), ("fix", False): 0.0}
 
 
 def test_help_is_shown_at_a_false_discovery_rate_not_one_test_at_a_time():

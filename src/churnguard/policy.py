@@ -62,6 +62,9 @@ SLOPE_PRIOR_SD = 0.5
 #: The least variance of the catalogue prior: groups that all agree with the catalogue still
 #: leave it a standard deviation of 0.01 in log-odds.
 MIN_PRIOR_VAR = 1e-4
+#: A catalogue's success rate of 1 (every would-be churner kept) is read as this, so that the
+#: prior's log-odds stay finite.
+MAX_ASSUMED_SUCCESS = 0.99
 #: The normal quantile of a one-sided 95 % bound.
 ONE_SIDED_95 = float(norm.ppf(0.95))
 FORMAT = 2
@@ -319,7 +322,9 @@ def assumed_effects(
     success_rate)`` where the intervention is meant for the customer (it addresses their
     problem, or it is meant for anyone), 0 where it is not."""
     return {
-        (i.name, flag): math.log1p(-i.success_rate) if flag or not i.problem else 0.0
+        (i.name, flag): math.log1p(-min(i.success_rate, MAX_ASSUMED_SUCCESS))
+        if flag or not i.problem
+        else 0.0
         for i in catalogue
         for flag in (False, True)
     }

@@ -12,6 +12,7 @@ import html
 import math
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 from matplotlib.figure import Figure
@@ -291,19 +292,19 @@ def render_uplift_report(effects: Effects, curves: dict[str, pd.DataFrame], *, l
     def ratio(log_odds: float | None) -> str:
         return "n/a" if log_odds is None or pd.isna(log_odds) else f"{math.exp(log_odds):.2f}"
 
+    def combined_from(r: Any) -> list[str]:
+        """The measured and assumed ratios the combined one came from (none without a prior)."""
+        if not prior:
+            return []
+        group = prior[(r.intervention, bool(r.problem))]
+        return [ratio(group["measured"]), ratio(group["assumed"])]
+
     rows = [
         [
             r.intervention,
             "yes" if r.problem else "no",
             f"{int(r.treated):,} / {int(r.holdout):,}",
-            *(
-                [
-                    ratio(prior[(r.intervention, bool(r.problem))]["measured"]),
-                    ratio(prior[(r.intervention, bool(r.problem))]["assumed"]),
-                ]
-                if prior
-                else []
-            ),
+            *combined_from(r),
             ratio(r.log_odds),
             "n/a"
             if pd.isna(r.log_odds)

@@ -348,6 +348,7 @@ def _with_prior(
     )
     precision = 1 / se[ok] ** 2 + 1 / spread
     posterior = (b[ok] / se[ok] ** 2 + prior[ok] / spread) / precision
+    posterior_se = precision**-0.5
     record = {
         "source": "catalogue",
         "spread_sd": math.sqrt(spread),
@@ -363,9 +364,9 @@ def _with_prior(
         ],
     }
     fitted.loc[ok, "log_odds"] = posterior
-    fitted.loc[ok, "log_odds_se"] = precision**-0.5
+    fitted.loc[ok, "log_odds_se"] = posterior_se
     fitted["shown"] = False
-    fitted.loc[ok, "shown"] = posterior + ONE_SIDED_95 * precision**-0.5 < 0
+    fitted.loc[ok, "shown"] = posterior + ONE_SIDED_95 * posterior_se < 0
     return fitted, record
 
 

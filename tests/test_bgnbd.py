@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 import churnguard as cg
-from churnguard.bgnbd import BGNBD, fit_bgnbd
+from churnguard.bgnbd import BGNBD, _bgnbd_ll, fit_bgnbd
 from churnguard.cli import app
 from churnguard.config import ChurnConfig
 from churnguard.errors import ConfigError
@@ -62,6 +62,23 @@ def test_the_fit_recovers_the_parameters_the_data_was_drawn_with():
     plain = fit_bgnbd(frame["x"], frame["t_x"], frame["T"])
     assert weighted.r == pytest.approx(plain.r, rel=1e-3)
     assert weighted.b == pytest.approx(plain.b, rel=1e-3)
+
+
+@pytest.mark.parametrize("theta", [(0.5, 20.0, 0.8, 4.0), (3.0, 0.5, 2.5, 0.3)])
+def test_the_likelihood_gradient_the_fit_follows_is_the_likelihood_s_slope(theta):
+    # central differences in the log-parameters, on rows with and without repeat days
+    x = np.array([0.0, 0.0, 1.0, 3.0, 12.0])
+    t_x = np.array([0.0, 0.0, 5.0, 40.0, 300.0])
+    T_ = np.array([1.0, 200.0, 30.0, 41.0, 365.0])
+    log_theta = np.log(theta)
+    _, grad = _bgnbd_ll(np.exp(log_theta), x, t_x, T_)
+    step = 1e-6
+    for i in range(4):
+        up, down = log_theta.copy(), log_theta.copy()
+        up[i] += step
+        down[i] -= step
+        slope = _bgnbd_ll(np.exp(up), x, t_x, T_)[0] - _bgnbd_ll(np.exp(down), x, t_x, T_)[0]
+        np.testing.assert_allclose(grad[i], slope / (2 * step), rtol=1e-5, atol=1e-7)
 
 
 def test_the_chance_of_no_purchase_in_the_horizon_matches_what_happens():

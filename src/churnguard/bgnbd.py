@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy.optimize import minimize
-from scipy.special import betaln, gammaln, hyp2f1
+from scipy.special import betaln, digamma, gammaln, hyp2f1
 
 #: Log-parameters stay within this range, so the fit stays finite on degenerate data.
 _BOUND = 12.0
@@ -69,26 +69,42 @@ def fit_bgnbd(
     w = np.ones_like(x) if weights is None else np.asarray(weights, dtype=float)
     scale = max(float(np.average(T, weights=w)), 1.0)
 
-    def loss(theta: np.ndarray) -> float:
-        return -float(np.dot(w, _bgnbd_ll(np.exp(theta), x, t_x, T))) / w.sum()
+    def loss(theta: np.ndarray) -> tuple[float, np.ndarray]:
+        ll, grad = _bgnbd_ll(np.exp(theta), x, t_x, T)
+        return -float(np.dot(w, ll)) / w.sum(), -(grad @ w) / w.sum()
 
     start = np.log([1.0, scale / 10, 1.0, 1.0])
-    found = minimize(loss, start, method="L-BFGS-B", bounds=[(-_BOUND, _BOUND)] * 4)
+    found = minimize(loss, start, jac=True, method="L-BFGS-B", bounds=[(-_BOUND, _BOUND)] * 4)
     r, alpha, a, b = np.exp(found.x)
     return BGNBD(float(r), float(alpha), float(a), float(b))
 
 
-def _bgnbd_ll(theta: np.ndarray, x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> np.ndarray:
+def _bgnbd_ll(
+    theta: np.ndarray, x: np.ndarray, t_x: np.ndarray, T: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's log-likelihood, and its gradient in the log-parameters (4 x rows): the fit
+    then needs one evaluation per step instead of five for a numerical gradient."""
     r, alpha, a, b = theta
     head = gammaln(r + x) - gammaln(r) + r * np.log(alpha) + betaln(a, b + x) - betaln(a, b)
     stay = -(r + x) * np.log(alpha + T)
+    repeat = np.maximum(b + x - 1, 1e-300)
     with np.errstate(divide="ignore"):
-        left = np.where(
-            x > 0,
-            np.log(a) - np.log(np.maximum(b + x - 1, 1e-300)) - (r + x) * np.log(alpha + t_x),
-            -np.inf,
-        )
-    return head + np.logaddexp(stay, left)
+        left = np.where(x > 0, np.log(a) - np.log(repeat) - (r + x) * np.log(alpha + t_x), -np.inf)
+    tail = np.logaddexp(stay, left)
+    # the shares of the two terms of the sum inside the log (the second is 0 where x = 0)
+    w_stay, w_left = np.exp(stay - tail), np.exp(left - tail)
+    d_r = (
+        digamma(r + x)
+        - digamma(r)
+        + np.log(alpha)
+        - w_stay * np.log(alpha + T)
+        - w_left * np.log(alpha + t_x)
+    )
+    d_alpha = r / alpha - (r + x) * (w_stay / (alpha + T) + w_left / (alpha + t_x))
+    d_a = digamma(a + b) - digamma(a + b + x) + w_left / a
+    d_b = digamma(b + x) - digamma(a + b + x) - digamma(b) + digamma(a + b) - w_left / repeat
+    grad = np.stack([d_r * r, d_alpha * alpha, d_a * a, d_b * b])
+    return head + tail, grad
 
 
 def _arrays(*columns: np.ndarray) -> tuple[np.ndarray, ...]:

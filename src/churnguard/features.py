@@ -57,7 +57,9 @@ Stat = Literal[
     "spread",
     "probability",
 ]
-_EPOCH_ORIGIN = dt.datetime(1900, 1, 1)
+#: Days per bitmask block when counting days with activity (:func:`_lifetime`): the bits of a
+#: signed 64-bit integer below its sign bit (each bit, 2**k, is exact as a double too).
+_BLOCK_DAYS = 63
 
 
 @dataclass(frozen=True)
@@ -465,9 +467,8 @@ def _history(
     Each event is aggregated once, into the interval ``[previous as-of, as-of)`` it falls in;
     each as-of date then combines the intervals up to it. Rows only for customers with events.
     """
-    buckets = _buckets(dates)
     ev = events.filter(events.timestamp < dates[-1])
-    j = ev.join(buckets, [ev.timestamp >= buckets._lo, ev.timestamp < buckets._bucket])
+    j = ev.mutate(_bucket=_bucket(ev.timestamp, dates))
     codes = {t: i for i, t in enumerate(plan.event_types)}
     j = j.mutate(_type=j.event_type.cases(*codes.items(), else_=-1).cast("int16"))
 
@@ -514,23 +515,29 @@ def _lifetime(
     days, ``_x`` (repeat days), ``_t_x`` (first to last) and ``_T`` (first to the as-of date).
     Rows only for customers with activity before the date.
 
-    Activity is first reduced to one row per customer and day; each day is then aggregated once
-    into the interval between consecutive as-of dates it falls in, and each date combines the
-    intervals before it, as :func:`_history` does. (The spread of the gaps is measured over
-    the widest window, by :func:`_activity`: over the whole history it would need every
-    customer's days in order, by far the costliest step here.)
+    Days with activity are counted without a row per customer and day: each event sets the
+    bit of its day in a 63-day block's mask, the masks are OR-ed per (customer, interval between
+    consecutive as-of dates, block), and the set bits counted. That groups a customer's events
+    into a few blocks instead of hundreds of days (the costliest step of a build before). Each
+    date then combines the intervals before it, as :func:`_history` does. (The spread of the
+    gaps is measured over the widest window, by :func:`_activity`: over the whole history it
+    would need every customer's days in order.)
     """
     act = events.filter(events.event_type.isin(plan.activity_events), events.timestamp < dates[-1])
-    day = (act.timestamp.epoch_seconds() / _DAY).floor().cast("int64")
-    daily = act.group_by(["customer_id", day.name("_day")]).aggregate(_ts=act.timestamp.min())
-    buckets = _buckets(dates)
-    # a day's first activity lies in the interval the whole day does (as-of dates are midnights)
-    j = daily.join(buckets, [daily._ts >= buckets._lo, daily._ts < buckets._bucket])
-    per_bucket = j.group_by(["customer_id", "_bucket"]).aggregate(
-        _n=j.count(),
-        _first=j._day.min(),
-        _last=j._day.max(),
-        _ts=j._ts.min(),
+    act = act.mutate(_day=(act.timestamp.epoch_seconds() / _DAY).floor().cast("int64"))
+    # as-of dates are midnights, so a day lies wholly inside one interval
+    j = act.mutate(_bucket=_bucket(act.timestamp, dates))
+    offset = (j._day % _BLOCK_DAYS + _BLOCK_DAYS) % _BLOCK_DAYS  # in [0, 63) before 1970 too
+    block = ((j._day - offset) / _BLOCK_DAYS).cast("int64").name("_block")
+    bit = (2.0**offset).cast("int64")  # a shift would be 32-bit on Spark
+    blocks = j.group_by(["customer_id", "_bucket", block]).aggregate(
+        _mask=_bit_or(bit), _first=j._day.min(), _last=j._day.max(), _ts=j.timestamp.min()
+    )
+    per_bucket = blocks.group_by(["customer_id", "_bucket"]).aggregate(
+        _n=_bit_count(blocks._mask).sum(),
+        _first=blocks._first.min(),
+        _last=blocks._last.max(),
+        _ts=blocks._ts.min(),
     )
     g = per_bucket.join(as_of, per_bucket._bucket <= as_of.as_of)
     out = g.group_by(["customer_id", "as_of"]).aggregate(
@@ -545,12 +552,25 @@ def _lifetime(
     ).drop("_l_first", "_l_last")
 
 
-def _buckets(dates: list[dt.datetime]) -> ir.Table:
-    """The intervals ``[_lo, _bucket)`` between consecutive as-of dates (the first from the
-    earliest time), into which history is aggregated once before each date combines them."""
-    lows = [_EPOCH_ORIGIN, *dates[:-1]]
-    return ibis.memtable(
-        {"_lo": lows, "_bucket": dates}, schema={"_lo": "timestamp", "_bucket": "timestamp"}
+@ibis.udf.agg.builtin(name="bit_or")
+def _bit_or(mask: int) -> int:
+    """The OR of 64-bit masks (ibis compiles its own ``bit_or`` for DuckDB, not for Spark)."""
+
+
+@ibis.udf.scalar.builtin(name="bit_count")
+def _bit_count(mask: int) -> int:
+    """The set bits of a 64-bit mask (DuckDB's and Spark SQL's ``bit_count``)."""
+
+
+def _bucket(timestamp: ir.TimestampValue, dates: list[dt.datetime]) -> ir.TimestampValue:
+    """The as-of date ending the interval ``[previous as-of, as-of)`` that ``timestamp`` (before
+    the last date) falls in, into which history is aggregated once before each date combines
+    the intervals up to it. A CASE over the dates: a range join would sort the events."""
+    return ibis.cases(
+        *(
+            (timestamp < ibis.literal(d, type="timestamp"), ibis.literal(d, type="timestamp"))
+            for d in dates
+        )
     )
 
 

@@ -570,8 +570,6 @@ def _load_table(
         wanted[f"values{i}"] = f"{value} IS NOT NULL"
         wanted[f"text{i}"] = f"{value} IS NOT NULL AND TRY_CAST({value} AS DOUBLE) IS NULL"
     aggregates = {key: f"count_if({condition})" for key, condition in wanted.items()}
-    if spec.name in DEDUPLICATED:  # in the same pass: each pass reads the whole file
-        aggregates["distinct"] = f"count(DISTINCT {engine.row_hash(raw.columns)})"
     counts = {k: int(v or 0) for k, v in engine.aggregate(raw, aggregates).items()}
     if not counts["rows"]:
         raise no_rows(raw.path, spec)
@@ -599,8 +597,9 @@ def _load_table(
         _check(engine, raw, _one_decision_a_day(engine, raw, select))
     source = engine.ident(raw.view)
     if spec.name in DEDUPLICATED:
-        repeats = counts["rows"] - counts["distinct"]
-        source, dataset.dropped[spec.name] = _duplicates(engine, raw, repeats, drop=drop)
+        source, dataset.dropped[spec.name] = _duplicates(
+            engine, raw, engine.repeats(raw), drop=drop
+        )
     body = ", ".join(f"{expr} AS {engine.ident(name)}" for name, expr in select.items())
     dataset.views[view] = engine.register(view, body, source)
     dataset.tables[view] = TableInfo(

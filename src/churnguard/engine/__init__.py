@@ -18,7 +18,7 @@ import abc
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from churnguard.config import EngineConfig
 from churnguard.errors import DataContractError
@@ -128,9 +128,23 @@ class Engine(abc.ABC):
         """
 
     @abc.abstractmethod
+    def _row(self, raw: Raw, sql: str) -> Sequence[Any]:
+        """The first row of a query over ``raw``; a failure to read it becomes one line."""
+
     def aggregate(self, raw: Raw, values: dict[str, str], where: str | None = None) -> dict:
         """Aggregates (SQL, by key) over the raw table's rows, in one pass; ``where`` may hold
         subqueries."""
+        body = ", ".join(f"{sql} AS {self.ident(key)}" for key, sql in values.items())
+        condition = f" WHERE {where}" if where else ""
+        row = self._row(raw, f"SELECT {body} FROM {self.ident(raw.view)}{condition}")
+        return dict(zip(values, row, strict=True))
+
+    def repeats(self, raw: Raw) -> int:
+        """How many rows repeat an earlier row exactly: grouped by each row's hash, which
+        spills to disk (a DISTINCT count of 50M hashes ran DuckDB out of memory at 1200MB)."""
+        digest = self.row_hash(raw.columns)
+        hashed = f"SELECT count(*) AS n FROM {self.ident(raw.view)} GROUP BY {digest}"
+        return int(self._row(raw, f"SELECT sum(n - 1) FROM ({hashed}) AS hashed")[0] or 0)
 
     def count(self, raw: Raw, condition: str) -> int:
         """How many rows meet ``condition``, which may hold subqueries."""

@@ -195,11 +195,8 @@ class DuckDBEngine(Engine):
         except duckdb.Error as exc:
             raise self._unreadable(raw, exc, "cannot be read") from None
 
-    def aggregate(self, raw: Raw, values: dict[str, str], where: str | None = None) -> dict:
-        body = ", ".join(f"{sql} AS {self.ident(key)}" for key, sql in values.items())
-        condition = f" WHERE {where}" if where else ""
-        row = self._query(raw, f"SELECT {body} FROM {self.ident(raw.view)}{condition}")[0]
-        return dict(zip(values, row, strict=True))
+    def _row(self, raw: Raw, sql: str) -> Sequence[Any]:
+        return self._query(raw, sql)[0]
 
     def locate(self, raw: Raw, condition: str, column: str, match: Sequence[str] = ()) -> Location:
         if raw.format == "parquet":

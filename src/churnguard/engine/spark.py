@@ -207,12 +207,8 @@ class SparkEngine(Engine):
                 f"{raw.path}: cannot be read as {raw.format.upper()}: {first_line(exc)}"
             ) from None
 
-    def aggregate(self, raw: Raw, values: dict[str, str], where: str | None = None) -> dict:
-        body = ", ".join(f"{sql} AS {self.ident(key)}" for key, sql in values.items())
-        condition = f" WHERE {where}" if where else ""
-        sql = f"SELECT {body} FROM {self.ident(raw.view)}{condition}"
-        row = self._run(raw, lambda: self.spark.sql(sql).first())
-        return {key: row[key] for key in values}
+    def _row(self, raw: Raw, sql: str) -> Sequence[Any]:
+        return self._run(raw, lambda: self.spark.sql(sql).first())
 
     def locate(self, raw: Raw, condition: str, column: str, match: Sequence[str] = ()) -> Location:
         """Parquet rows are numbered by Spark. A CSV line is found by reading the file for the

@@ -8,11 +8,12 @@ import subprocess
 import sys
 from importlib import metadata
 
+import duckdb
 import pandas as pd
 import pytest
 
 import churnguard as cg
-from churnguard.config import EngineConfig, SparkConfig, load_config
+from churnguard.config import DataConfig, EngineConfig, SparkConfig, load_config
 from churnguard.engine import duckdb as duckdb_engine
 from churnguard.engine.duckdb import partitions_needed
 from churnguard.errors import ConfigError, EngineError
@@ -53,6 +54,29 @@ def test_a_failed_build_leaves_no_file(tmp_path, shop, monkeypatch):
     with pytest.raises(OSError, match="disk full"):
         write_features(dataset, tmp_path / "f.parquet", as_of=["2025-03-01"], plan=plan)
     assert not any(p.name.startswith((".f.parquet", "f.parquet")) for p in tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("distinct_fits", [True, False])
+def test_duplicate_rows_are_counted_when_a_distinct_count_runs_out_of_memory(
+    tmp_path, shop, monkeypatch, distinct_fits
+):
+    # one event three times and another twice: three rows repeat an earlier one
+    events = shop["events"]
+    folder = write_dataset(
+        tmp_path / "d", **(shop | {"events": pd.concat([events, events.iloc[[0, 0, 1]]])})
+    )
+    if not distinct_fits:
+        run = duckdb_engine.execute_one
+
+        def short_of_memory(con, sql, params=None):
+            if "count(DISTINCT" in sql:
+                raise duckdb.OutOfMemoryException("failed to allocate data of size 256.0 MiB")
+            return run(con, sql, params)
+
+        monkeypatch.setattr(duckdb_engine, "execute_one", short_of_memory)
+    dataset = cg.load_dataset(DataConfig(path=folder, duplicates="drop"))
+    assert dataset.dropped["events"] == 3
+    assert dataset.table("events").count().execute() == len(events)
 
 
 def test_memory_limits_are_read_in_bytes_and_nonsense_is_refused():

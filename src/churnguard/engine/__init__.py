@@ -140,8 +140,8 @@ class Engine(abc.ABC):
         return dict(zip(values, row, strict=True))
 
     def repeats(self, raw: Raw) -> int:
-        """How many rows repeat an earlier row exactly: grouped by each row's hash, which
-        spills to disk (a DISTINCT count of 50M hashes ran DuckDB out of memory at 1200MB)."""
+        """How many rows repeat an earlier row exactly, grouped by each row's hash (a grouped
+        aggregate spills to disk where memory runs short)."""
         digest = self.row_hash(raw.columns)
         hashed = f"SELECT count(*) AS n FROM {self.ident(raw.view)} GROUP BY {digest}"
         return int(self._row(raw, f"SELECT sum(n - 1) FROM ({hashed}) AS hashed")[0] or 0)

@@ -198,6 +198,19 @@ class DuckDBEngine(Engine):
     def _row(self, raw: Raw, sql: str) -> Sequence[Any]:
         return self._query(raw, sql)[0]
 
+    def repeats(self, raw: Raw) -> int:
+        """A DISTINCT count of the rows' hashes, smaller than grouping on them (50M events: 1.29
+        against 1.49 GiB, as fast); it cannot spill, so where it runs out of memory (it did at
+        memory_limit = 1200MB) the grouped count, which can, runs instead."""
+        digest = self.row_hash(raw.columns)
+        sql = f"SELECT count(*) - count(DISTINCT {digest}) FROM {self.ident(raw.view)}"
+        try:
+            return int(execute_one(self.con, sql).fetchone()[0])
+        except duckdb.OutOfMemoryException:
+            return super().repeats(raw)
+        except duckdb.Error as exc:
+            raise self._unreadable(raw, exc, "cannot be read") from None
+
     def locate(self, raw: Raw, condition: str, column: str, match: Sequence[str] = ()) -> Location:
         if raw.format == "parquet":
             row, value = self._query(

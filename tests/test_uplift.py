@@ -299,8 +299,10 @@ def test_uplift_learns_checks_and_writes_its_files(campaign_log, tmp_path):
     ev = effects.evaluation
     assert ev["decisions"] > 500 and len(ev["dates"]) >= 1
     assert effects.promote == (
-        ev["learned_vs_current"]["low"] > 0 and ev["learned_vs_none"]["low"] > 0
+        ev["learned_vs_current"]["bound"] > 0 and ev["learned_vs_none"]["bound"] > 0
     )
+    for key in ("learned_vs_current", "learned_vs_none"):  # one-sided: inside the interval
+        assert ev[key]["low"] < ev[key]["bound"] < ev[key]["per_decision"]
     assert set(effects.pooled["intervention"]) == {i.name for i in default_interventions()}
     table = pd.read_csv(tmp_path / "u" / "effects.csv")
     assert len(table) == len(effects.segments)

@@ -981,7 +981,7 @@ def uplift(
     churn-probability band, the churn saved with a 95 % interval.
     The policy these effects give is checked on every decision, each run of list dates with
     effects learned from the others, against today's list and against contacting no one
-    (doubly robust); promote is true only when it beats both beyond their 95 % intervals.
+    (doubly robust); promote is true only when it beats both at one-sided 95 % confidence.
     Use the effects with \\[score] effects = "learned" and effects_path.
     """
     from churnguard.uplift import learn_uplift

@@ -224,6 +224,7 @@ def render_uplift_report(effects: Effects, curves: dict[str, pd.DataFrame], *, l
                 _money(ev[key]["per_decision"]),
                 _money(ev[key]["low"]),
                 _money(ev[key]["high"]),
+                _money(ev[key].get("bound")),
             ]
             for key, label in (
                 ("learned_vs_current", "learned policy minus today's list"),
@@ -231,11 +232,15 @@ def render_uplift_report(effects: Effects, curves: dict[str, pd.DataFrame], *, l
                 ("current_vs_none", "today's list minus contacting no one"),
             )
         ]
-        parts.append(table(["comparison", "per decision", "low", "high"], rows))
+        parts.append(
+            table(["comparison", "per decision", "low", "high", "one-sided 95 % bound"], rows)
+        )
         parts.append(
             f"<p>The learned policy would contact {ev['contacted']['learned']:,} of them, today's "
-            f"list {ev['contacted']['current']:,}. Promote only when both lower bounds of the "
-            "learned policy are above zero.</p>"
+            f"list {ev['contacted']['current']:,}. Promote only when the learned policy's "
+            "one-sided 95 % bounds against both are above zero (whether it is better is a "
+            "one-sided question; requiring both keeps the chance of promoting a policy that is "
+            "not better within 5 %).</p>"
         )
     parts.append("<h2>Churn saved per intervention (holdout minus treated)</h2>")
     rows = []

@@ -12,8 +12,8 @@ holding about ``[uplift] evaluation_share`` of them (with a single date, custome
 and each run is checked with effects learned from all the others, so every decision is
 checked and none by effects it taught. The doubly robust value per decision is compared with
 today's policy (the catalogue's assumed success rates) and with contacting no one; ``promote``
-is true only when both 95 % lower bounds are above zero. The effects written are then learned
-from every decision.
+is true only when both one-sided 95 % lower bounds are above zero. The effects written are
+then learned from every decision.
 
 Writes to the out folder: ``effects.json`` (what ``[score] effects = "learned"`` reads),
 ``effects.csv`` (one row per band segment), ``qini.png`` and ``report.html``.

@@ -99,6 +99,34 @@ def test_every_feature_of_a_hand_written_shop_matches_the_hand_computed_value(tm
     assert ("C", T) not in frame.index  # signs up after T: not in the population
 
 
+def test_days_with_activity_are_counted_across_blocks_and_before_1970(tmp_path):
+    # Days are counted from 63-day bitmasks: these days fall in blocks -1 (1969-12-20, 12-31),
+    # 0 (1970-01-01, 02-21) and 1 (03-05, 03-06, days 63 and 64); two logins share a day.
+    events = pd.DataFrame(
+        [
+            ("a", "1969-12-20 10:00:00", "login", None),
+            ("a", "1969-12-20 11:00:00", "login", None),
+            ("a", "1969-12-31 23:00:00", "login", None),
+            ("a", "1970-01-01 01:00:00", "purchase", 12.0),
+            ("a", "1970-02-21 08:00:00", "login", None),
+            ("a", "1970-03-05 08:00:00", "login", None),
+            ("a", "1970-03-06 08:00:00", "login", None),
+        ],
+        columns=["customer_id", "timestamp", "event_type", "value"],
+    )
+    customers = pd.DataFrame({"customer_id": ["a"], "signup_date": ["1969-12-01"]})
+    as_of = dt.datetime(1970, 4, 1)
+    early = dt.datetime(1970, 3, 5)  # day 63
+    folder = write_dataset(tmp_path, customers=customers, events=events)
+    together = _features(folder, [early, as_of])
+    a = together.loc[("a", as_of)]
+    assert a["active_days_total"] == 6.0  # days -12, -1, 0, 51, 63, 64
+    assert a["days_since_first_activity"] == pytest.approx(101 + 14 / 24)  # from 12-20 10:00
+    assert a["activity_gap_mean_total"] == pytest.approx((64 - (-12)) / 5)
+    before = together.loc[("a", early)]
+    assert before["active_days_total"] == 4.0  # day 63 is the as-of date itself: not before
+
+
 def test_several_as_of_dates_in_one_pass_equal_one_date_at_a_time(tmp_path, shop):
     folder = write_dataset(tmp_path, **shop)
     dates = [dt.datetime(2025, 1, 1), dt.datetime(2025, 2, 14), T, dt.datetime(2025, 4, 1)]

@@ -1025,6 +1025,21 @@ def test_a_value_column_prices_customers_but_leaves_the_models_mrr_alone(nightly
     assert "company_size per month" in priced.manifest["value"]["formula"]
 
 
+def test_the_terminal_shows_why_each_top_customer_gets_their_intervention(nightly, tmp_path):
+    result = runner.invoke(
+        app,
+        ["score", "--config", str(nightly), "--as-of", AS_OF, "--out", str(tmp_path / "out")],
+        env={"COLUMNS": "400"},  # one line per row, so each cell can be found whole
+    )
+    assert result.exit_code == 0, result.output
+    listed = pd.read_csv(tmp_path / "out" / "interventions.csv", keep_default_na=False)
+    lines = result.output.splitlines()
+    assert any("why" in line and "intervention" in line for line in lines)
+    for row in listed.head(5).itertuples():
+        line = next(line for line in lines if f" {row.customer_id} " in line)
+        assert row.intervention in line and (row.answers or row.reason_1) in line, line
+
+
 def test_each_row_says_what_its_intervention_answers(nightly, tmp_path):
     run = scoring.score(load_config(nightly), as_of=AS_OF, out=tmp_path / "out")
     listed = run.interventions

@@ -841,15 +841,18 @@ def _print_score(run: ScoreRun) -> None:
         table.add_row(name, _shown(path))
     out.print(table)
     if not run.interventions.empty:
-        top = Table("rank", "customer", "churn", "value at risk", "intervention", "first reason")
+        # why this intervention: the problem it answers, or for one meant for anyone the
+        # customer's first reason
+        top = Table("rank", "customer", "churn", "value at risk", "intervention", "why")
         for row in run.interventions.head(5).itertuples():
+            answers = row.answers if isinstance(row.answers, str) and row.answers else ""
             top.add_row(
                 str(row.rank),
                 _shown(row.customer_id),
                 f"{row.churn_probability:.0%}",
                 f"{row.value_at_risk:,.0f}",
                 _shown(row.intervention),
-                _shown(row.reason_1),
+                _shown(answers or row.reason_1),
             )
         out.print(top)
 

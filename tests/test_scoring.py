@@ -18,10 +18,11 @@ import openpyxl
 import pandas as pd
 import pytest
 from filelock import FileLock
+from rich.console import Console
 from typer.testing import CliRunner
 
 import churnguard as cg
-from churnguard import drift, evaluation, interventions, logs, scoring, training
+from churnguard import cli, drift, evaluation, interventions, logs, scoring, training
 from churnguard.cli import app
 from churnguard.config import (
     DriftConfig,
@@ -992,7 +993,10 @@ def test_a_report_prices_a_list_as_the_night_values_and_chooses(nightly, tmp_pat
     np.testing.assert_allclose(pricing["customer_value"], scores["customer_value"], atol=0.006)
     listed = run.interventions.set_index("customer_id")
     chosen = pricing.set_index(frame["customer_id"]).loc[listed.index]
-    np.testing.assert_allclose(chosen["expected_benefit"], listed["expected_benefit"], atol=0.006)
+    # cents rounding, plus the probabilities' agreement to 1e-6 times the value it prices
+    slack = 0.005 + 1e-6 * listed["customer_value"].to_numpy() + 1e-9
+    gap = np.abs(chosen["expected_benefit"].to_numpy() - listed["expected_benefit"].to_numpy())
+    assert (gap <= slack).all(), gap.max()
     np.testing.assert_allclose(chosen["cost"], listed["intervention_cost"])
     # nobody off the list is worth more than the last one on it, had the list been longer
     off = pricing["expected_benefit"][~frame["customer_id"].isin(listed.index)]
@@ -1025,11 +1029,12 @@ def test_a_value_column_prices_customers_but_leaves_the_models_mrr_alone(nightly
     assert "company_size per month" in priced.manifest["value"]["formula"]
 
 
-def test_the_terminal_shows_why_each_top_customer_gets_their_intervention(nightly, tmp_path):
+def test_the_terminal_shows_why_each_top_customer_gets_their_intervention(
+    nightly, tmp_path, monkeypatch
+):
+    monkeypatch.setattr(cli, "out", Console(width=400))  # a row per line: each cell whole
     result = runner.invoke(
-        app,
-        ["score", "--config", str(nightly), "--as-of", AS_OF, "--out", str(tmp_path / "out")],
-        env={"COLUMNS": "400"},  # one line per row, so each cell can be found whole
+        app, ["score", "--config", str(nightly), "--as-of", AS_OF, "--out", str(tmp_path / "out")]
     )
     assert result.exit_code == 0, result.output
     listed = pd.read_csv(tmp_path / "out" / "interventions.csv", keep_default_na=False)

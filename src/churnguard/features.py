@@ -35,7 +35,7 @@ import ibis.expr.types as ir
 import pandas as pd
 from ibis import _
 
-from churnguard.asof import FIRST_DATE, AsOf, normalize_as_of
+from churnguard.asof import AsOf, normalize_as_of
 from churnguard.bgnbd import BGNBD, fit_bgnbd
 from churnguard.config import LEAKY_NAME_PARTS, FeaturesConfig
 from churnguard.contract import Dataset
@@ -467,9 +467,8 @@ def _history(
     Each event is aggregated once, into the interval ``[previous as-of, as-of)`` it falls in;
     each as-of date then combines the intervals up to it. Rows only for customers with events.
     """
-    buckets = _buckets(dates)
     ev = events.filter(events.timestamp < dates[-1])
-    j = ev.join(buckets, [ev.timestamp >= buckets._lo, ev.timestamp < buckets._bucket])
+    j = ev.mutate(_bucket=_bucket(ev.timestamp, dates))
     codes = {t: i for i, t in enumerate(plan.event_types)}
     j = j.mutate(_type=j.event_type.cases(*codes.items(), else_=-1).cast("int16"))
 
@@ -526,9 +525,8 @@ def _lifetime(
     """
     act = events.filter(events.event_type.isin(plan.activity_events), events.timestamp < dates[-1])
     act = act.mutate(_day=(act.timestamp.epoch_seconds() / _DAY).floor().cast("int64"))
-    buckets = _buckets(dates)
     # as-of dates are midnights, so a day lies wholly inside one interval
-    j = act.join(buckets, [act.timestamp >= buckets._lo, act.timestamp < buckets._bucket])
+    j = act.mutate(_bucket=_bucket(act.timestamp, dates))
     offset = (j._day % _BLOCK_DAYS + _BLOCK_DAYS) % _BLOCK_DAYS  # in [0, 63) before 1970 too
     block = ((j._day - offset) / _BLOCK_DAYS).cast("int64").name("_block")
     bit = (2.0**offset).cast("int64")  # a shift would be 32-bit on Spark
@@ -564,14 +562,15 @@ def _bit_count(mask: int) -> int:
     """The set bits of a 64-bit mask (DuckDB's and Spark SQL's ``bit_count``)."""
 
 
-def _buckets(dates: list[dt.datetime]) -> ir.Table:
-    """The intervals ``[_lo, _bucket)`` between consecutive as-of dates (the first from the
-    earliest time), into which history is aggregated once before each date combines them. (A
-    CASE over the dates instead of this join made DuckDB read the events several times in the
-    history pass, 15 % slower at one date.)"""
-    lows = [FIRST_DATE, *dates[:-1]]  # the earliest time the contract accepts
-    return ibis.memtable(
-        {"_lo": lows, "_bucket": dates}, schema={"_lo": "timestamp", "_bucket": "timestamp"}
+def _bucket(timestamp: ir.TimestampValue, dates: list[dt.datetime]) -> ir.TimestampValue:
+    """The as-of date ending the interval ``[previous as-of, as-of)`` that ``timestamp`` (before
+    the last date) falls in, into which history is aggregated once before each date combines
+    the intervals up to it. A CASE over the dates: a range join would sort the events."""
+    return ibis.cases(
+        *(
+            (timestamp < ibis.literal(d, type="timestamp"), ibis.literal(d, type="timestamp"))
+            for d in dates
+        )
     )
 
 

@@ -115,6 +115,13 @@ class DuckDBEngine(Engine):
         self.con.execute("SET threads = ?", [config.thread_count()])
         if config.temp_directory:
             self.con.execute("SET temp_directory = ?", [config.temp_directory])
+        try:
+            # DuckDB 2 splits a grouped aggregate into key ranges that each read the whole input
+            # again: the history pass read the events five times (13.7 s a 500k-customer piece,
+            # against 11.3 s without)
+            self.con.execute("SET disabled_optimizers = 'partitioned_execution'")
+        except duckdb.ParserException:
+            pass  # DuckDB before 2 has no such optimizer
         self._backend: ibis.BaseBackend | None = None
 
     @property

@@ -511,6 +511,24 @@ def test_precomputed_features_give_the_same_list(nightly, tmp_path):
     pd.testing.assert_frame_equal(a.drop(columns="run_id"), b.drop(columns="run_id"))
 
 
+def test_scoring_in_customer_ranges_writes_the_same_files(nightly, tmp_path, monkeypatch):
+    """A population too large for the engine's memory is scored range by range, as the
+    feature file is built: the files are those of one pass."""
+    whole = _score(nightly, "--out", str(tmp_path / "a"), "--quiet")
+    asked = []
+
+    def three(self, rows, columns):
+        asked.append(rows)
+        return 3  # as a tight memory limit would ask
+
+    monkeypatch.setattr(duckdb_engine.DuckDBEngine, "pieces", three)
+    split = _score(nightly, "--out", str(tmp_path / "b"), "--quiet")
+    assert whole.exit_code == split.exit_code == 0, split.output
+    assert asked  # the ranges were asked for
+    for name in ("interventions.csv", "scores.parquet", "assignments.csv"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+
+
 def test_a_shifted_feature_is_named_as_drift():
     rng = np.random.default_rng(0)
     spec = [FeatureSpec("logins", "", "count"), FeatureSpec("plan", "", "category", "categorical")]

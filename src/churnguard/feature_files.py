@@ -10,13 +10,12 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-import ibis
 import pyarrow.parquet as pq
 
 from churnguard.asof import AsOf, normalize_as_of
 from churnguard.contract import Dataset
 from churnguard.engine import sidecar_name
-from churnguard.features import FeaturePlan, build_features, fit_bgnbd_at
+from churnguard.features import FeaturePlan, feature_pieces
 
 #: Key of the feature descriptions in a feature file's metadata.
 FEATURES_KEY = "churnguard.features"
@@ -32,29 +31,8 @@ def write_features(
     build too large for the engine's memory runs in ranges of customer_id, one at a time.
     Returns the number of rows.
     """
-    dates = normalize_as_of(as_of)
-    count = dataset.engine.pieces(
-        dataset.tables["customers"].rows * len(dates), len(plan.specs) + 2
-    )
-    bounds = _customer_bounds(dataset, count) if count > 1 else []
-    # the BG/NBD model at each date is fitted on every customer, not on each piece's
-    fits = fit_bgnbd_at(dataset, dates, plan) if bounds else None
-    pieces = [
-        build_features(dataset, as_of=dates, plan=plan, customers_between=(low, high), fits=fits)
-        for low, high in zip([None, *bounds], [*bounds, None], strict=True)
-    ]
+    pieces = feature_pieces(dataset, normalize_as_of(as_of), plan)
     return dataset.engine.write_parquet(pieces, path, {FEATURES_KEY: plan.to_json()})
-
-
-def _customer_bounds(dataset: Dataset, count: int) -> list[str]:
-    """Up to ``count - 1`` customer ids splitting the customers into ranges of about equal
-    size."""
-    customers = dataset.table("customers").select("customer_id")
-    ranked = customers.mutate(_n=ibis.row_number().over(order_by="customer_id"))
-    rows = dataset.tables["customers"].rows
-    positions = sorted({rows * i // count for i in range(1, count)})
-    picked = ranked.filter(ranked._n.isin(positions)).order_by("_n").to_pandas()
-    return sorted(set(picked["customer_id"]))
 
 
 def feature_metadata(path: Path) -> list[dict[str, str]]:

@@ -255,6 +255,35 @@ def build_features(
     )
 
 
+def feature_pieces(
+    dataset: Dataset, dates: list[dt.datetime], plan: FeaturePlan
+) -> list[ir.Table]:
+    """The features of ``plan`` at ``dates`` as queries over consecutive ranges of customer_id,
+    as many as the engine needs to build each within its memory (one where it needs no split);
+    read one after another, they are the whole table in order."""
+    count = dataset.engine.pieces(
+        dataset.tables["customers"].rows * len(dates), len(plan.specs) + 2
+    )
+    bounds = _customer_bounds(dataset, count) if count > 1 else []
+    # the BG/NBD model at each date is fitted on every customer, not on each piece's
+    fits = fit_bgnbd_at(dataset, dates, plan) if bounds else None
+    return [
+        build_features(dataset, as_of=dates, plan=plan, customers_between=(low, high), fits=fits)
+        for low, high in zip([None, *bounds], [*bounds, None], strict=True)
+    ]
+
+
+def _customer_bounds(dataset: Dataset, count: int) -> list[str]:
+    """Up to ``count - 1`` customer ids splitting the customers into ranges of about equal
+    size."""
+    customers = dataset.table("customers").select("customer_id")
+    ranked = customers.mutate(_n=ibis.row_number().over(order_by="customer_id"))
+    rows = dataset.tables["customers"].rows
+    positions = sorted({rows * i // count for i in range(1, count)})
+    picked = ranked.filter(ranked._n.isin(positions)).order_by("_n").to_pandas()
+    return sorted(set(picked["customer_id"]))
+
+
 #: BG/NBD models per as-of date (None where the data cannot fit one).
 Fits = dict[dt.datetime, BGNBD | None]
 #: Customers a BG/NBD fit reads at most; beyond, a fixed MD5 sample of about this many stands

@@ -58,7 +58,7 @@ from churnguard.config import (
 )
 from churnguard.contract import Dataset, load_dataset, table_paths
 from churnguard.errors import ChurnguardError, ConfigError, DataContractError
-from churnguard.features import FeaturePlan, build_features, plan_features, sampled
+from churnguard.features import FeaturePlan, feature_pieces, plan_features, sampled
 from churnguard.history import History, contract_loader, digest, earlier_runs
 from churnguard.interventions import (
     BEST_CASE,
@@ -256,7 +256,7 @@ def score(
         activity_events=trained.churn.activity_events,
         horizon_days=trained.churn.horizon_days,
     )
-    table, notes = _features(dataset, plan, trained, churn_model, when, features)
+    pieces, notes = _features(dataset, plan, trained, churn_model, when, features)
     notes += dataset.warnings() + _staleness(dataset, trained.churn, when)
     check_conditions(config.interventions, churn_model)
     effects, effect_notes = learned_effects(config.score, interventions)
@@ -286,7 +286,7 @@ def score(
     try:
         with atomic_folder(target) as staging:
             staging.mkdir()
-            result = _score(run, table, staging / "scores.parquet", say, lap)
+            result = _score(run, pieces, staging / "scores.parquet", say, lap)
             say("writing")
             inputs = {
                 name: {"path": str(info.path), "rows": info.rows, **digests[name]}
@@ -381,22 +381,23 @@ def _features(
     model: ChurnModel,
     when: dt.datetime,
     precomputed: Path | None,
-) -> tuple[ir.Table, list[str]]:
-    """The model's features for the population at ``when``, ordered by customer_id (a query),
-    and a warning when customers in the population had not signed up by then (they have no
-    features at ``when``, so they are not scored).
+) -> tuple[list[ir.Table], list[str]]:
+    """The model's features for the population at ``when``, ordered by customer_id (queries
+    over consecutive ranges of customers, as many as building them within the engine's memory
+    takes), and a warning when customers in the population had not signed up by then (they
+    have no features at ``when``, so they are not scored).
 
     Built from the data, or read from ``precomputed`` (then the file must hold every feature).
     """
     if precomputed is None:
         check_schema(model, list(plan.specs), where=str(dataset.tables["customers"].path))
-        table = build_features(dataset, as_of=[when], config=trained.features, plan=plan)
+        pieces = feature_pieces(dataset, [when], plan)
     else:
         _check_parquet(precomputed)
         table = dataset.engine.read_parquet(precomputed)
         present = [s for s in model.features if s.name in table.columns]
         check_schema(model, present, where=str(precomputed))
-        table = table.filter(table.as_of == when)
+        pieces = [table.filter(table.as_of == when)]
     who = population(dataset, as_of=when, churn=trained.churn)
     customers = dataset.table("customers")
     signed = customers.filter(customers.signup_date.isnull() | (customers.signup_date < when))
@@ -411,9 +412,11 @@ def _features(
         else []
     )
     if precomputed is not None:
-        _check_covers(table, who, precomputed, when)
+        _check_covers(pieces[0], who, precomputed, when)
     names = ["customer_id", *[s.name for s in model.features]]
-    return table.semi_join(who, "customer_id").select(names).order_by("customer_id"), notes
+    return [
+        p.semi_join(who, "customer_id").select(names).order_by("customer_id") for p in pieces
+    ], notes
 
 
 def _staleness(dataset: Dataset, churn: ChurnConfig, when: dt.datetime) -> list[str]:
@@ -508,7 +511,7 @@ class Scored:
 
 
 def _score(
-    run: _Run, table: ir.Table, path: Path, say: Stages, lap: Callable[[str], None]
+    run: _Run, pieces: list[ir.Table], path: Path, say: Stages, lap: Callable[[str], None]
 ) -> Scored:
     """Score the population on the dataset's engine and write ``scores.parquet``.
 
@@ -524,11 +527,11 @@ def _score(
     horizon = run.trained.churn.horizon_days
     say("scoring")
     charge = _charge_column(config.value, model)
-    prior, joined = None, table
+    prior, joined = None, pieces
     history = purchase_history(run.dataset, run.when, run.plan)
     if history is not None:
         prior = purchase_prior(history)
-        joined = table.left_join(history, "customer_id").drop("customer_id_right")
+        joined = [p.left_join(history, "customer_id").drop("customer_id_right") for p in pieces]
 
     def value(batch: pd.DataFrame) -> pd.DataFrame:
         probability = model.churn_probability(batch)

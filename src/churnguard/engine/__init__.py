@@ -181,15 +181,16 @@ class Engine(abc.ABC):
     @abc.abstractmethod
     def map_batches(
         self,
-        table: ir.Table,
+        pieces: Sequence[ir.Table],
         function: BatchFunction,
         *,
         keep: Sequence[str],
         added: dict[str, str],
     ) -> ir.Table:
-        """``function`` applied to ``table`` in batches: a table of the ``keep`` columns and the
-        ``added`` ones (name to ``float64`` or ``string``) the function returns, held by the
-        engine until :meth:`release`."""
+        """``function`` applied in batches to the rows of ``pieces`` (queries read one after
+        another, as :meth:`write_parquet` reads them): a table of the ``keep`` columns and the
+        ``added`` ones (name to ``float64`` or ``string``) the function returns, in the pieces'
+        order, held by the engine until :meth:`release`."""
 
     @abc.abstractmethod
     def release(self, table: ir.Table) -> None:

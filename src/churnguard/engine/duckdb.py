@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -262,22 +262,11 @@ class DuckDBEngine(Engine):
         with atomic_path(path) as tmp:
             writer = None
             try:
-                for piece in pieces:
-                    view = f"_churnguard_query_{next(_names)}"
-                    self.backend.create_view(view, piece, overwrite=True)
-                    try:
-                        # the relational API streams; a DB-API result would copy the rows
-                        result = self.con.sql(f"SELECT * FROM {view}")
-                        for batch in result.to_arrow_reader(_ROW_GROUP):
-                            if writer is None:
-                                schema = batch.schema.with_metadata(metadata or {})
-                                writer = _writer(tmp, schema)
-                            writer.write_batch(
-                                batch.cast(writer.schema), row_group_size=_ROW_GROUP
-                            )
-                            rows += batch.num_rows
-                    finally:
-                        execute_one(self.con, f"DROP VIEW IF EXISTS {view}")
+                for batch in self._batches(pieces, _ROW_GROUP):
+                    if writer is None:
+                        writer = _writer(tmp, batch.schema.with_metadata(metadata or {}))
+                    writer.write_batch(batch.cast(writer.schema), row_group_size=_ROW_GROUP)
+                    rows += batch.num_rows
                 if writer is None:  # no rows at all: an empty file with the columns
                     schema = self.backend.to_pyarrow(pieces[0].limit(0)).schema
                     writer = _writer(tmp, schema.with_metadata(metadata or {}))
@@ -286,24 +275,36 @@ class DuckDBEngine(Engine):
                     writer.close()
         return rows
 
+    def _batches(self, pieces: Sequence[ir.Table], size: int) -> Iterator[pa.RecordBatch]:
+        """The rows of each piece in turn, streamed out of DuckDB in Arrow batches of at most
+        ``size`` rows (the relational API streams; a DB-API result would copy the rows)."""
+        for piece in pieces:
+            view = f"_churnguard_query_{next(_names)}"
+            self.backend.create_view(view, piece, overwrite=True)
+            try:
+                yield from self.con.sql(f"SELECT * FROM {view}").to_arrow_reader(size)
+            finally:
+                execute_one(self.con, f"DROP VIEW IF EXISTS {view}")
+
     def map_batches(
         self,
-        table: ir.Table,
+        pieces: Sequence[ir.Table],
         function: BatchFunction,
         *,
         keep: Sequence[str],
         added: dict[str, str],
     ) -> ir.Table:
-        """Batches of :data:`_BATCH_ROWS` rows; the result is held in memory as Arrow."""
-        data = self.backend.to_pyarrow(table).combine_chunks()
+        """Batches of at most :data:`_BATCH_ROWS` rows as each piece streams out of DuckDB (a
+        piece held whole inside DuckDB would count against its memory limit, beside the
+        query); the result is held in memory as Arrow."""
         columns = [*keep, *added]
         parts = [
-            pa.Table.from_pandas(
-                function(data.slice(start, _BATCH_ROWS).to_pandas())[columns],
-                preserve_index=False,
-            )
-            for start in range(0, max(data.num_rows, 1), _BATCH_ROWS)
+            pa.Table.from_pandas(function(batch.to_pandas())[columns], preserve_index=False)
+            for batch in self._batches(pieces, _BATCH_ROWS)
         ]
+        if not parts:  # no rows: the function still gives the columns their types
+            empty = self.backend.to_pyarrow(pieces[0].limit(0)).to_pandas()
+            parts = [pa.Table.from_pandas(function(empty)[columns], preserve_index=False)]
         name = f"_churnguard_batches_{next(_names)}"
         self.con.register(name, pa.concat_tables(parts, promote_options="permissive"))
         return self.backend.table(name)

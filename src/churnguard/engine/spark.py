@@ -272,7 +272,7 @@ class SparkEngine(Engine):
 
     def map_batches(
         self,
-        table: ir.Table,
+        pieces: Sequence[ir.Table],
         function: BatchFunction,
         *,
         keep: Sequence[str],
@@ -280,7 +280,7 @@ class SparkEngine(Engine):
     ) -> ir.Table:
         """Each partition runs ``function`` on its batches (``mapInPandas``); the result is
         checkpointed, which cuts the long query before it from the plans of what follows."""
-        source = self.frame(table)
+        source = self.frame(ibis.union(*pieces))
         types = {f.name: f.dataType.simpleString() for f in source.schema}
         spark_types = {"float64": "double", "string": "string"}
         schema = ", ".join(

@@ -105,6 +105,13 @@ CASES = {
         "{d}/events.csv, line 1 (header), column 'event_type': missing; expected columns "
         "customer_id, timestamp, event_type, found customer_id, timestamp, value",
     ),
+    "missing column in parquet": (
+        lambda t: t.update(events=t["events"].drop(columns="event_type")),
+        None,
+        "parquet",
+        "{d}/events.parquet, schema, column 'event_type': missing; expected columns "
+        "customer_id, timestamp, event_type, found customer_id, timestamp, value",
+    ),
     "unparseable timestamp": (
         _set("events", 4, "timestamp", "20/02/2025"),
         None,

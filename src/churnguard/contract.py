@@ -334,12 +334,14 @@ def number_expected(value: object) -> str:
     )
 
 
-def missing_columns(path: Path, spec: TableSpec, columns: list[str]) -> None:
-    """Refuse a header without a required column."""
+def missing_columns(path: Path, spec: TableSpec, columns: list[str], *, header: bool) -> None:
+    """Refuse a header (``header``: a CSV's first line; else a Parquet schema) without a
+    required column."""
     missing = [c for c in spec.required if c not in columns]
     if missing:
+        where = "line 1 (header)" if header else "schema"
         raise DataContractError(
-            f"{path}, line 1 (header), column '{missing[0]}': missing; expected columns "
+            f"{path}, {where}, column '{missing[0]}': missing; expected columns "
             f"{', '.join(spec.required)}, found {', '.join(columns) or 'none'}"
         )
 
@@ -548,7 +550,7 @@ def _load_table(
     subscriptions instead of refusing them. Returns the SQL reading a raw row's customer_id as
     the typed view has it."""
     view = view or spec.name
-    missing_columns(raw.path, spec, raw.columns)
+    missing_columns(raw.path, spec, raw.columns, header=raw.format == "csv")
     select, checks = cell_checks(engine, raw, spec, interventions, spreadsheet=spreadsheet)
     attributes = [c for c in raw.columns if c not in select] if spec.name == "customers" else []
     # text columns whose every cell is already trimmed and not empty are read as they are

@@ -29,11 +29,18 @@ import tempfile
 import time
 from pathlib import Path
 
+import duckdb
+import lightgbm as lgb
 import numpy as np
-from sklearn.metrics import roc_auc_score
+import pandas as pd
+import pyarrow.parquet as pq
+from sklearn.metrics import r2_score, roc_auc_score
 
 import churnguard as cg
+from churnguard.dataset import training_frames
+from churnguard.evaluation import bootstrap_intervals
 from churnguard.features import fit_bgnbd_at
+from churnguard.model import DEFAULT_PARAMS
 from churnguard.retail import generate_purchases
 from churnguard.synth import generate_entity_table
 from churnguard.training import TrainingRun, train
@@ -65,8 +72,8 @@ def main() -> None:
         overrides = PURCHASES
     else:
         folder = ROOT / "data" / "bench" / "c20000-d730-s1"
-        if not (folder / "events.parquet").exists():
-            cg.generate(folder, customers=20_000, days=730, seed=1)
+        if "engagement" not in _columns(folder / "truth.parquet"):  # absent or from before it
+            cg.generate(folder, customers=20_000, days=730, seed=1, force=True)
         overrides = {}
     with tempfile.TemporaryDirectory() as registry:
         cfg = cg.load_config(
@@ -119,6 +126,114 @@ def main() -> None:
         f"lift@10% {model['lift_top_10pct']:.2f}  capture@20% {model['capture_top_20pct']:.2f}  "
         f"best list {size:,} ({size / run.validation_rows:.1%}), profit {profit:,.0f}"
     )
+    if world == "saas":
+        _unseen(cfg)
+
+
+def _columns(path: Path) -> list[str]:
+    return pq.read_schema(path).names if path.exists() else []
+
+
+def _unseen(cfg: cg.PipelineConfig) -> None:
+    """What the gap to the truth is made of: the hazard rises as the latent engagement falls,
+    and the events show engagement only through noisy counts. A plain LightGBM (the model's
+    parameters, stopped on the last training snapshot) is fitted on the features, then on the
+    features plus each row's true engagement (from ``truth``, on its last weekly date on or
+    before the as-of date, which no real export has); and a regression tells how much of the
+    engagement the features recover on the validation rows."""
+    dataset = cg.load_dataset(cfg.data)
+    plan = cg.plan_features(dataset, config=cfg.features, horizon_days=cfg.churn.horizon_days)
+    train_rows, valid, _ = training_frames(
+        dataset, train=cfg.train, churn=cfg.churn, features=cfg.features, plan=plan
+    )
+    train_rows, valid = (_with_engagement(cfg.data.path, f) for f in (train_rows, valid))
+    features = [spec.name for spec in plan.specs]
+    counts = _binned_counts(cfg.data.path, pd.concat([train_rows, valid], ignore_index=True))
+    train_rows = pd.concat([train_rows, counts.iloc[: len(train_rows)]], axis=1)
+    valid = pd.concat([valid, counts.iloc[len(train_rows) :].reset_index(drop=True)], axis=1)
+    for column in features:
+        if not pd.api.types.is_numeric_dtype(train_rows[column]):
+            kinds = pd.Categorical(pd.concat([train_rows[column], valid[column]])).categories
+            for frame in (train_rows, valid):
+                frame[column] = pd.Categorical(frame[column], categories=kinds)
+    inner = (train_rows["as_of"] == train_rows["as_of"].max()).to_numpy()
+    params = {k: v for k, v in DEFAULT_PARAMS.items() if k not in ("objective", "n_estimators")}
+
+    def fitted(model: lgb.LGBMModel, columns: list[str], target: str) -> lgb.LGBMModel:
+        known = train_rows[target].notna().to_numpy()  # a week-old customer has no truth yet
+        x, y = train_rows[columns], train_rows[target]
+        model.fit(
+            x[~inner & known],
+            y[~inner & known],
+            eval_set=[(x[inner & known], y[inner & known])],
+            callbacks=[lgb.early_stopping(100, verbose=False)],
+        )
+        return model
+
+    scores = {
+        name: fitted(
+            lgb.LGBMClassifier(**params, n_estimators=2000), columns, "churned"
+        ).predict_proba(valid[columns])[:, 1]
+        for name, columns in (
+            ("features", features),
+            ("features + every week's counts", [*features, *counts.columns]),
+            ("features + true engagement", [*features, "engagement"]),
+        )
+    }
+    y = valid["churned"].to_numpy()
+    intervals = bootstrap_intervals(y, scores)
+    print("plain LightGBM on the features; with each event type's counts per week (26 weeks,")
+    print("then per 30 days) beside them; with the true engagement beside them:")
+    for name, score in scores.items():
+        low, high = intervals[name]["roc_auc_score"]
+        print(f"  {name:<32} ROC-AUC {roc_auc_score(y, score):.4f} ({low:.4f} to {high:.4f})")
+    known = valid["engagement"].notna()
+    for name, columns in (("features", features), ("+ counts", [*features, *counts.columns])):
+        regression = fitted(lgb.LGBMRegressor(**params, n_estimators=2000), columns, "engagement")
+        guess = regression.predict(valid[columns])[known]
+        recovered = r2_score(valid.loc[known, "engagement"], guess)
+        print(f"  engagement recovered from the {name}: R² {recovered:.3f}")
+
+
+def _binned_counts(folder: Path, frame: pd.DataFrame) -> pd.DataFrame:
+    """Per row of ``frame``, each event type's count in each week of the 26 before as_of, then
+    in each 30 days before those: the whole history, finer than any window of the features."""
+    con = duckdb.connect()
+    con.register("rows", frame[["customer_id", "as_of"]].assign(_row=np.arange(len(frame))))
+    counts = con.execute(
+        """
+        WITH aged AS (
+          SELECT r._row, e.event_type,
+                 (epoch(r.as_of) - epoch(e.timestamp)) / 86400.0 AS age
+          FROM rows r JOIN read_parquet(?) e
+            ON e.customer_id = r.customer_id AND e.timestamp < r.as_of)
+        SELECT _row, event_type,
+               CAST(CASE WHEN age < 182 THEN floor(age / 7)
+                         ELSE 26 + floor((age - 182) / 30) END AS INTEGER) AS bin,
+               count(*) AS n
+        FROM aged GROUP BY ALL
+        """,
+        [str(folder / "events.parquet")],
+    ).fetchdf()
+    wide = counts.pivot_table(index="_row", columns=["event_type", "bin"], values="n")
+    wide.columns = [f"_{kind}_{bin}" for kind, bin in wide.columns]
+    return wide.reindex(np.arange(len(frame))).fillna(0.0).reset_index(drop=True)
+
+
+def _with_engagement(folder: Path, frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with each row's true engagement on the truth's last weekly date up to as_of."""
+    con = duckdb.connect()
+    con.register("rows", frame[["customer_id", "as_of"]].assign(_row=np.arange(len(frame))))
+    engagement = con.execute(
+        """
+        SELECT r._row, t.engagement FROM rows r ASOF LEFT JOIN
+          (SELECT customer_id, CAST(date AS TIMESTAMP) AS date, engagement FROM read_parquet(?)) t
+          ON r.customer_id = t.customer_id AND r.as_of >= t.date
+        ORDER BY r._row
+        """,
+        [str(folder / "truth.parquet")],
+    ).fetchdf()["engagement"]
+    return frame.assign(engagement=engagement.to_numpy(dtype=float))
 
 
 def _expected_auc(cfg: cg.PipelineConfig, run: TrainingRun) -> float:

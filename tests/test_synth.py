@@ -92,6 +92,26 @@ def test_the_true_hazard_ranks_churners_above_stayers(business):
     assert 0.65 <= roc_auc_score(frame.churned, frame.hazard) <= 0.95
 
 
+
+def test_the_true_engagement_is_what_behaviour_and_hazard_come_from(business):
+    """The truth's engagement is the latent the benchmark adds back to measure what the events
+    cannot show: the more engaged log in more in the next 30 days and have a lower hazard."""
+    out, _ = business
+    con = duckdb.connect()
+    frame = con.execute(f"""
+        WITH day AS (SELECT min(date) + 364 AS d FROM '{out}/truth.parquet')
+        SELECT t.engagement, t.hazard, count(e.customer_id) AS logins
+        FROM '{out}/truth.parquet' t CROSS JOIN day
+        LEFT JOIN '{out}/events.parquet' e
+          ON e.customer_id = t.customer_id AND e.event_type = 'login'
+         AND e.timestamp >= day.d AND e.timestamp < day.d + 30
+        WHERE t.date = day.d
+        GROUP BY ALL
+    """).df()
+    assert len(frame) > 1_000
+    assert frame["engagement"].corr(frame["logins"], method="spearman") > 0.3
+    assert frame["engagement"].corr(frame["hazard"], method="spearman") < -0.3
+
 # Campaigns: randomised arms with known effects (churnguard.campaigns).
 
 

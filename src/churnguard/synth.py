@@ -14,9 +14,11 @@ customer over two years. The tests hold the generator to those ranges.
 
 Outputs, under ``out``: ``customers``, ``events``, ``subscriptions`` and ``labels`` (the data
 contract, see :mod:`churnguard.contract`) and ``truth``: every alive customer's true daily churn
-hazard on a weekly grid (``customer_id, date, hazard``) with the customer's ``churn_date``
-(empty if the customer never churned). ``labels`` is a snapshot: customers with an active
-subscription ``label_horizon_days`` before the last day, flagged if they churned after it.
+hazard on a weekly grid (``customer_id, date, hazard``), the latent ``engagement`` it came from
+(no table of the contract shows it; it measures what a model cannot see) and the customer's
+``churn_date`` (empty if the customer never churned). ``labels`` is a snapshot: customers with
+an active subscription ``label_horizon_days`` before the last day, flagged if they churned
+after it.
 
 Customers are simulated in fixed-size chunks, each from its own seeded generator, and each chunk is
 written as it finishes: memory stays flat up to millions of customers, and a seed always gives the
@@ -95,6 +97,7 @@ SCHEMAS = {
             ("customer_id", pa.string()),
             ("date", pa.date32()),
             ("hazard", pa.float32()),
+            ("engagement", pa.float32()),
             ("churn_date", pa.date32()),
         ]
     ),
@@ -464,6 +467,7 @@ def _simulate_chunk(
     truth_who: list[np.ndarray] = []
     truth_day: list[np.ndarray] = []
     truth_hazard: list[np.ndarray] = []
+    truth_engagement: list[np.ndarray] = []
 
     position = np.zeros(n, dtype=np.int64)
     for day in range(days):
@@ -504,6 +508,7 @@ def _simulate_chunk(
             truth_who.append(idx[living])
             truth_day.append(np.full(int(living.sum()), day))
             truth_hazard.append(hazard[living].astype(np.float32))
+            truth_engagement.append(e[living].astype(np.float32))
 
         # behaviour of the day
         logins = rng.poisson(np.minimum(0.09 * np.exp(0.8 * e), 3.0))
@@ -584,7 +589,7 @@ def _simulate_chunk(
         churn_day,
         sub_rows,
         events,
-        (truth_who, truth_day, truth_hazard),
+        (truth_who, truth_day, truth_hazard, truth_engagement),
         days,
         start,
         label_horizon_days,
@@ -670,7 +675,7 @@ def _chunk_tables(
         schema=SCHEMAS["labels"],
     )
 
-    truth_who, truth_day, truth_hazard = (
+    truth_who, truth_day, truth_hazard, truth_engagement = (
         np.concatenate(part) if part else np.zeros(0) for part in truth
     )
     truth_who = truth_who.astype(np.int64)
@@ -682,6 +687,7 @@ def _chunk_tables(
             "customer_id": ids[truth_who],
             "date": to_date(truth_day),
             "hazard": truth_hazard[order].astype(np.float32),
+            "engagement": truth_engagement[order].astype(np.float32),
             "churn_date": to_date(churned_at, missing=churned_at < 0),
         },
         schema=SCHEMAS["truth"],

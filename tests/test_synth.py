@@ -92,7 +92,6 @@ def test_the_true_hazard_ranks_churners_above_stayers(business):
     assert 0.65 <= roc_auc_score(frame.churned, frame.hazard) <= 0.95
 
 
-
 def test_the_true_engagement_is_what_behaviour_and_hazard_come_from(business):
     """The truth's engagement is the latent the benchmark adds back to measure what the events
     cannot show: the more engaged log in more in the next 30 days and have a lower hazard."""
@@ -111,6 +110,7 @@ def test_the_true_engagement_is_what_behaviour_and_hazard_come_from(business):
     assert len(frame) > 1_000
     assert frame["engagement"].corr(frame["logins"], method="spearman") > 0.3
     assert frame["engagement"].corr(frame["hazard"], method="spearman") < -0.3
+
 
 # Campaigns: randomised arms with known effects (churnguard.campaigns).
 

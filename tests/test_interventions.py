@@ -10,7 +10,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from churnguard.config import InterventionConfig, load_config
-from churnguard.interventions import BEST_CASE, allocate, best_cases, build_list, choose
+from churnguard.interventions import (
+    BEST_CASE,
+    allocate,
+    best_cases,
+    build_list,
+    choose,
+    condition_columns,
+)
 from conftest import DRIVER_SPECS as SPECS
 
 DAY = dt.date(2025, 1, 20)
@@ -198,3 +205,35 @@ def test_a_knapsack_list_keeps_to_the_budget_and_beats_ranking(world, budget):
     assert (knapsack["expected_benefit"] > 0).all()
     # the list is ranked by benefit, as always
     assert knapsack["expected_benefit"].is_monotonic_decreasing
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(world=worlds(), budget=st.sampled_from([0.0, 1.0, 20.0, 75.5, 400.0]))
+def test_a_list_read_from_a_few_columns_is_the_list_read_whole(world, budget):
+    """Scoring reads every candidate at once (a knapsack, or no limit) with the scores and the
+    columns the conditions read, and features only for the customers it explains: the same
+    list as from the whole frame."""
+    frame, model, catalogue = world
+    config = load_config(None, {"score.budget": budget})
+    expected = choose(frame, frame, model, catalogue, config, as_of=DAY)
+    _, best = best_cases(frame, catalogue)
+    ranked = frame.assign(**{BEST_CASE: best})
+    ranked = ranked[ranked[BEST_CASE] > 0].sort_values(
+        [BEST_CASE, "customer_id"], ascending=[False, True]
+    )
+    scores = ["customer_id", "churn_probability", "risk_tier", "customer_value", "value_at_risk"]
+    narrow = ranked[
+        [*scores, BEST_CASE, *(c for c in condition_columns(catalogue) if c not in scores)]
+    ]
+    read: list[str] = []
+
+    def features_of(ids: np.ndarray) -> pd.DataFrame:
+        read.extend(ids)
+        return frame.set_index("customer_id").loc[ids].reset_index()
+
+    listed = build_list(
+        lambda n: narrow, model, catalogue, config, as_of=DAY, features_of=features_of
+    )
+    _same(listed, expected.reset_index(drop=True))
+    assert set(read) <= set(ranked["customer_id"])
+    assert set(listed["customer_id"]) <= set(read)

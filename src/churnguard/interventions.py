@@ -125,6 +125,7 @@ def choose(
     as_of: dt.date,
     beyond: float = -np.inf,
     effects: Effects | None = None,
+    features_of: Callable[[np.ndarray], pd.DataFrame] | None = None,
 ) -> pd.DataFrame | None:
     """Choose, rank and cut: the ``interventions.csv`` rows, under the catalogue's assumed
     success rates or, given ``effects``, learned uplift (which then alone decides who fits).
@@ -137,8 +138,16 @@ def choose(
 
     ``frame`` and ``scores`` may hold only the head of the candidates (in best-case order, a
     whole number of batches) when every other customer's best case is at most ``beyond``; then
-    None means the head cannot settle the list and a longer one is needed.
+    None means the head cannot settle the list and a longer one is needed. Given
+    ``features_of`` (customer ids to their features, in that order), ``frame`` need hold only
+    the columns of :func:`condition_columns`: the features are read for the customers
+    explained alone, so a knapsack over a million candidates holds a few columns of each.
     """
+    ids = scores["customer_id"].to_numpy()
+
+    def features(rows: np.ndarray) -> pd.DataFrame:
+        return frame.iloc[rows] if features_of is None else features_of(ids[rows])
+
     p = scores["churn_probability"].to_numpy()
     value = scores["customer_value"].to_numpy()
     cost = np.array([i.cost for i in catalogue])
@@ -147,12 +156,11 @@ def choose(
     order = np.lexsort((scores["customer_id"].to_numpy(), -best_case))
     order = order[best_case[order] > 0]
     if _knapsack(config):
-        ids = scores["customer_id"].to_numpy()[order]
         pick, gain, drivers = _knapsack_choice(
-            frame.iloc[order],
+            lambda rows: features(order[rows]),
             context.iloc[order],
             benefit[order],
-            ids,
+            ids[order],
             model,
             catalogue,
             config,
@@ -162,7 +170,7 @@ def choose(
     else:
         need = rows_needed(config, cost)
         rows, pick, gain, drivers = _ranked_choice(
-            frame,
+            features,
             context,
             benefit,
             best_case,
@@ -180,15 +188,14 @@ def choose(
     gain = _cents(gain)  # as written: a benefit that rounds to 0.00 is not listed
     keep = (gain > 0) & (pick >= 0)
     rows, pick, gain, drivers = rows[keep], pick[keep], gain[keep], drivers[keep]
-    ranked = np.lexsort((scores["customer_id"].to_numpy()[rows], -gain))
+    ranked = np.lexsort((ids[rows], -gain))
     if config.score.top_n:
         ranked = ranked[: config.score.top_n]
     if config.score.budget and not _knapsack(config):
         ranked = ranked[np.cumsum(cost[pick[ranked]]) <= config.score.budget]
     rows, pick, gain, drivers = rows[ranked], pick[ranked], gain[ranked], drivers[ranked]
     sentences = [
-        s + [""] * (TOP - len(s))
-        for s in describe(model.features, frame.iloc[rows], drivers, as_of)
+        s + [""] * (TOP - len(s)) for s in describe(model.features, features(rows), drivers, as_of)
     ]
     listed = scores.iloc[rows].reset_index(drop=True)
     listed.insert(0, "rank", np.arange(1, rows.size + 1))
@@ -228,7 +235,7 @@ def addressed(
         text = ""
         if intervention.problem:
             met = next((c for c in intervention.problem if met_by[c][row]), "")
-            name = met and CONDITION.fullmatch(met).group(1)  # type: ignore[union-attr]
+            name = met and _column(met)
             text = sentence(specs[name], values[name].iloc[row], as_of) if name in specs else met
         else:
             for slot, j in enumerate(j for j in drivers[row] if j >= 0):
@@ -240,7 +247,7 @@ def addressed(
 
 
 def _ranked_choice(
-    frame: pd.DataFrame,
+    features: Callable[[np.ndarray], pd.DataFrame],
     context: pd.DataFrame,
     benefit: np.ndarray,
     best_case: np.ndarray,
@@ -260,7 +267,7 @@ def _ranked_choice(
         rows = order[start : start + batch]
         start += rows.size
         batch *= 2
-        drivers = drivers_of(model, frame.iloc[rows], rules)
+        drivers = drivers_of(model, features(rows), rules)
         net = _net(context.iloc[rows], drivers, benefit[rows], model, catalogue, effects)
         pick = net.argmax(axis=1)
         done.append(rows)
@@ -279,7 +286,7 @@ def _ranked_choice(
 
 
 def _knapsack_choice(
-    frame: pd.DataFrame,
+    features: Callable[[np.ndarray], pd.DataFrame],
     context: pd.DataFrame,
     benefit: np.ndarray,
     ids: np.ndarray,
@@ -306,7 +313,7 @@ def _knapsack_choice(
         todo = np.flatnonzero((pick >= 0) & ~explained)
         if not todo.size:
             return pick, gain, drivers
-        found = drivers_of(model, frame.iloc[todo], config.reasons)
+        found = drivers_of(model, features(todo), config.reasons)
         drivers[todo], explained[todo] = found, True
         known[todo] = _net(context.iloc[todo], found, benefit[todo], model, catalogue, effects)
 
@@ -336,6 +343,7 @@ def build_list(
     effects: Effects | None = None,
     *,
     as_of: dt.date,
+    features_of: Callable[[np.ndarray], pd.DataFrame] | None = None,
 ) -> pd.DataFrame:
     """The list from the head of the candidates, grown until it settles, reasons dated from
     ``as_of``.
@@ -344,7 +352,9 @@ def build_list(
     positive one), in that order (ties by customer_id), with their features, scores and
     :data:`BEST_CASE`. Without a ``top_n`` or ``budget`` every candidate is read at once;
     otherwise a head a few times the longest possible list is read, and doubled while
-    customers beyond it could still make the list.
+    customers beyond it could still make the list. With ``features_of``, every candidate at
+    once (``candidates(0)``) need hold only :func:`condition_columns` beside the scores (see
+    :func:`choose`).
     """
     need = rows_needed(config, np.array([i.cost for i in catalogue]))
     size = first_batch(need)
@@ -353,7 +363,15 @@ def build_list(
         beyond = head[BEST_CASE].iloc[size] if need and len(head) > size else -np.inf
         head = head.iloc[:size] if need else head
         listed = choose(
-            head, head, model, catalogue, config, as_of=as_of, beyond=beyond, effects=effects
+            head,
+            head,
+            model,
+            catalogue,
+            config,
+            as_of=as_of,
+            beyond=beyond,
+            effects=effects,
+            features_of=None if need else features_of,
         )
         if listed is not None:
             return listed
@@ -467,6 +485,16 @@ def _answers(intervention: InterventionConfig, feature: str) -> bool:
     return "*" in intervention.answers or any(part in feature for part in intervention.answers)
 
 
+def condition_columns(catalogue: tuple[InterventionConfig, ...]) -> list[str]:
+    """The columns the catalogue's ``problem`` and ``when`` conditions read: with the scores,
+    all that choosing needs of a customer not yet explained."""
+    return sorted({_column(c) for i in catalogue for c in (*i.problem, *i.when)})
+
+
+def _column(condition: str) -> str:
+    return CONDITION.fullmatch(condition).group(1)  # type: ignore[union-attr]
+
+
 def check_conditions(catalogue: tuple[InterventionConfig, ...], model: ChurnModel) -> None:
     """Refuse a condition of a config's own catalogue on a name that is neither a feature of
     ``model`` nor ``customer_value``/``churn_probability``: a typo would silently switch its
@@ -475,7 +503,7 @@ def check_conditions(catalogue: tuple[InterventionConfig, ...], model: ChurnMode
     known = {s.name for s in model.features} | {"customer_value", "churn_probability"}
     for intervention in catalogue:
         for condition in (*intervention.problem, *intervention.when):
-            name = CONDITION.fullmatch(condition).group(1)  # type: ignore[union-attr]
+            name = _column(condition)
             if name not in known:
                 raise ConfigError(
                     f"interventions {intervention.name!r}: condition {condition!r} is on "

@@ -66,6 +66,7 @@ from churnguard.interventions import (
     best_cases,
     build_list,
     check_conditions,
+    condition_columns,
 )
 from churnguard.io import (
     atomic_folder,
@@ -589,13 +590,17 @@ def _score(
             recent = ibis.memtable(pd.DataFrame({"customer_id": list(run.cooled)}, dtype=str))
             candidates = candidates.anti_join(recent, "customer_id")
         candidates = candidates.order_by([ibis.desc(BEST_CASE), "customer_id"])
+        # every candidate at once (a knapsack's read) comes with the few columns choosing
+        # reads; features are read for the customers explained alone
+        read = [*ROW_COLUMNS, BEST_CASE, *(c for c in condition_columns(catalogue) if c in names)]
         listed = build_list(
-            lambda n: (candidates.limit(n) if n else candidates).to_pandas(),
+            lambda n: (candidates.limit(n) if n else candidates.select(*read)).to_pandas(),
             model,
             catalogue,
             config,
             effects,
             as_of=run.when.date(),
+            features_of=lambda ids: _features_of(scored, names, ids),
         )
         lap("interventions_s")
     finally:
@@ -613,6 +618,13 @@ def _score(
             "mean_churn_probability": round(float(mean), 6),
         },
     )
+
+
+def _features_of(scored: ir.Table, names: list[str], ids: np.ndarray) -> pd.DataFrame:
+    """The features of the customers ``ids``, in that order."""
+    wanted = ibis.memtable(pd.DataFrame({"customer_id": ids, "_at": np.arange(len(ids))}))
+    rows = scored.select("customer_id", *names).join(wanted, "customer_id").order_by("_at")
+    return rows.drop("_at").to_pandas()
 
 
 def learned_effects(

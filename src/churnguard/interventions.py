@@ -153,7 +153,7 @@ def choose(
     cost = np.array([i.cost for i in catalogue])
     context = frame.assign(churn_probability=p, customer_value=value)
     benefit, best_case = best_cases(context, catalogue, effects)
-    order = np.lexsort((scores["customer_id"].to_numpy(), -best_case))
+    order = np.lexsort((ids, -best_case))
     order = order[best_case[order] > 0]
     if _knapsack(config):
         pick, gain, drivers = _knapsack_choice(

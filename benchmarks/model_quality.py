@@ -42,7 +42,7 @@ from churnguard.evaluation import bootstrap_intervals
 from churnguard.features import fit_bgnbd_at
 from churnguard.model import DEFAULT_PARAMS
 from churnguard.retail import generate_purchases
-from churnguard.synth import generate_entity_table
+from churnguard.synth import generate_entity_table, true_hazard
 from churnguard.training import TrainingRun, train
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -146,7 +146,10 @@ def _unseen(cfg: cg.PipelineConfig) -> None:
     train_rows, valid, _ = training_frames(
         dataset, train=cfg.train, churn=cfg.churn, features=cfg.features, plan=plan
     )
-    train_rows, valid = (_with_engagement(cfg.data.path, f) for f in (train_rows, valid))
+    train_rows, valid = (
+        f.assign(engagement=true_hazard(cfg.data.path, f, column="engagement"))
+        for f in (train_rows, valid)
+    )
     features = [spec.name for spec in plan.specs]
     counts = _binned_counts(cfg.data.path, pd.concat([train_rows, valid], ignore_index=True))
     train_rows = pd.concat([train_rows, counts.iloc[: len(train_rows)]], axis=1)
@@ -218,22 +221,6 @@ def _binned_counts(folder: Path, frame: pd.DataFrame) -> pd.DataFrame:
     wide = counts.pivot_table(index="_row", columns=["event_type", "bin"], values="n")
     wide.columns = [f"_{kind}_{bin}" for kind, bin in wide.columns]
     return wide.reindex(np.arange(len(frame))).fillna(0.0).reset_index(drop=True)
-
-
-def _with_engagement(folder: Path, frame: pd.DataFrame) -> pd.DataFrame:
-    """``frame`` with each row's true engagement on the truth's last weekly date up to as_of."""
-    con = duckdb.connect()
-    con.register("rows", frame[["customer_id", "as_of"]].assign(_row=np.arange(len(frame))))
-    engagement = con.execute(
-        """
-        SELECT r._row, t.engagement FROM rows r ASOF LEFT JOIN
-          (SELECT customer_id, CAST(date AS TIMESTAMP) AS date, engagement FROM read_parquet(?)) t
-          ON r.customer_id = t.customer_id AND r.as_of >= t.date
-        ORDER BY r._row
-        """,
-        [str(folder / "truth.parquet")],
-    ).fetchdf()["engagement"]
-    return frame.assign(engagement=engagement.to_numpy(dtype=float))
 
 
 def _expected_auc(cfg: cg.PipelineConfig, run: TrainingRun) -> float:

@@ -12,7 +12,7 @@ import pytest
 from churnguard.config import default_interventions, load_effects
 from churnguard.contract import load_dataset
 from churnguard.errors import ConfigError
-from churnguard.synth import generate
+from churnguard.synth import generate, true_hazard
 
 
 @pytest.fixture(scope="module")
@@ -267,3 +267,20 @@ def test_a_campaigned_world_passes_the_data_contract_with_its_treatments(campaig
     _, world, _ = campaigned
     dataset = load_dataset(world, interventions=[i.name for i in default_interventions()])
     assert dataset.tables["treatments"].rows == len(_frame(world, "treatments"))
+
+
+def test_the_truth_reads_engagement_on_the_same_grid_date_as_the_hazard(business):
+    out, _ = business
+    grid = (
+        duckdb.connect()
+        .execute(f"""
+        SELECT customer_id, CAST(date AS TIMESTAMP) + INTERVAL 3 DAY AS as_of, hazard, engagement
+        FROM '{out}/truth.parquet' USING SAMPLE 500 ROWS (reservoir, 1)
+    """)
+        .df()
+    )
+    np.testing.assert_allclose(true_hazard(out, grid), grid["hazard"], rtol=1e-6)
+    read = true_hazard(out, grid, column="engagement")
+    np.testing.assert_allclose(read, grid["engagement"], rtol=1e-6)
+    with pytest.raises(ValueError, match="no column 'mood'"):
+        true_hazard(out, grid, column="mood")

@@ -322,7 +322,7 @@ def generate_entity_table(out: Path, *, customers: int = 2000, seed: int = 9) ->
     return out
 
 
-def true_hazard(folder: Path, rows: pd.DataFrame) -> np.ndarray | None:
+def true_hazard(folder: Path, rows: pd.DataFrame, *, column: str = "hazard") -> np.ndarray | None:
     """The simulation's true risk for each ``(customer_id, as_of)`` row, or None without truth.
 
     For the subscription business it is the hazard on the last weekly grid date on or before
@@ -331,7 +331,8 @@ def true_hazard(folder: Path, rows: pd.DataFrame) -> np.ndarray | None:
     in the horizon, on the grid date equal to ``as_of`` (a purchase between two grid dates
     changes it). Either is the best score any model could give at that date, so its AUC is the
     ceiling to compare a model against. Rows without a truth (a churned customer, a date off
-    the retailer's grid) get NaN.
+    the retailer's grid) get NaN. For the subscription business, ``column`` reads another
+    column of the truth on the same grid date (``engagement``: the latent behind the hazard).
     """
     found = [
         folder / f"truth{ext}" for ext in (".parquet", ".csv") if (folder / f"truth{ext}").exists()
@@ -357,10 +358,13 @@ def true_hazard(folder: Path, rows: pd.DataFrame) -> np.ndarray | None:
         score, fresh = (
             ("p_no_purchase", "t.date = w.as_of")
             if "p_no_purchase" in columns
-            else ("hazard", "t.date > w.as_of - INTERVAL 7 DAY")
+            else (column, "t.date > w.as_of - INTERVAL 7 DAY")
         )
+        if score not in columns:
+            raise ValueError(f"{found[0]} has no column {score!r}")
+        quoted = '"' + score.replace('"', '""') + '"'
         query = f"""
-        WITH truth AS (SELECT customer_id, CAST(date AS TIMESTAMP) AS date, {score} AS score
+        WITH truth AS (SELECT customer_id, CAST(date AS TIMESTAMP) AS date, {quoted} AS score
                        FROM {source}(?))
         SELECT w._row, CASE WHEN {fresh} THEN t.score END AS hazard
         FROM wanted w ASOF LEFT JOIN truth t

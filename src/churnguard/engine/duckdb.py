@@ -11,7 +11,9 @@ from __future__ import annotations
 import csv
 import itertools
 import math
+from collections import deque
 from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +44,10 @@ from churnguard.io import atomic_path, glob_escape
 _BYTES_PER_CELL = 48
 #: Rows per Parquet row group of a written file (DuckDB's own default).
 _ROW_GROUP = 122_880
+#: Batches of :data:`_ROW_GROUP` rows waiting for the writer thread at most: about one piece of
+#: a large build, so the next piece builds while it is written (1M customers, one date:
+#: 1.4 GiB peak RSS, as without the thread).
+_QUEUED = 3
 #: Rows handed to a batch function at once.
 _BATCH_ROWS = 1 << 20
 _NUMBER_TYPES = (
@@ -256,17 +262,33 @@ class DuckDBEngine(Engine):
     ) -> int:
         """Each piece streams out of DuckDB in Arrow batches written by pyarrow as they come:
         neither the path nor the metadata (which holds names from the data) is ever written
-        into SQL, as a COPY statement would need both as literals in its text, and no piece is
-        ever held whole outside DuckDB's memory limit."""
+        into SQL, as a COPY statement would need both as literals in its text.
+
+        pyarrow writes on a thread of its own, at most :data:`_QUEUED` batches behind, so that
+        compressing one piece's rows overlaps building the next (a single-threaded writer
+        otherwise stalls DuckDB: about 9 s of a 6-date build at 1M customers); no more than
+        those batches are ever held outside DuckDB's memory limit."""
         rows = 0
         with atomic_path(path) as tmp:
             writer = None
             try:
-                for batch in self._batches(pieces, _ROW_GROUP):
-                    if writer is None:
-                        writer = _writer(tmp, batch.schema.with_metadata(metadata or {}))
-                    writer.write_batch(batch.cast(writer.schema), row_group_size=_ROW_GROUP)
-                    rows += batch.num_rows
+                with ThreadPoolExecutor(max_workers=1) as pool:
+                    queued: deque[Future[None]] = deque()
+                    for batch in self._batches(pieces, _ROW_GROUP):
+                        if writer is None:
+                            writer = _writer(tmp, batch.schema.with_metadata(metadata or {}))
+                        queued.append(
+                            pool.submit(
+                                writer.write_batch,
+                                batch.cast(writer.schema),
+                                row_group_size=_ROW_GROUP,
+                            )
+                        )
+                        rows += batch.num_rows
+                        while len(queued) > _QUEUED:
+                            queued.popleft().result()  # raises what the writer raised
+                    for written in queued:
+                        written.result()
                 if writer is None:  # no rows at all: an empty file with the columns
                     schema = self.backend.to_pyarrow(pieces[0].limit(0)).schema
                     writer = _writer(tmp, schema.with_metadata(metadata or {}))

@@ -237,3 +237,4 @@ def test_a_list_read_from_a_few_columns_is_the_list_read_whole(world, budget):
     _same(listed, expected.reset_index(drop=True))
     assert set(read) <= set(ranked["customer_id"])
     assert set(listed["customer_id"]) <= set(read)
+    assert len(read) == len(set(read))  # each customer's features are read once

@@ -144,9 +144,18 @@ def choose(
     explained alone, so a knapsack over a million candidates holds a few columns of each.
     """
     ids = scores["customer_id"].to_numpy()
+    read: pd.DataFrame | None = None  # features read through features_of, by row of scores
 
     def features(rows: np.ndarray) -> pd.DataFrame:
-        return frame.iloc[rows] if features_of is None else features_of(ids[rows])
+        # the customers a knapsack explains are also those it lists: each is read once
+        nonlocal read
+        if features_of is None:
+            return frame.iloc[rows]
+        new = rows if read is None else np.setdiff1d(rows, read.index)
+        if new.size or read is None:
+            found = features_of(ids[new]).set_axis(new)
+            read = found if read is None else pd.concat([read, found])
+        return read.loc[rows].reset_index(drop=True)
 
     p = scores["churn_probability"].to_numpy()
     value = scores["customer_value"].to_numpy()

@@ -46,6 +46,7 @@ import pyarrow.parquet as pq
 from churnguard.asof import normalize_as_of
 from churnguard.campaigns import Campaigns, campaign_days
 from churnguard.config import MAX_SEED, CampaignsConfig, load_effects
+from churnguard.engine import sql_ident
 from churnguard.errors import ConfigError
 
 CHUNK_CUSTOMERS = 20_000
@@ -362,9 +363,9 @@ def true_hazard(folder: Path, rows: pd.DataFrame, *, column: str = "hazard") -> 
         )
         if score not in columns:
             raise ValueError(f"{found[0]} has no column {score!r}")
-        quoted = '"' + score.replace('"', '""') + '"'
+        value = sql_ident(score)
         query = f"""
-        WITH truth AS (SELECT customer_id, CAST(date AS TIMESTAMP) AS date, {quoted} AS score
+        WITH truth AS (SELECT customer_id, CAST(date AS TIMESTAMP) AS date, {value} AS score
                        FROM {source}(?))
         SELECT w._row, CASE WHEN {fresh} THEN t.score END AS hazard
         FROM wanted w ASOF LEFT JOIN truth t

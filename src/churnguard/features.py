@@ -455,8 +455,11 @@ def _activity(
     ``_a_gaps``, ``_a_gap_sum``, ``_a_gap_sq``: how many gaps in days between consecutive days
     with activity lie wholly in the widest window, their sum and sum of squares.
 
-    Activity is first summed per (customer, day), once, before the join with the as-of dates;
-    as-of dates are midnights, so a day lies wholly inside or outside each window.
+    Each activity event is read once, in time order per customer: the first event of a day
+    (the one whose previous event fell on an earlier day) stands for that day, and the gap is
+    measured from the previous event's day. That sorts the events once instead of grouping them
+    by day and sorting the days; as-of dates are midnights, so a day lies wholly inside or
+    outside each window.
     """
     widest = max(plan.windows)
     act = events.filter(
@@ -464,22 +467,23 @@ def _activity(
         events.timestamp >= dates[0] - dt.timedelta(days=widest),
         events.timestamp < dates[-1],
     )
-    seconds = act.timestamp.epoch_seconds()
-    daily = act.group_by(["customer_id", act.timestamp.date().name("_day")]).aggregate(
-        _n=act.count(), _first=seconds.min(), _last=seconds.max()
+    act = act.select(
+        "customer_id",
+        _seconds=act.timestamp.epoch_seconds(),
+        _day_start=act.timestamp.date().epoch_seconds(),
     )
-    daily = daily.mutate(_day_start=daily._day.epoch_seconds())
-    by_customer = ibis.window(group_by="customer_id", order_by="_day_start")
-    daily = daily.mutate(_previous=daily._day_start.lag().over(by_customer))
-    j = daily.join(at, [daily._day_start < at._at, daily._day_start >= at._at - widest * _DAY])
+    by_customer = ibis.window(group_by="customer_id", order_by="_seconds")
+    act = act.mutate(_previous=act._day_start.lag().over(by_customer))
+    j = act.join(at, [act._day_start < at._at, act._day_start >= at._at - widest * _DAY])
     age = j._at - j._day_start  # whole days, as a number of seconds
-    inside = j._previous >= j._at - widest * _DAY  # the day before is in the window too
+    first = j._previous.isnull() | (j._previous != j._day_start)  # the day's first event
+    inside = first & (j._previous >= j._at - widest * _DAY)  # the day before is in the window
     gap = (j._day_start - j._previous).cast("float64") / _DAY
     return j.group_by(["customer_id", "as_of"]).aggregate(
-        **{f"_a_days{w}": (age <= w * _DAY).cast("int64").sum() for w in plan.windows},
-        _a_n=j._n.sum(),
-        _a_first=j._first.min(),
-        _a_last=j._last.max(),
+        **{f"_a_days{w}": (first & (age <= w * _DAY)).cast("int64").sum() for w in plan.windows},
+        _a_n=j.count(),
+        _a_first=j._seconds.min(),
+        _a_last=j._seconds.max(),
         _a_gaps=inside.cast("float64").sum(),
         _a_gap_sum=ibis.ifelse(inside, gap, 0.0).sum(),
         _a_gap_sq=ibis.ifelse(inside, gap * gap, 0.0).sum(),

@@ -43,6 +43,24 @@ def test_a_build_split_into_customer_ranges_equals_one_pass(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "split.parquet", "whole.parquet"]
 
 
+def test_ranges_bound_hostile_ids_as_values_and_leave_no_view_behind(tmp_path, shop):
+    """Each range's bounds are customer ids from the data, set as bound parameters: quotes and
+    SQL in them split the build like any id, and nothing of the ranges stays in DuckDB."""
+    ids = {"A": "A'); DROP VIEW events; --", "B": 'B" OR 1=1 --', "C": "C getvariable('x')"}
+    hostile = {name: table.replace({"customer_id": ids}) for name, table in shop.items()}
+    dataset = cg.load_dataset(write_dataset(tmp_path / "d", **hostile))
+    plan = cg.plan_features(dataset)
+    dates = ["2025-02-01", "2025-03-01"]
+    write_features(dataset, tmp_path / "whole.parquet", as_of=dates, plan=plan)
+    dataset.engine.pieces = lambda rows, columns: 3  # one range a customer
+    write_features(dataset, tmp_path / "split.parquet", as_of=dates, plan=plan)
+
+    split = pd.read_parquet(tmp_path / "split.parquet")
+    assert set(split["customer_id"]) == {ids["A"], ids["B"]}  # C signs up after both dates
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "whole.parquet"), split)
+    assert not _left_behind(dataset.engine.con)
+
+
 def test_a_failed_build_leaves_no_file(tmp_path, shop, monkeypatch):
     dataset = cg.load_dataset(write_dataset(tmp_path / "d", **shop))
     plan = cg.plan_features(dataset)
@@ -51,9 +69,17 @@ def test_a_failed_build_leaves_no_file(tmp_path, shop, monkeypatch):
         raise OSError("disk full")
 
     monkeypatch.setattr(duckdb_engine.pq.ParquetWriter, "write_batch", broken)
+    dataset.engine.pieces = lambda rows, columns: 2
     with pytest.raises(OSError, match="disk full"):
         write_features(dataset, tmp_path / "f.parquet", as_of=["2025-03-01"], plan=plan)
     assert not any(p.name.startswith((".f.parquet", "f.parquet")) for p in tmp_path.iterdir())
+    assert not _left_behind(dataset.engine.con)
+
+
+def _left_behind(con: duckdb.DuckDBPyConnection) -> list[tuple]:
+    """The views and variables a build made in DuckDB and did not drop."""
+    views = "SELECT view_name FROM duckdb_views() WHERE starts_with(view_name, '_churnguard')"
+    return con.sql(views).fetchall() + con.sql("SELECT name FROM duckdb_variables()").fetchall()
 
 
 @pytest.mark.parametrize("distinct_fits", [True, False])

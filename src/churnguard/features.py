@@ -39,6 +39,7 @@ from churnguard.asof import AsOf, normalize_as_of
 from churnguard.bgnbd import BGNBD, fit_bgnbd
 from churnguard.config import LEAKY_NAME_PARTS, FeaturesConfig
 from churnguard.contract import Dataset
+from churnguard.engine import Ranges, Restrict, between
 from churnguard.errors import ConfigError, DataContractError, LeakageError
 
 Stat = Literal[
@@ -226,8 +227,22 @@ def build_features(
     """
     dates = normalize_as_of(as_of)
     plan = plan or plan_features(dataset, config=config, activity_events=activity_events)
+    if customers_between is None:
+        return _features(dataset, dates, plan, _every_customer, fits)
+    low, high = customers_between
+    return _features(dataset, dates, plan, lambda table: between(table, low, high), fits)
+
+
+def _features(
+    dataset: Dataset,
+    dates: list[dt.datetime],
+    plan: FeaturePlan,
+    restrict: Restrict,
+    fits: Fits | None,
+) -> ir.Table:
+    """:func:`build_features` of the customers each table keeps through ``restrict``."""
     as_of_table = ibis.memtable({"as_of": dates}, schema={"as_of": "timestamp"})
-    tables = _tables(dataset, customers_between)
+    tables = _tables(dataset, restrict)
     history = _history(tables["events"], as_of_table, dates, plan) if plan.event_types else None
     result = _population(tables["customers"], as_of_table, history, tables.get("subscriptions"))
     parts = []
@@ -255,22 +270,22 @@ def build_features(
     )
 
 
-def feature_pieces(
-    dataset: Dataset, dates: list[dt.datetime], plan: FeaturePlan
-) -> list[ir.Table]:
-    """The features of ``plan`` at ``dates`` as queries over consecutive ranges of customer_id,
-    as many as the engine needs to build each within its memory (one where it needs no split);
-    read one after another, they are the whole table in order."""
+def feature_pieces(dataset: Dataset, dates: list[dt.datetime], plan: FeaturePlan) -> Ranges:
+    """The features of ``plan`` at ``dates`` as one query over consecutive ranges of
+    customer_id, as many as the engine needs to build each within its memory (one where it
+    needs no split); read one after another, they are the whole table in order."""
     count = dataset.engine.pieces(
         dataset.tables["customers"].rows * len(dates), len(plan.specs) + 2
     )
     bounds = _customer_bounds(dataset, count) if count > 1 else []
-    # the BG/NBD model at each date is fitted on every customer, not on each piece's
-    fits = fit_bgnbd_at(dataset, dates, plan) if bounds else None
-    return [
-        build_features(dataset, as_of=dates, plan=plan, customers_between=(low, high), fits=fits)
-        for low, high in zip([None, *bounds], [*bounds, None], strict=True)
-    ]
+    if not bounds:
+        return Ranges.whole(build_features(dataset, as_of=dates, plan=plan))
+    # the BG/NBD model at each date is fitted on every customer, not on each range's
+    fits = fit_bgnbd_at(dataset, dates, plan)
+    return Ranges(
+        lambda restrict: _features(dataset, dates, plan, restrict, fits),
+        tuple(zip([None, *bounds], [*bounds, None], strict=True)),
+    )
 
 
 def _customer_bounds(dataset: Dataset, count: int) -> list[str]:
@@ -306,22 +321,20 @@ def fit_bgnbd_at(
     if not plan.event_types or dataset.tables["customers"].rows < MIN_FIT_CUSTOMERS:
         return dict.fromkeys(dates)
     as_of_table = ibis.memtable({"as_of": dates}, schema={"as_of": "timestamp"})
-    events = _fit_sample(dataset, tables or _tables(dataset, None))
+    events = _fit_sample(dataset, tables or _tables(dataset, _every_customer))
     return _fitted(events, as_of_table, dates, plan)
 
 
-def _tables(
-    dataset: Dataset, customers_between: tuple[str | None, str | None] | None
-) -> dict[str, ir.Table]:
-    tables = {
-        name: dataset.table(name)
+def _every_customer(table: ir.Table) -> ir.Table:
+    return table
+
+
+def _tables(dataset: Dataset, restrict: Restrict) -> dict[str, ir.Table]:
+    return {
+        name: restrict(dataset.table(name))
         for name in ("customers", "events", "subscriptions")
         if dataset.has(name)
     }
-    if customers_between is not None:
-        low, high = customers_between
-        tables = {name: _between(t, low, high) for name, t in tables.items()}
-    return tables
 
 
 def _fit_sample(dataset: Dataset, tables: dict[str, ir.Table]) -> ir.Table:
@@ -376,14 +389,6 @@ def _bgnbd_parameters(dates: list[dt.datetime], fits: Fits) -> ir.Table:
         ]
     schema = {"as_of": "timestamp", **{k: "float64" for k in columns if k != "as_of"}}
     return ibis.memtable(columns, schema=schema)
-
-
-def _between(table: ir.Table, low: str | None, high: str | None) -> ir.Table:
-    if low is not None:
-        table = table.filter(table.customer_id >= low)
-    if high is not None:
-        table = table.filter(table.customer_id < high)
-    return table
 
 
 def _days(later: ir.TimestampValue, earlier: ir.TimestampValue) -> ir.FloatingValue:

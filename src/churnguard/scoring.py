@@ -57,6 +57,7 @@ from churnguard.config import (
     run_catalogue,
 )
 from churnguard.contract import Dataset, load_dataset, table_paths
+from churnguard.engine import Ranges
 from churnguard.errors import ChurnguardError, ConfigError, DataContractError
 from churnguard.features import FeaturePlan, feature_pieces, plan_features, sampled
 from churnguard.history import History, contract_loader, digest, earlier_runs
@@ -257,7 +258,7 @@ def score(
         activity_events=trained.churn.activity_events,
         horizon_days=trained.churn.horizon_days,
     )
-    pieces, notes = _features(dataset, plan, trained, churn_model, when, features)
+    ranges, notes = _features(dataset, plan, trained, churn_model, when, features)
     notes += dataset.warnings() + _staleness(dataset, trained.churn, when)
     check_conditions(config.interventions, churn_model)
     effects, effect_notes = learned_effects(config.score, interventions)
@@ -287,7 +288,7 @@ def score(
     try:
         with atomic_folder(target) as staging:
             staging.mkdir()
-            result = _score(run, pieces, staging / "scores.parquet", say, lap)
+            result = _score(run, ranges, staging / "scores.parquet", say, lap)
             say("writing")
             inputs = {
                 name: {"path": str(info.path), "rows": info.rows, **digests[name]}
@@ -382,8 +383,8 @@ def _features(
     model: ChurnModel,
     when: dt.datetime,
     precomputed: Path | None,
-) -> tuple[list[ir.Table], list[str]]:
-    """The model's features for the population at ``when``, ordered by customer_id (queries
+) -> tuple[Ranges, list[str]]:
+    """The model's features for the population at ``when``, ordered by customer_id (one query
     over consecutive ranges of customers, as many as building them within the engine's memory
     takes), and a warning when customers in the population had not signed up by then (they
     have no features at ``when``, so they are not scored).
@@ -392,13 +393,13 @@ def _features(
     """
     if precomputed is None:
         check_schema(model, list(plan.specs), where=str(dataset.tables["customers"].path))
-        pieces = feature_pieces(dataset, [when], plan)
+        ranges = feature_pieces(dataset, [when], plan)
     else:
         _check_parquet(precomputed)
         table = dataset.engine.read_parquet(precomputed)
         present = [s for s in model.features if s.name in table.columns]
         check_schema(model, present, where=str(precomputed))
-        pieces = [table.filter(table.as_of == when)]
+        ranges = Ranges.whole(table.filter(table.as_of == when))
     who = population(dataset, as_of=when, churn=trained.churn)
     customers = dataset.table("customers")
     signed = customers.filter(customers.signup_date.isnull() | (customers.signup_date < when))
@@ -413,11 +414,11 @@ def _features(
         else []
     )
     if precomputed is not None:
-        _check_covers(pieces[0], who, precomputed, when)
+        _check_covers(ranges.tables()[0], who, precomputed, when)
     names = ["customer_id", *[s.name for s in model.features]]
-    return [
-        p.semi_join(who, "customer_id").select(names).order_by("customer_id") for p in pieces
-    ], notes
+    return ranges.then(
+        lambda p: p.semi_join(who, "customer_id").select(names).order_by("customer_id")
+    ), notes
 
 
 def _staleness(dataset: Dataset, churn: ChurnConfig, when: dt.datetime) -> list[str]:
@@ -512,7 +513,7 @@ class Scored:
 
 
 def _score(
-    run: _Run, pieces: list[ir.Table], path: Path, say: Stages, lap: Callable[[str], None]
+    run: _Run, ranges: Ranges, path: Path, say: Stages, lap: Callable[[str], None]
 ) -> Scored:
     """Score the population on the dataset's engine and write ``scores.parquet``.
 
@@ -528,11 +529,13 @@ def _score(
     horizon = run.trained.churn.horizon_days
     say("scoring")
     charge = _charge_column(config.value, model)
-    prior, joined = None, pieces
+    prior, joined = None, ranges
     history = purchase_history(run.dataset, run.when, run.plan)
     if history is not None:
         prior = purchase_prior(history)
-        joined = [p.left_join(history, "customer_id").drop("customer_id_right") for p in pieces]
+        joined = ranges.then(
+            lambda p: p.left_join(history, "customer_id").drop("customer_id_right")
+        )
 
     def value(batch: pd.DataFrame) -> pd.DataFrame:
         probability = model.churn_probability(batch)
@@ -560,7 +563,7 @@ def _score(
             as_of=ibis.literal(run.when.date()),
             model_version=ibis.literal(str(run.metadata["version"])),
         ).select(*SCORE_COLUMNS)
-        rows = engine.write_parquet([stamped.order_by("customer_id")], path)
+        rows = engine.write_parquet(Ranges.whole(stamped.order_by("customer_id")), path)
         say.rows = rows
         totals = scored.group_by("risk_tier").aggregate(n=scored.count()).to_pandas()
         sums = scored.aggregate(

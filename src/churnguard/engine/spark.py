@@ -46,6 +46,7 @@ from churnguard.engine import (
     Engine,
     Kind,
     Location,
+    Ranges,
     Raw,
     file_format,
     sidecar_name,
@@ -248,7 +249,7 @@ class SparkEngine(Engine):
         return self.spark.table(view)
 
     def write_parquet(
-        self, pieces: Sequence[ir.Table], path: Path, metadata: dict[str, str] | None = None
+        self, ranges: Ranges, path: Path, metadata: dict[str, str] | None = None
     ) -> int:
         """A folder of Parquet parts; the metadata files go inside it (readers skip names
         starting ``_``). A folder already at ``path`` is replaced only when it holds Spark's
@@ -259,7 +260,7 @@ class SparkEngine(Engine):
                 f"{path}: is a folder holding files Spark did not write "
                 f"({', '.join(foreign[:3])}); give a new path, or remove the folder"
             )
-        frames = [self.frame(piece) for piece in pieces]
+        frames = [self.frame(table) for table in ranges.tables()]
         frame = frames[0]
         for other in frames[1:]:
             frame = frame.unionByName(other)
@@ -272,7 +273,7 @@ class SparkEngine(Engine):
 
     def map_batches(
         self,
-        pieces: Sequence[ir.Table],
+        ranges: Ranges,
         function: BatchFunction,
         *,
         keep: Sequence[str],
@@ -280,7 +281,7 @@ class SparkEngine(Engine):
     ) -> ir.Table:
         """Each partition runs ``function`` on its batches (``mapInPandas``); the result is
         checkpointed, which cuts the long query before it from the plans of what follows."""
-        source = self.frame(ibis.union(*pieces))
+        source = self.frame(ibis.union(*ranges.tables()))
         types = {f.name: f.dataType.simpleString() for f in source.schema}
         spark_types = {"float64": "double", "string": "string"}
         schema = ", ".join(

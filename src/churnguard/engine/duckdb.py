@@ -38,10 +38,11 @@ from churnguard.errors import DataContractError
 from churnguard.io import atomic_path, glob_escape
 
 #: Bytes of DuckDB memory budgeted per output cell. Measured on 1M customers with the default
-#: 1500MB limit: at 32 the process peaked at 1.65 GiB RSS (DuckDB's limit does not cover
-#: everything it allocates), at 48 at 1.40 GiB for one date and for six, about 3 % slower; 64
-#: (1.2 GiB) made six dates a fifth slower, and 16 spilled hard.
-_BYTES_PER_CELL = 48
+#: 1500MB limit, the build alone (validation peaks at 1.43 GiB before it): at 40, six dates in
+#: 13 ranges peaked at 1.40-1.42 GiB RSS (DuckDB's limit does not cover everything it
+#: allocates) and ran 72-78 s; at 48, 16 ranges, 1.19 GiB and 83 s; at 32, 10 ranges, 1.8 GiB.
+#: One date takes 3 ranges at 40 and 48 (1.17 GiB); 16 spilled hard.
+_BYTES_PER_CELL = 40
 #: Rows per Parquet row group of a written file (DuckDB's own default).
 _ROW_GROUP = 122_880
 #: Batches of :data:`_ROW_GROUP` rows waiting for the writer thread at most: about one piece of

@@ -326,6 +326,7 @@ def fit_bgnbd_at(
 
 
 def _every_customer(table: ir.Table) -> ir.Table:
+    """The restriction of a build in one piece: none."""
     return table
 
 

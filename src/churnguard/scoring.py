@@ -399,7 +399,8 @@ def _features(
         table = dataset.engine.read_parquet(precomputed)
         present = [s for s in model.features if s.name in table.columns]
         check_schema(model, present, where=str(precomputed))
-        ranges = Ranges.whole(table.filter(table.as_of == when))
+        table = table.filter(table.as_of == when)
+        ranges = Ranges.whole(table)
     who = population(dataset, as_of=when, churn=trained.churn)
     customers = dataset.table("customers")
     signed = customers.filter(customers.signup_date.isnull() | (customers.signup_date < when))
@@ -414,7 +415,7 @@ def _features(
         else []
     )
     if precomputed is not None:
-        _check_covers(ranges.tables()[0], who, precomputed, when)
+        _check_covers(table, who, precomputed, when)
     names = ["customer_id", *[s.name for s in model.features]]
     return ranges.then(
         lambda p: p.semi_join(who, "customer_id").select(names).order_by("customer_id")

@@ -227,9 +227,7 @@ def build_features(
     """
     dates = normalize_as_of(as_of)
     plan = plan or plan_features(dataset, config=config, activity_events=activity_events)
-    if customers_between is None:
-        return _features(dataset, dates, plan, _every_customer, fits)
-    low, high = customers_between
+    low, high = customers_between or (None, None)
     return _features(dataset, dates, plan, lambda table: between(table, low, high), fits)
 
 

@@ -24,6 +24,7 @@ The population at ``T`` is every customer who signed up before ``T`` (or, withou
 
 from __future__ import annotations
 
+import calendar
 import datetime as dt
 import json
 from collections.abc import Callable, Sequence
@@ -241,19 +242,19 @@ def _features(
     """:func:`build_features` of the customers each table keeps through ``restrict``."""
     as_of_table = ibis.memtable({"as_of": dates}, schema={"as_of": "timestamp"})
     tables = _tables(dataset, restrict)
-    history = _history(tables["events"], as_of_table, dates, plan) if plan.event_types else None
+    at = _dates_table(dates)
+    history = _history(tables["events"], at, dates, plan) if plan.event_types else None
     result = _population(tables["customers"], as_of_table, history, tables.get("subscriptions"))
     parts = []
     if plan.event_types:
-        at = as_of_table.mutate(_at=as_of_table.as_of.epoch_seconds())
         parts.append(_windows(tables["events"], at, dates, plan))
         parts.append(_activity(tables["events"], at, dates, plan))
-        parts.append(_lifetime(tables["events"], as_of_table, dates, plan))
+        parts.append(_lifetime(tables["events"], at, dates, plan))
         if fits is None:
             fits = fit_bgnbd_at(dataset, dates, plan, tables)
         parts.append(_bgnbd_parameters(dates, fits))
     if "subscriptions" in tables:
-        parts.append(_subscriptions(tables["subscriptions"], as_of_table, plan))
+        parts.append(_subscriptions(tables["subscriptions"], at, dates, plan))
     for part in parts:
         keys = [k for k in ("customer_id", "as_of") if k in part.columns]
         result = result.left_join(part, keys).drop(*(f"{k}_right" for k in keys))
@@ -318,9 +319,8 @@ def fit_bgnbd_at(
     dates = normalize_as_of(as_of)
     if not plan.event_types or dataset.tables["customers"].rows < MIN_FIT_CUSTOMERS:
         return dict.fromkeys(dates)
-    as_of_table = ibis.memtable({"as_of": dates}, schema={"as_of": "timestamp"})
     events = _fit_sample(dataset, tables or _tables(dataset, _every_customer))
-    return _fitted(events, as_of_table, dates, plan)
+    return _fitted(events, _dates_table(dates), dates, plan)
 
 
 def _every_customer(table: ir.Table) -> ir.Table:
@@ -356,12 +356,10 @@ def sampled(customer_id: ir.StringValue, fraction: float, seed: int) -> ir.Boole
     return digest.substr(0, digits) < threshold
 
 
-def _fitted(
-    events: ir.Table, as_of: ir.Table, dates: list[dt.datetime], plan: FeaturePlan
-) -> Fits:
+def _fitted(events: ir.Table, at: ir.Table, dates: list[dt.datetime], plan: FeaturePlan) -> Fits:
     """Fit a BG/NBD at each date on the :func:`_lifetime` summaries of the customers active
     before it in ``events`` (grouped, so the engine sends one row per distinct summary)."""
-    lifetime = _lifetime(events, as_of, dates, plan)
+    lifetime = _lifetime(events, at, dates, plan)
     summaries = (
         lifetime.group_by(["as_of", "_x", "_t_x", "_T"])
         .aggregate(_n=lifetime.count())
@@ -429,7 +427,7 @@ def _windows(
         _type=_.event_type.cases(*codes.items(), else_=-1).cast("int16"),
         _seconds=_.timestamp.epoch_seconds(),
     )
-    j = ev.join(at, [ev._seconds < at._at, ev._seconds >= at._at - lookback * _DAY])
+    j = _at_dates(ev, _covering(ev._seconds, dates), _covering(ev._seconds, dates, lookback), at)
     j = j.mutate(_age=j._at - j._seconds).drop("_at")
     # T - w <= timestamp < T  <=>  0 < age <= w days (age > 0 by the join)
     bounds = sorted({*plan.windows, *(2 * w for w in plan.windows)})
@@ -478,7 +476,8 @@ def _activity(
     )
     by_customer = ibis.window(group_by="customer_id", order_by="_seconds")
     act = act.mutate(_previous=act._day_start.lag().over(by_customer))
-    j = act.join(at, [act._day_start < at._at, act._day_start >= at._at - widest * _DAY])
+    first, end = _covering(act._day_start, dates), _covering(act._day_start, dates, widest)
+    j = _at_dates(act, first, end, at)
     age = j._at - j._day_start  # whole days, as a number of seconds
     first = j._previous.isnull() | (j._previous != j._day_start)  # the day's first event
     inside = first & (j._previous >= j._at - widest * _DAY)  # the day before is in the window
@@ -495,7 +494,7 @@ def _activity(
 
 
 def _history(
-    events: ir.Table, as_of: ir.Table, dates: list[dt.datetime], plan: FeaturePlan
+    events: ir.Table, at: ir.Table, dates: list[dt.datetime], plan: FeaturePlan
 ) -> ir.Table:
     """Per (customer, as-of), over all history before it: ``_h_first`` (the first event),
     ``_h_last`` (the latest activity), and per event type ``k`` of the plan ``_h{k}_last`` (its
@@ -505,7 +504,7 @@ def _history(
     each as-of date then combines the intervals up to it. Rows only for customers with events.
     """
     ev = events.filter(events.timestamp < dates[-1])
-    j = ev.mutate(_bucket=_bucket(ev.timestamp, dates))
+    j = ev.mutate(_bucket=_covering(ev.timestamp, dates))
     codes = {t: i for i, t in enumerate(plan.event_types)}
     j = j.mutate(_type=j.event_type.cases(*codes.items(), else_=-1).cast("int16"))
 
@@ -529,7 +528,7 @@ def _history(
         aggs[f"_h{k}_v"] = ibis.ifelse(valued, j.value, 0.0).sum()
     per_bucket = j.group_by(["customer_id", "_bucket"]).aggregate(**aggs)
 
-    h = per_bucket.join(as_of, per_bucket._bucket <= as_of.as_of)
+    h = _at_dates(per_bucket, per_bucket._bucket, len(dates), at)
     carried: dict[str, ir.Value] = {
         "_h_first": h._h_first.min(),
         "_h_last": h._h_last.max(),
@@ -545,7 +544,7 @@ def _history(
 
 
 def _lifetime(
-    events: ir.Table, as_of: ir.Table, dates: list[dt.datetime], plan: FeaturePlan
+    events: ir.Table, at: ir.Table, dates: list[dt.datetime], plan: FeaturePlan
 ) -> ir.Table:
     """Per (customer, as-of), over all history before it, from the days with activity:
     ``_l_days`` (how many), ``_l_first_ts`` (the first activity), and the BG/NBD summary in whole
@@ -563,7 +562,7 @@ def _lifetime(
     act = events.filter(events.event_type.isin(plan.activity_events), events.timestamp < dates[-1])
     act = act.mutate(_day=(act.timestamp.epoch_seconds() / _DAY).floor().cast("int64"))
     # as-of dates are midnights, so a day lies wholly inside one interval
-    j = act.mutate(_bucket=_bucket(act.timestamp, dates))
+    j = act.mutate(_bucket=_covering(act.timestamp, dates))
     offset = (j._day % _BLOCK_DAYS + _BLOCK_DAYS) % _BLOCK_DAYS  # in [0, 63) before 1970 too
     block = ((j._day - offset) / _BLOCK_DAYS).cast("int64").name("_block")
     bit = (2.0**offset).cast("int64")  # a shift would be 32-bit on Spark
@@ -576,7 +575,7 @@ def _lifetime(
         _last=blocks._last.max(),
         _ts=blocks._ts.min(),
     )
-    g = per_bucket.join(as_of, per_bucket._bucket <= as_of.as_of)
+    g = _at_dates(per_bucket, per_bucket._bucket, len(dates), at)
     out = g.group_by(["customer_id", "as_of"]).aggregate(
         _l_days=g._n.sum(),
         _l_first=g._first.min(),
@@ -599,16 +598,47 @@ def _bit_count(mask: int) -> int:
     """The set bits of a 64-bit mask (DuckDB's and Spark SQL's ``bit_count``)."""
 
 
-def _bucket(timestamp: ir.TimestampValue, dates: list[dt.datetime]) -> ir.TimestampValue:
-    """The as-of date ending the interval ``[previous as-of, as-of)`` that ``timestamp`` (before
-    the last date) falls in, into which history is aggregated once before each date combines
-    the intervals up to it. A CASE over the dates: a range join would sort the events."""
-    return ibis.cases(
-        *(
-            (timestamp < ibis.literal(d, type="timestamp"), ibis.literal(d, type="timestamp"))
-            for d in dates
-        )
+def _dates_table(dates: list[dt.datetime]) -> ir.Table:
+    """The as-of dates to join rows to (:func:`_at_dates`): ``as_of``, its position ``_i`` in
+    ``dates`` and ``_at``, its epoch seconds."""
+    return ibis.memtable(
+        {
+            "as_of": dates,
+            "_i": range(len(dates)),
+            "_at": [calendar.timegm(d.timetuple()) for d in dates],
+        },
+        schema={"as_of": "timestamp", "_i": "int32", "_at": "int64"},
     )
+
+
+def _covering(
+    value: ir.TimestampValue | ir.IntegerValue, dates: list[dt.datetime], days: int = 0
+) -> ir.IntegerValue:
+    """How many of ``dates``, each moved ``days`` earlier, are at or before ``value`` (a
+    timestamp, or epoch seconds). With no ``days``, the position of the first date after
+    ``value``, so also the interval ``[previous as-of, as-of)`` holding it; with a look-back of
+    ``days``, one past the last date whose look-back holds ``value``. A CASE over the dates."""
+    moved = [d - dt.timedelta(days=days) for d in dates]
+    if value.type().is_timestamp():
+        limits: list[object] = [ibis.literal(d, type="timestamp") for d in moved]
+    else:
+        limits = [calendar.timegm(d.timetuple()) for d in moved]
+    return ibis.cases(
+        *((value < limit, i) for i, limit in enumerate(limits)), else_=len(dates)
+    ).cast("int32")
+
+
+def _at_dates(
+    table: ir.Table, first: ir.IntegerValue, end: ir.IntegerValue | int, at: ir.Table
+) -> ir.Table:
+    """Each row of ``table`` once per as-of date of ``at`` (:func:`_dates_table`) from position
+    ``first`` up to ``end``, with its ``as_of`` and ``_at``.
+
+    The dates a row belongs to are consecutive, so each row lists their positions and joins
+    them on equality. An inequality join on the dates (``T - w <= timestamp < T``) sorts the
+    rows: DuckDB's piecewise merge join ran 1.7 times slower at six dates.
+    """
+    return table.mutate(_i=ibis.range(first, end).unnest()).join(at, "_i").drop("_i")
 
 
 def _population(
@@ -643,7 +673,9 @@ def _population(
     return grid.filter(start.isnull() | (start < grid.as_of))
 
 
-def _subscriptions(subs: ir.Table, as_of: ir.Table, plan: FeaturePlan) -> ir.Table:
+def _subscriptions(
+    subs: ir.Table, at: ir.Table, dates: list[dt.datetime], plan: FeaturePlan
+) -> ir.Table:
     """Per (customer, as-of): ``_s_active``, ``_s_mrr`` and ``_s_plan`` of the active
     subscriptions, ``_s_first`` (the first start), and plan changes and downgrades in the
     widest window (``_s_changes``, ``_s_downgrades``)."""
@@ -653,7 +685,7 @@ def _subscriptions(subs: ir.Table, as_of: ir.Table, plan: FeaturePlan) -> ir.Tab
         _prev_mrr=subs.mrr.lag().over(by_customer),
         _nth=ibis.row_number().over(by_customer),
     )
-    j = subs.join(as_of, subs.start_date < as_of.as_of)
+    j = _at_dates(subs, _covering(subs.start_date, dates), len(dates), at)
     active = j.end_date.isnull() | (j.end_date >= j.as_of)
     recent = j.start_date >= j.as_of - _interval(widest)
     grouped = j.group_by(["customer_id", "as_of"]).aggregate(

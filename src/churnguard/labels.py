@@ -22,7 +22,7 @@ import ibis
 import ibis.expr.types as ir
 import pandas as pd
 
-from churnguard.asof import normalize_as_of
+from churnguard.asof import at_dates, covering, dates_table, normalize_as_of
 from churnguard.config import ChurnConfig
 from churnguard.contract import Dataset
 from churnguard.errors import ConfigError
@@ -43,13 +43,16 @@ def build_labels(
     """
     dates = normalize_as_of(as_of)
     as_of_table = ibis.memtable({"as_of": dates}, schema={"as_of": "timestamp"})
-    horizon = ibis.interval(days=churn.horizon_days)
+    days = churn.horizon_days
+    horizon = ibis.interval(days=days)
+    at = dates_table(dates)
     if churn.definition == "labels":
         labels = dataset.table("labels")
         return labels.cross_join(as_of_table).select("customer_id", "as_of", "churned")
     if churn.definition == "subscription":
         subs = dataset.table("subscriptions")
-        j = subs.join(as_of_table, subs.start_date < as_of_table.as_of + horizon)
+        # started before the end of the date's horizon
+        j = at_dates(subs, covering(subs.start_date, dates, -days), len(dates), at)
         grouped = j.group_by(["customer_id", "as_of"]).aggregate(
             _before=_active(j, j.as_of).cast("int64").max(),
             _after=_active(j, j.as_of + horizon).cast("int64").max(),
@@ -62,28 +65,21 @@ def build_labels(
         grid = first.cross_join(as_of_table).filter(lambda t: t._first < t.as_of)
         ev = events.filter(
             events.timestamp >= dates[0],
-            events.timestamp < dates[-1] + dt.timedelta(days=churn.horizon_days),
+            events.timestamp < dates[-1] + dt.timedelta(days=days),
         )
-        j = ev.join(
-            as_of_table,
-            [ev.timestamp >= as_of_table.as_of, ev.timestamp < as_of_table.as_of + horizon],
-        )
+        start, end = covering(ev.timestamp, dates, -days), covering(ev.timestamp, dates)
+        j = at_dates(ev, start, end, at)  # as_of <= timestamp < as_of + horizon
         after = j.group_by(["customer_id", "as_of"]).aggregate(_after=j.count())
         grid = grid.left_join(after, ["customer_id", "as_of"])
         return grid.select("customer_id", "as_of", churned=grid._after.isnull().cast("int64"))
     if churn.definition == "inactivity":
         events = _activity(dataset, churn)
         ev = events.filter(
-            events.timestamp >= dates[0] - dt.timedelta(days=churn.horizon_days),
-            events.timestamp < dates[-1] + dt.timedelta(days=churn.horizon_days),
+            events.timestamp >= dates[0] - dt.timedelta(days=days),
+            events.timestamp < dates[-1] + dt.timedelta(days=days),
         )
-        j = ev.join(
-            as_of_table,
-            [
-                ev.timestamp >= as_of_table.as_of - horizon,
-                ev.timestamp < as_of_table.as_of + horizon,
-            ],
-        )
+        start, end = covering(ev.timestamp, dates, -days), covering(ev.timestamp, dates, days)
+        j = at_dates(ev, start, end, at)  # as_of - horizon <= timestamp < as_of + horizon
         grouped = j.group_by(["customer_id", "as_of"]).aggregate(
             _before=j.timestamp.count(where=j.timestamp < j.as_of),
             _after=j.timestamp.count(where=j.timestamp >= j.as_of),

@@ -136,6 +136,23 @@ def test_several_as_of_dates_in_one_pass_equal_one_date_at_a_time(tmp_path, shop
     pd.testing.assert_frame_equal(together, apart.sort_index())
 
 
+def test_the_latest_survey_answer_skips_surveys_sent_without_one(tmp_path):
+    """A survey row without a value (sent, not answered) is the latest survey, not the latest
+    answer: the score stays the answer before it, at each date of one pass."""
+    events = [
+        ("c0", "2025-01-10 00:00:00", "nps", 7.0),
+        ("c0", "2025-02-10 00:00:00", "nps", None),
+        ("c1", "2025-01-20 00:00:00", "nps", 4.0),
+    ]
+    folder = write_dataset(tmp_path, **_frames(events))
+    first, second = dt.datetime(2025, 2, 1), dt.datetime(2025, 3, 1)
+    frame = _features(folder, [first, second])
+    assert frame.loc[("c0", first), "last_nps_score"] == 7.0
+    assert frame.loc[("c0", second), "last_nps_score"] == 7.0
+    assert frame.loc[("c0", second), "days_since_last_nps"] == 19.0  # the unanswered one
+    assert frame.loc[("c1", second), "last_nps_score"] == 4.0
+
+
 def test_outcome_like_attribute_is_refused_unless_allowed(tmp_path, shop):
     shop["customers"]["churned_flag"] = [0, 1, 0]
     dataset = cg.load_dataset(write_dataset(tmp_path, **shop))

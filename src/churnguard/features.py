@@ -511,6 +511,7 @@ def _history(
         return ibis.ifelse(condition, j.timestamp, ibis.null()).max()
 
     surveys = {codes[s] for s in plan.survey_events}
+    answered = j.value.notnull()
     activity = j._type.isin([codes[t] for t in plan.activity_events])
     aggs: dict[str, ir.Value] = {
         "_h_first": j.timestamp.min(),
@@ -519,7 +520,7 @@ def _history(
     for k in codes.values():
         aggs[f"_h{k}_last"] = latest(j._type == k)
     for k in surveys:
-        aggs[f"_h{k}_answer"] = j.value.argmax(j.timestamp, where=j._type == k)
+        aggs[f"_h{k}_answer"] = _max_by(j.value, j.timestamp, where=(j._type == k) & answered)
     spent = [codes[t] for t in plan.value_events]
     for k in spent:
         valued = (j._type == k) & j.value.notnull()
@@ -535,7 +536,9 @@ def _history(
     for k in codes.values():
         carried[f"_h{k}_last"] = h[f"_h{k}_last"].max()
     for k in surveys:
-        carried[f"_h{k}_score"] = h[f"_h{k}_answer"].argmax(h[f"_h{k}_last"])
+        # intervals are in time order: the latest one with an answer holds the latest answer
+        answer = h[f"_h{k}_answer"]
+        carried[f"_h{k}_score"] = _max_by(answer, h[f"_h{k}_last"], where=answer.notnull())
     for k in spent:
         carried[f"_h{k}_n"] = h[f"_h{k}_n"].sum()
         carried[f"_h{k}_v"] = h[f"_h{k}_v"].sum()
@@ -590,6 +593,13 @@ def _lifetime(
 @ibis.udf.agg.builtin(name="bit_or")
 def _bit_or(mask: int) -> int:
     """The OR of 64-bit masks (ibis compiles its own ``bit_or`` for DuckDB, not for Spark)."""
+
+
+@ibis.udf.agg.builtin(name="max_by")
+def _max_by(value: float, key: dt.datetime) -> float:
+    """``value`` at the greatest ``key`` (DuckDB's ``arg_max``, Spark's ``max_by``), for rows
+    whose value is not null. Ibis's ``argmax`` runs on DuckDB as an ordered ``first``, which
+    builds a sort key for every row."""
 
 
 @ibis.udf.scalar.builtin(name="bit_count")

@@ -475,8 +475,8 @@ def _activity(
     )
     by_customer = ibis.window(group_by="customer_id", order_by="_seconds")
     act = act.mutate(_previous=act._day_start.lag().over(by_customer))
-    first, end = covering(act._day_start, dates), covering(act._day_start, dates, widest)
-    j = at_dates(act, first, end, at)
+    start, end = covering(act._day_start, dates), covering(act._day_start, dates, widest)
+    j = at_dates(act, start, end, at)
     age = j._at - j._day_start  # whole days, as a number of seconds
     first = j._previous.isnull() | (j._previous != j._day_start)  # the day's first event
     inside = first & (j._previous >= j._at - widest * _DAY)  # the day before is in the window
@@ -511,7 +511,7 @@ def _history(
         return ibis.ifelse(condition, j.timestamp, ibis.null()).max()
 
     surveys = {codes[s] for s in plan.survey_events}
-    answered = j.value.notnull()
+    has_value = j.value.notnull()
     activity = j._type.isin([codes[t] for t in plan.activity_events])
     aggs: dict[str, ir.Value] = {
         "_h_first": j.timestamp.min(),
@@ -520,10 +520,10 @@ def _history(
     for k in codes.values():
         aggs[f"_h{k}_last"] = latest(j._type == k)
     for k in surveys:
-        aggs[f"_h{k}_answer"] = _max_by(j.value, j.timestamp, where=(j._type == k) & answered)
+        aggs[f"_h{k}_answer"] = _max_by(j.value, j.timestamp, where=(j._type == k) & has_value)
     spent = [codes[t] for t in plan.value_events]
     for k in spent:
-        valued = (j._type == k) & j.value.notnull()
+        valued = (j._type == k) & has_value
         aggs[f"_h{k}_n"] = valued.cast("float64").sum()
         aggs[f"_h{k}_v"] = ibis.ifelse(valued, j.value, 0.0).sum()
     per_bucket = j.group_by(["customer_id", "_bucket"]).aggregate(**aggs)
@@ -597,9 +597,9 @@ def _bit_or(mask: int) -> int:
 
 @ibis.udf.agg.builtin(name="max_by")
 def _max_by(value: float, key: dt.datetime) -> float:
-    """``value`` at the greatest ``key`` (DuckDB's ``arg_max``, Spark's ``max_by``), for rows
-    whose value is not null. Ibis's ``argmax`` runs on DuckDB as an ordered ``first``, which
-    builds a sort key for every row."""
+    """``value`` at the greatest ``key``: DuckDB's ``arg_max``, Spark's ``max_by``. Pass only
+    rows with a value (``where``): DuckDB skips null values, Spark keeps them. Ibis's
+    ``argmax`` runs on DuckDB as an ordered ``first``, which builds a sort key for every row."""
 
 
 @ibis.udf.scalar.builtin(name="bit_count")

@@ -26,7 +26,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -365,15 +367,17 @@ def _fitted(events: ir.Table, at: ir.Table, dates: list[dt.datetime], plan: Feat
         .order_by(["as_of", "_x", "_t_x", "_T"])
         .to_pandas()
     )
-    out: Fits = {}
-    for when in dates:
+
+    def fit(when: dt.datetime) -> BGNBD | None:
         rows = summaries[summaries["as_of"] == pd.Timestamp(when)]
         weights = rows["_n"].to_numpy(float)
         if (rows["_x"] > 0).sum() < 2 or weights.sum() < MIN_FIT_CUSTOMERS:
-            out[when] = None  # too little activity to say how customers buy and drop out
-            continue
-        out[when] = fit_bgnbd(rows["_x"], rows["_t_x"], rows["_T"], weights)
-    return out
+            return None  # too little activity to say how customers buy and drop out
+        return fit_bgnbd(rows["_x"], rows["_t_x"], rows["_T"], weights)
+
+    # scipy's special functions release the GIL: the dates' fits share the cores
+    with ThreadPoolExecutor(min(len(dates), os.cpu_count() or 1)) as pool:
+        return dict(zip(dates, pool.map(fit, dates), strict=True))
 
 
 def _bgnbd_parameters(dates: list[dt.datetime], fits: Fits) -> ir.Table:

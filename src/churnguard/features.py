@@ -241,9 +241,9 @@ def _features(
     fits: Fits | None,
 ) -> ir.Table:
     """:func:`build_features` of the customers each table keeps through ``restrict``."""
-    as_of_table = ibis.memtable({"as_of": dates}, schema={"as_of": "timestamp"})
-    tables = _tables(dataset, restrict)
     at = dates_table(dates)
+    as_of_table = at.select("as_of")
+    tables = _tables(dataset, restrict)
     history = _history(tables["events"], at, dates, plan) if plan.event_types else None
     result = _population(tables["customers"], as_of_table, history, tables.get("subscriptions"))
     parts = []

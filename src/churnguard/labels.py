@@ -42,10 +42,10 @@ def build_labels(
     the population at each date.
     """
     dates = normalize_as_of(as_of)
-    as_of_table = ibis.memtable({"as_of": dates}, schema={"as_of": "timestamp"})
+    at = dates_table(dates)
+    as_of_table = at.select("as_of")
     days = churn.horizon_days
     horizon = ibis.interval(days=days)
-    at = dates_table(dates)
     if churn.definition == "labels":
         labels = dataset.table("labels")
         return labels.cross_join(as_of_table).select("customer_id", "as_of", "churned")

@@ -213,11 +213,16 @@ class DuckDBEngine(Engine):
         return self._query(raw, sql)[0]
 
     def repeats(self, raw: Raw) -> int:
-        """A DISTINCT count of the rows' hashes, smaller than grouping on them (50M events: 1.29
-        against 1.49 GiB, as fast); it cannot spill, so where it runs out of memory (it did at
-        memory_limit = 1200MB) the grouped count, which can, runs instead."""
+        """The rows' hashes sorted, counting each equal to the one before it: the sort streams
+        through the cores where a DISTINCT count builds one hash set of every row (50M events:
+        3.5-3.6 s against 4.6-4.9 s, the same peak memory). Where the sort runs out of memory,
+        the grouped count, which can spill, runs instead."""
         digest = self.row_hash(raw.columns)
-        sql = f"SELECT count(*) - count(DISTINCT {digest}) FROM {self.ident(raw.view)}"
+        hashed = f"SELECT {digest} AS h FROM {self.ident(raw.view)}"
+        sql = (
+            "SELECT count(*) FILTER (WHERE h = before) FROM "
+            f"(SELECT h, lag(h) OVER (ORDER BY h) AS before FROM ({hashed}) AS hashed) AS sorted"
+        )
         try:
             return int(execute_one(self.con, sql).fetchone()[0])
         except duckdb.OutOfMemoryException:

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 import churnguard as cg
+from churnguard import contract
 from churnguard.cli import app
 from conftest import HOSTILE_NAMES, file_tree, write_dataset
 
@@ -364,13 +365,32 @@ def test_a_header_a_reader_would_rename_is_refused(tmp_path, shop, header, messa
     assert result.output.strip() == f"error: {folder}/customers.csv, line 1 (header), {message}"
 
 
-def test_too_many_event_types_are_refused_naming_the_most_frequent(tmp_path, shop):
+def test_validation_counts_rows_and_values_per_event_type_as_the_typed_view_has_them(
+    tmp_path, shop
+):
+    events = shop["events"]
+    events.loc[0, "event_type"] = f"  {events.loc[0, 'event_type']} "  # the same type, trimmed
+    dataset = cg.load_dataset(write_dataset(tmp_path / "d", **shop))
+    ev = dataset.table("events")
+    counted = ev.group_by("event_type").aggregate(values=ev.value.count(), rows=ev.count())
+    typed = counted.order_by("event_type").to_pandas()
+    assert len(typed) == events["event_type"].str.strip().nunique()
+    pd.testing.assert_frame_equal(dataset.event_types, typed, check_dtype=False)
+
+
+@pytest.mark.parametrize("listed", [True, False])
+def test_too_many_event_types_are_refused_naming_the_most_frequent(
+    tmp_path, shop, monkeypatch, listed
+):
+    if not listed:  # beyond what validation lists, the plan counts the event types itself
+        monkeypatch.setattr(contract, "LISTED_EVENT_TYPES", 100)
     extra = pd.DataFrame(
         [("A", f"2025-01-0{1 + i % 9} 00:00:00", f"kind_{i:03d}", None) for i in range(120)],
         columns=shop["events"].columns,
     )
     shop["events"] = pd.concat([shop["events"], extra], ignore_index=True)
     folder = write_dataset(tmp_path / "d", **shop)
+    assert (cg.load_dataset(folder).event_types is None) == (not listed)
     code, output, out = _features_cli(folder, tmp_path)
     assert code == 2 and not out.exists()
     assert output.startswith(

@@ -3,7 +3,8 @@
 A dataset is a folder holding ``customers``, ``events``, ``subscriptions`` and ``labels`` as
 ``.csv`` or ``.parquet`` files (or paths given one by one). The checks are declared once here
 (:func:`cell_checks`: column, condition, what was expected) and run by either engine, one pass
-per table for the cell checks. Validation stops at the first problem with a one-line message
+per table for the cell checks (events grouped by event type, so that the checks of the event
+type run once per type and the feature plan gets the types counted). Validation stops at the first problem with a one-line message
 that names the file, the line (CSV, counting the header as line 1) or row (Parquet, from 1),
 the column, what was expected and what came in. A valid dataset is exposed as typed views:
 
@@ -59,6 +60,9 @@ EVENT_TYPE_EXPECTED = (
 )
 #: The largest amount, MRR or score taken: sums over millions of rows of it stay finite.
 MAX_NUMBER = 1e15
+#: Event types validation lists with their rows (for the feature plan) at most; beyond, the
+#: plan counts them itself.
+LISTED_EVENT_TYPES = 10_000
 
 
 @dataclass(frozen=True)
@@ -71,6 +75,9 @@ class TableSpec:
     nullable_timestamps: tuple[str, ...] = ()
     numbers: tuple[str, ...] = ()
     texts: tuple[str, ...] = ()
+    #: A text column of few distinct values: the cell pass counts rows per value, so the checks
+    #: of this column (which read it alone) run once per value, not once per row.
+    by: str | None = None
 
 
 SPECS: dict[str, TableSpec] = {
@@ -86,6 +93,7 @@ SPECS: dict[str, TableSpec] = {
         timestamps=("timestamp",),
         numbers=("value",),
         texts=("event_type",),
+        by="event_type",
     ),
     "subscriptions": TableSpec(
         "subscriptions",
@@ -134,6 +142,10 @@ class Dataset:
     views: dict[str, str] = field(default_factory=dict)
     #: Exact duplicate rows left out per table (``[data] duplicates = "drop"``).
     dropped: dict[str, int] = field(default_factory=dict)
+    #: Per event type (``event_type``), its ``rows`` and rows with a ``values``, as validation
+    #: counted them (duplicates included), in event type order; None when there are more than
+    #: :data:`LISTED_EVENT_TYPES`.
+    event_types: pd.DataFrame | None = None
 
     def has(self, name: str) -> bool:
         return name in self.tables
@@ -562,17 +574,32 @@ def _load_table(
     wanted = {"rows": "true"} | {
         f"untrimmed{i}": _untrimmed(engine, c) for i, c in enumerate(texts)
     }
+    # the column each condition is about (a condition on spec.by alone runs once per value)
+    about = {f"untrimmed{i}": c for i, c in enumerate(texts)}
     for i, check in enumerate(checks):
         if isinstance(check, Zones):
             wanted |= {f"offset{i}": check.offset, f"plain{i}": check.plain}
         else:
             wanted[f"check{i}"] = check.condition
+            about[f"check{i}"] = check.column
     for i, column in enumerate(attributes):
         value = engine.text(column)
         wanted[f"values{i}"] = f"{value} IS NOT NULL"
         wanted[f"text{i}"] = f"{value} IS NOT NULL AND TRY_CAST({value} AS DOUBLE) IS NULL"
-    aggregates = {key: f"count_if({condition})" for key, condition in wanted.items()}
-    counts = {k: int(v or 0) for k, v in engine.aggregate(raw, aggregates).items()}
+    by = spec.by
+    of_value = {k: c for k, c in wanted.items() if by and about.get(k) == by}
+    aggregates = {k: f"count_if({c})" for k, c in wanted.items() if k not in of_value}
+    if by:  # events: also what the feature plan reads, rows and values per event type
+        aggregates["values"] = f"count({select['value']})"
+        grouped = engine.aggregate_by(
+            raw, by, aggregates, of_value, name=engine.text(by), limit=LISTED_EVENT_TYPES
+        )
+        totals = grouped.totals
+        if grouped.per_value is not None:
+            dataset.event_types = _event_types(grouped.per_value)
+    else:
+        totals = engine.aggregate(raw, aggregates)
+    counts = {k: int(v or 0) for k, v in totals.items()}
     if not counts["rows"]:
         raise no_rows(raw.path, spec)
     for i, check in enumerate(checks):
@@ -608,6 +635,18 @@ def _load_table(
         view, raw.path, raw.format, int(counts["rows"]), tuple(select)
     )
     return select["customer_id"]
+
+
+def _event_types(per_value: dict[object, dict[str, int]]) -> pd.DataFrame:
+    """Rows and values per event type, as :func:`churnguard.plan_features` reads them."""
+    kinds = sorted(k for k in per_value if k is not None)
+    return pd.DataFrame(
+        {
+            "event_type": kinds,
+            "values": [int(per_value[k]["values"]) for k in kinds],
+            "rows": [int(per_value[k]["rows"]) for k in kinds],
+        }
+    )
 
 
 def _untrimmed(engine: Engine, column: str) -> str:

@@ -134,9 +134,12 @@ def plan_features(
     value_events: tuple[str, ...] = ()
     valued: set[str] = set()
     if dataset.has("events"):
-        ev = dataset.table("events")
-        kinds = ev.group_by("event_type").aggregate(values=ev.value.count(), rows=ev.count())
-        rows = _kept_event_types(kinds.order_by("event_type").to_pandas(), config)
+        kinds = dataset.event_types
+        if kinds is None:  # too many types for validation to list them
+            ev = dataset.table("events")
+            counted = ev.group_by("event_type").aggregate(values=ev.value.count(), rows=ev.count())
+            kinds = counted.order_by("event_type").to_pandas()
+        rows = _kept_event_types(kinds, config)
         event_types = tuple(rows["event_type"])
         valued = set(rows.loc[rows["values"] > 0, "event_type"])
         value_events = tuple(

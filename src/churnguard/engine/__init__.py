@@ -65,6 +65,15 @@ class Location:
 
 
 @dataclass(frozen=True)
+class Grouped:
+    """Aggregates over a table's rows (:meth:`Engine.aggregate_by`): their ``totals`` by key,
+    and the same per distinct value, or None where there were too many values to list."""
+
+    totals: dict[str, int]
+    per_value: dict[Any, dict[str, int]] | None
+
+
+@dataclass(frozen=True)
 class Ranges:
     """One query read over consecutive ranges of customer_id, one range after another, so that
     a large build fits in memory: the same query at each range, which an engine may compile
@@ -172,8 +181,11 @@ class Engine(abc.ABC):
         """
 
     @abc.abstractmethod
+    def _rows(self, raw: Raw, sql: str) -> Sequence[Sequence[Any]]:
+        """The rows of a query over ``raw``; a failure to read it becomes one line."""
+
     def _row(self, raw: Raw, sql: str) -> Sequence[Any]:
-        """The first row of a query over ``raw``; a failure to read it becomes one line."""
+        return self._rows(raw, sql)[0]
 
     def aggregate(self, raw: Raw, values: dict[str, str], where: str | None = None) -> dict:
         """Aggregates (SQL, by key) over the raw table's rows, in one pass; ``where`` may hold
@@ -182,6 +194,48 @@ class Engine(abc.ABC):
         condition = f" WHERE {where}" if where else ""
         row = self._row(raw, f"SELECT {body} FROM {self.ident(raw.view)}{condition}")
         return dict(zip(values, row, strict=True))
+
+    def aggregate_by(
+        self,
+        raw: Raw,
+        column: str,
+        values: dict[str, str],
+        of_value: dict[str, str],
+        *,
+        name: str,
+        limit: int,
+    ) -> Grouped:
+        """:meth:`aggregate` of ``values`` in one pass grouped by the raw ``column``, where
+        each condition of ``of_value``, which reads ``column`` alone, runs once per distinct
+        value and counts that value's rows: a check on a column of few values (an event type
+        pattern) costs nothing per row. ``values`` must hold ``rows``, the count of rows.
+
+        Also the aggregates per distinct value of ``name`` (SQL over ``column``, such as the
+        value as the typed view reads it), unless there are more than ``limit`` of them.
+        """
+        key, rows = self.ident(column), self.ident("rows")
+        inner = ", ".join(f"{sql} AS {self.ident(k)}" for k, sql in values.items())
+        flags = ", ".join(
+            f"CASE WHEN {sql} THEN {rows} ELSE 0 END AS {self.ident(k)}"
+            for k, sql in of_value.items()
+        )
+        keys = [*values, *of_value]
+        per_value = ", ".join(f"sum({self.ident(k)}) AS {self.ident(k)}" for k in keys)
+        totals = ", ".join(f"sum(sum({self.ident(k)})) OVER () AS {self.ident(k)}" for k in keys)
+        sql = (
+            f"SELECT {name} AS _cg_value, count(*) OVER () AS _cg_values, {totals}, {per_value} "
+            f"FROM (SELECT *{', ' if flags else ''}{flags} FROM (SELECT {key}, {inner} FROM "
+            f"{self.ident(raw.view)} GROUP BY {key}) AS per_raw) AS flagged "
+            f"GROUP BY {name} LIMIT {limit + 1}"
+        )
+        found = self._rows(raw, sql)
+        if not found:  # no rows at all
+            return Grouped(dict.fromkeys(keys, 0), {})
+        width = len(keys)
+        listed = None
+        if found[0][1] <= limit:
+            listed = {r[0]: dict(zip(keys, r[2 + width :], strict=True)) for r in found}
+        return Grouped(dict(zip(keys, found[0][2 : 2 + width], strict=True)), listed)
 
     def repeats(self, raw: Raw) -> int:
         """How many rows repeat an earlier row exactly, grouped by each row's hash (a grouped

@@ -209,8 +209,8 @@ class DuckDBEngine(Engine):
         except duckdb.Error as exc:
             raise self._unreadable(raw, exc, "cannot be read") from None
 
-    def _row(self, raw: Raw, sql: str) -> Sequence[Any]:
-        return self._query(raw, sql)[0]
+    def _rows(self, raw: Raw, sql: str) -> Sequence[Sequence[Any]]:
+        return self._query(raw, sql)
 
     def repeats(self, raw: Raw) -> int:
         """The rows' hashes sorted, counting each equal to the one before it: the sort streams

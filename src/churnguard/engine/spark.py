@@ -208,8 +208,8 @@ class SparkEngine(Engine):
                 f"{raw.path}: cannot be read as {raw.format.upper()}: {first_line(exc)}"
             ) from None
 
-    def _row(self, raw: Raw, sql: str) -> Sequence[Any]:
-        return self._run(raw, lambda: self.spark.sql(sql).first())
+    def _rows(self, raw: Raw, sql: str) -> Sequence[Sequence[Any]]:
+        return self._run(raw, lambda: self.spark.sql(sql).collect())
 
     def locate(self, raw: Raw, condition: str, column: str, match: Sequence[str] = ()) -> Location:
         """Parquet rows are numbered by Spark. A CSV line is found by reading the file for the

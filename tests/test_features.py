@@ -136,6 +136,19 @@ def test_several_as_of_dates_in_one_pass_equal_one_date_at_a_time(tmp_path, shop
     pd.testing.assert_frame_equal(together, apart.sort_index())
 
 
+def test_activity_is_read_from_the_activity_event_types_alone(tmp_path, shop):
+    folder = write_dataset(tmp_path, **shop)
+    everything = _features(folder, [T])
+    logins = _features(folder, [T], activity_events=["login"])
+    assert everything.loc[("A", T), "active_days_30d"] == 5.0
+    assert logins.loc[("A", T), "active_days_30d"] == 2.0  # logins on 02-20 and 02-27 only
+    # every type counts by default, so the events go unfiltered; filtered, they are the same
+    dataset = cg.load_dataset(folder)
+    dataset.event_types = None  # as when validation found too many types to list
+    filtered = cg.build_features(dataset, as_of=[T]).to_pandas()
+    pd.testing.assert_frame_equal(filtered.set_index(["customer_id", "as_of"]), everything)
+
+
 def test_the_latest_survey_answer_skips_surveys_sent_without_one(tmp_path):
     """A survey row without a value (sent, not answered) is the latest survey, not the latest
     answer: the score stays the answer before it, at each date of one pass."""

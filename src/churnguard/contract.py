@@ -4,9 +4,10 @@ A dataset is a folder holding ``customers``, ``events``, ``subscriptions`` and `
 ``.csv`` or ``.parquet`` files (or paths given one by one). The checks are declared once here
 (:func:`cell_checks`: column, condition, what was expected) and run by either engine, one pass
 per table for the cell checks (events grouped by event type, so that the checks of the event
-type run once per type and the feature plan gets the types counted). Validation stops at the first problem with a one-line message
-that names the file, the line (CSV, counting the header as line 1) or row (Parquet, from 1),
-the column, what was expected and what came in. A valid dataset is exposed as typed views:
+type run once per type and the feature plan gets the types counted). Validation stops at the
+first problem with a one-line message that names the file, the line (CSV, counting the header
+as line 1) or row (Parquet, from 1), the column, what was expected and what came in. A valid
+dataset is exposed as typed views:
 
 ==============  ==========================================================================
 customers       customer_id VARCHAR, signup_date TIMESTAMP (NULL when absent), attributes

@@ -252,8 +252,9 @@ def _features(
     parts = []
     if plan.event_types:
         parts.append(_windows(tables["events"], at, dates, plan))
-        parts.append(_activity(tables["events"], at, dates, plan))
-        parts.append(_lifetime(tables["events"], at, dates, plan))
+        active = _activity_events(dataset, tables["events"], plan)
+        parts.append(_activity(active, at, dates, plan))
+        parts.append(_lifetime(active, at, dates))
         if fits is None:
             fits = fit_bgnbd_at(dataset, dates, plan, tables)
         parts.append(_bgnbd_parameters(dates, fits))
@@ -324,7 +325,8 @@ def fit_bgnbd_at(
     if not plan.event_types or dataset.tables["customers"].rows < MIN_FIT_CUSTOMERS:
         return dict.fromkeys(dates)
     events = _fit_sample(dataset, tables or _tables(dataset, _every_customer))
-    return _fitted(events, dates_table(dates), dates, plan)
+    active = _activity_events(dataset, events, plan)
+    return _fitted(active, dates_table(dates), dates)
 
 
 def _every_customer(table: ir.Table) -> ir.Table:
@@ -360,10 +362,11 @@ def sampled(customer_id: ir.StringValue, fraction: float, seed: int) -> ir.Boole
     return digest.substr(0, digits) < threshold
 
 
-def _fitted(events: ir.Table, at: ir.Table, dates: list[dt.datetime], plan: FeaturePlan) -> Fits:
+def _fitted(active: ir.Table, at: ir.Table, dates: list[dt.datetime]) -> Fits:
     """Fit a BG/NBD at each date on the :func:`_lifetime` summaries of the customers active
-    before it in ``events`` (grouped, so the engine sends one row per distinct summary)."""
-    lifetime = _lifetime(events, at, dates, plan)
+    before it in the activity events ``active`` (grouped, so the engine sends one row per
+    distinct summary)."""
+    lifetime = _lifetime(active, at, dates)
     summaries = (
         lifetime.group_by(["as_of", "_x", "_t_x", "_T"])
         .aggregate(_n=lifetime.count())
@@ -455,8 +458,18 @@ def _windows(
     return j.group_by(["customer_id", "as_of"]).aggregate(**aggregates)
 
 
+def _activity_events(dataset: Dataset, events: ir.Table, plan: FeaturePlan) -> ir.Table:
+    """The rows of ``events`` that count as activity: all of them where every event type of
+    the data does (the default), since a filter on a list of types costs DuckDB a join of
+    every event."""
+    kinds = dataset.event_types
+    if kinds is not None and set(kinds["event_type"]) <= set(plan.activity_events):
+        return events
+    return events.filter(events.event_type.isin(plan.activity_events))
+
+
 def _activity(
-    events: ir.Table, at: ir.Table, dates: list[dt.datetime], plan: FeaturePlan
+    active: ir.Table, at: ir.Table, dates: list[dt.datetime], plan: FeaturePlan
 ) -> ir.Table:
     """Per (customer, as-of): ``_a_days{w}`` days with activity in the last ``w`` days;
     ``_a_n``, ``_a_first``, ``_a_last``: activities, first and last (epoch seconds) in the widest;
@@ -470,10 +483,8 @@ def _activity(
     outside each window.
     """
     widest = max(plan.windows)
-    act = events.filter(
-        events.event_type.isin(plan.activity_events),
-        events.timestamp >= dates[0] - dt.timedelta(days=widest),
-        events.timestamp < dates[-1],
+    act = active.filter(
+        active.timestamp >= dates[0] - dt.timedelta(days=widest), active.timestamp < dates[-1]
     )
     act = act.select(
         "customer_id",
@@ -552,9 +563,7 @@ def _history(
     return h.group_by(["customer_id", "as_of"]).aggregate(**carried)
 
 
-def _lifetime(
-    events: ir.Table, at: ir.Table, dates: list[dt.datetime], plan: FeaturePlan
-) -> ir.Table:
+def _lifetime(active: ir.Table, at: ir.Table, dates: list[dt.datetime]) -> ir.Table:
     """Per (customer, as-of), over all history before it, from the days with activity:
     ``_l_days`` (how many), ``_l_first_ts`` (the first activity), and the BG/NBD summary in whole
     days, ``_x`` (repeat days), ``_t_x`` (first to last) and ``_T`` (first to the as-of date).
@@ -568,7 +577,7 @@ def _lifetime(
     gaps is measured over the widest window, by :func:`_activity`: over the whole history it
     would need every customer's days in order.)
     """
-    act = events.filter(events.event_type.isin(plan.activity_events), events.timestamp < dates[-1])
+    act = active.filter(active.timestamp < dates[-1])
     act = act.mutate(_day=(act.timestamp.epoch_seconds() / _DAY).floor().cast("int64"))
     # as-of dates are midnights, so a day lies wholly inside one interval
     j = act.mutate(_bucket=covering(act.timestamp, dates))

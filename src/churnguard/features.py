@@ -423,8 +423,8 @@ def _windows(
     build runs in ranges of customers (:func:`churnguard.feature_files.write_features`).
     Conditions compare small integers (type code, age in seconds), never strings or intervals.
     """
-    lookback = 2 * max(plan.windows)
     widest = max(plan.windows)
+    lookback = 2 * widest
     codes = {t: i for i, t in enumerate(plan.event_types)}
     # Per-event work happens once, before the join multiplies events by as-of dates.
     ev = events.filter(
@@ -436,26 +436,58 @@ def _windows(
         _type=_.event_type.cases(*codes.items(), else_=-1).cast("int16"),
         _seconds=_.timestamp.epoch_seconds(),
     )
-    j = at_dates(ev, covering(ev._seconds, dates), covering(ev._seconds, dates, lookback), at)
-    j = j.mutate(_age=j._at - j._seconds).drop("_at")
-    # T - w <= timestamp < T  <=>  0 < age <= w days (age > 0 by the join)
-    bounds = sorted({*plan.windows, *(2 * w for w in plan.windows)})
+
+    def joined(nearest: int, farthest: int) -> ir.Table:
+        """Each event with the as-of dates it is more than ``nearest`` and at most
+        ``farthest`` days before, and its ``_age`` in seconds at each."""
+        start = covering(ev._seconds, dates, nearest)
+        j = at_dates(ev, start, covering(ev._seconds, dates, farthest), at)
+        return j.mutate(_age=j._at - j._seconds).drop("_at")
 
     def count(condition: ir.BooleanValue) -> ir.FloatingValue:
         # float sums keep aggregate states at 8 bytes (integer sums widen to 128 bits)
         return condition.cast("float64").sum()
 
+    # T - w <= timestamp < T  <=>  0 < age <= w days (age > 0 by the join)
+    bounds = sorted({*plan.windows, *(2 * w for w in plan.windows)})
+    j = joined(0, widest)
     aggregates: dict[str, ir.Value] = {}
     for t, k in codes.items():
         of = j._type == k
         surveyed = t in plan.survey_events
         for b in plan.windows if surveyed else bounds:
-            aggregates[f"_e{k}_n{b}"] = count(of & (j._age <= b * _DAY))
+            if b <= widest:
+                aggregates[f"_e{k}_n{b}"] = count(of & (j._age <= b * _DAY))
         for w in plan.windows if t in plan.value_events else (widest,) if surveyed else ():
             valued = of & j.value.notnull() & (j._age <= w * _DAY)
             aggregates[f"_e{k}_v{w}"] = ibis.ifelse(valued, j.value, 0.0).sum()
             aggregates[f"_e{k}_m{w}"] = count(valued)
-    return j.group_by(["customer_id", "as_of"]).aggregate(**aggregates)
+    recent = j.group_by(["customer_id", "as_of"]).aggregate(**aggregates)
+    older = [b for b in bounds if b > widest]
+    counted = [k for t, k in codes.items() if t not in plan.survey_events]
+    if not older or not counted:
+        return recent
+    # Events older than the widest window count only towards the trends' earlier windows:
+    # joined and grouped apart, with those few counts, not every window's sums.
+    o = joined(widest, lookback)
+    before = o.group_by(["customer_id", "as_of"]).aggregate(
+        **{
+            f"_o{k}_n{b}": count((o._type == k) & (o._age <= b * _DAY))
+            for k in counted
+            for b in older
+        }
+    )
+    both = recent.outer_join(before, ["customer_id", "as_of"])
+    columns: dict[str, ir.Value] = {
+        key: both[key].coalesce(both[f"{key}_right"]) for key in ("customer_id", "as_of")
+    }
+    columns |= {name: both[name].fill_null(0) for name in aggregates}
+    columns |= {
+        f"_e{k}_n{b}": both[f"_e{k}_n{widest}"].fill_null(0) + both[f"_o{k}_n{b}"].fill_null(0)
+        for k in counted
+        for b in older
+    }
+    return both.select(**columns)
 
 
 def _activity_events(dataset: Dataset, events: ir.Table, plan: FeaturePlan) -> ir.Table:
@@ -583,7 +615,7 @@ def _lifetime(active: ir.Table, at: ir.Table, dates: list[dt.datetime]) -> ir.Ta
     j = act.mutate(_bucket=covering(act.timestamp, dates))
     offset = (j._day % _BLOCK_DAYS + _BLOCK_DAYS) % _BLOCK_DAYS  # in [0, 63) before 1970 too
     block = ((j._day - offset) / _BLOCK_DAYS).cast("int64").name("_block")
-    bit = (2.0**offset).cast("int64")  # a shift would be 32-bit on Spark
+    bit = ibis.literal(1).cast("int64") << offset  # 64-bit on Spark too, as a cast literal
     blocks = j.group_by(["customer_id", "_bucket", block]).aggregate(
         _mask=_bit_or(bit), _first=j._day.min(), _last=j._day.max(), _ts=j.timestamp.min()
     )

@@ -37,7 +37,7 @@ import ibis.expr.types as ir
 import pandas as pd
 from ibis import _
 
-from churnguard.asof import AsOf, at_dates, covering, dates_table, epoch, normalize_as_of
+from churnguard.asof import AsOf, at_dates, covering, dates_table, normalize_as_of
 from churnguard.bgnbd import BGNBD, fit_bgnbd
 from churnguard.config import LEAKY_NAME_PARTS, FeaturesConfig
 from churnguard.contract import Dataset
@@ -251,12 +251,9 @@ def _features(
     result = _population(tables["customers"], as_of_table, history, tables.get("subscriptions"))
     parts = []
     if plan.event_types:
-        every = _every_type_active(dataset, plan)
-        recent = _recent(tables["events"], dates, plan)
-        parts.append(_windows(recent, at, dates, plan))
-        parts.append(_activity(recent if every else _active(recent, plan), at, dates, plan))
-        events = tables["events"]
-        active = events if every else events.filter(events.event_type.isin(plan.activity_events))
+        parts.append(_windows(tables["events"], at, dates, plan))
+        active = _activity_events(dataset, tables["events"], plan)
+        parts.append(_activity(active, at, dates, plan))
         parts.append(_lifetime(active, at, dates))
         if fits is None:
             fits = fit_bgnbd_at(dataset, dates, plan, tables)
@@ -328,9 +325,8 @@ def fit_bgnbd_at(
     if not plan.event_types or dataset.tables["customers"].rows < MIN_FIT_CUSTOMERS:
         return dict.fromkeys(dates)
     events = _fit_sample(dataset, tables or _tables(dataset, _every_customer))
-    if not _every_type_active(dataset, plan):
-        events = events.filter(events.event_type.isin(plan.activity_events))
-    return _fitted(events, dates_table(dates), dates)
+    active = _activity_events(dataset, events, plan)
+    return _fitted(active, dates_table(dates), dates)
 
 
 def _every_customer(table: ir.Table) -> ir.Table:
@@ -414,44 +410,9 @@ def _interval(days: int) -> ir.IntervalScalar:
 _DAY = 86_400
 
 
-def _codes(plan: FeaturePlan) -> dict[str, int]:
-    """Each event type of the plan's number ``k``, which names its aggregates (never the type,
-    which comes from the data)."""
-    return {t: k for k, t in enumerate(plan.event_types)}
-
-
-def _recent(events: ir.Table, dates: list[dt.datetime], plan: FeaturePlan) -> ir.Table:
-    """The events the windows look back on (twice the widest, for trends): ``customer_id``,
-    ``value``, ``_type`` (the type's number, -1 for a type not in the plan) and ``_seconds``
-    (epoch). Read once for the window counts and for activity, which DuckDB keeps in memory for
-    both."""
-    lookback = 2 * max(plan.windows)
-    # Per-event work happens once, before a join multiplies events by as-of dates.
-    return events.filter(
-        events.timestamp >= dates[0] - dt.timedelta(days=lookback),
-        events.timestamp < dates[-1],
-    ).select(
-        "customer_id",
-        "value",
-        _type=_.event_type.cases(*_codes(plan).items(), else_=-1).cast("int16"),
-        _seconds=_.timestamp.epoch_seconds(),
-    )
-
-
-def _every_type_active(dataset: Dataset, plan: FeaturePlan) -> bool:
-    """Whether every event type of the data counts as activity (the default), so activity
-    needs no filter: on a list of types, DuckDB runs one as a join of every event."""
-    kinds = dataset.event_types
-    return kinds is not None and set(kinds["event_type"]) <= set(plan.activity_events)
-
-
-def _active(recent: ir.Table, plan: FeaturePlan) -> ir.Table:
-    """The rows of :func:`_recent` whose type counts as activity."""
-    codes = _codes(plan)
-    return recent.filter(recent._type.isin([codes[t] for t in plan.activity_events]))
-
-
-def _windows(ev: ir.Table, at: ir.Table, dates: list[dt.datetime], plan: FeaturePlan) -> ir.Table:
+def _windows(
+    events: ir.Table, at: ir.Table, dates: list[dt.datetime], plan: FeaturePlan
+) -> ir.Table:
     """Per (customer, as-of), for each event type ``k`` of the plan: ``_e{k}_n{days}`` events in
     the last ``days`` (each window and twice each, for trends), and ``_e{k}_v{w}`` and
     ``_e{k}_m{w}``, the sum and number of values in the last ``w`` days.
@@ -464,7 +425,17 @@ def _windows(ev: ir.Table, at: ir.Table, dates: list[dt.datetime], plan: Feature
     """
     widest = max(plan.windows)
     lookback = 2 * widest
-    codes = _codes(plan)
+    codes = {t: i for i, t in enumerate(plan.event_types)}
+    # Per-event work happens once, before the join multiplies events by as-of dates.
+    ev = events.filter(
+        events.timestamp >= dates[0] - dt.timedelta(days=lookback),
+        events.timestamp < dates[-1],
+    ).select(
+        "customer_id",
+        "value",
+        _type=_.event_type.cases(*codes.items(), else_=-1).cast("int16"),
+        _seconds=_.timestamp.epoch_seconds(),
+    )
 
     def joined(nearest: int, farthest: int) -> ir.Table:
         """Each event with the as-of dates it is more than ``nearest`` and at most
@@ -519,14 +490,23 @@ def _windows(ev: ir.Table, at: ir.Table, dates: list[dt.datetime], plan: Feature
     return both.select(**columns)
 
 
+def _activity_events(dataset: Dataset, events: ir.Table, plan: FeaturePlan) -> ir.Table:
+    """The rows of ``events`` that count as activity: all of them where every event type of
+    the data does (the default), since a filter on a list of types costs DuckDB a join of
+    every event."""
+    kinds = dataset.event_types
+    if kinds is not None and set(kinds["event_type"]) <= set(plan.activity_events):
+        return events
+    return events.filter(events.event_type.isin(plan.activity_events))
+
+
 def _activity(
     active: ir.Table, at: ir.Table, dates: list[dt.datetime], plan: FeaturePlan
 ) -> ir.Table:
-    """Per (customer, as-of), from ``active``, the rows of :func:`_recent` that count as
-    activity: ``_a_days{w}`` days with activity in the last ``w`` days; ``_a_n``, ``_a_first``,
-    ``_a_last``: activities, first and last (epoch seconds) in the widest; ``_a_gaps``,
-    ``_a_gap_sum``, ``_a_gap_sq``: how many gaps in days between consecutive days with activity
-    lie wholly in the widest window, their sum and sum of squares.
+    """Per (customer, as-of): ``_a_days{w}`` days with activity in the last ``w`` days;
+    ``_a_n``, ``_a_first``, ``_a_last``: activities, first and last (epoch seconds) in the widest;
+    ``_a_gaps``, ``_a_gap_sum``, ``_a_gap_sq``: how many gaps in days between consecutive days
+    with activity lie wholly in the widest window, their sum and sum of squares.
 
     Each activity event is read once, in time order per customer: the first event of a day
     (the one whose previous event fell on an earlier day) stands for that day, and the gap is
@@ -535,9 +515,13 @@ def _activity(
     outside each window.
     """
     widest = max(plan.windows)
-    act = active.filter(active._seconds >= epoch(dates[0] - dt.timedelta(days=widest)))
+    act = active.filter(
+        active.timestamp >= dates[0] - dt.timedelta(days=widest), active.timestamp < dates[-1]
+    )
     act = act.select(
-        "customer_id", "_seconds", _day_start=(act._seconds / _DAY).floor().cast("int64") * _DAY
+        "customer_id",
+        _seconds=act.timestamp.epoch_seconds(),
+        _day_start=act.timestamp.date().epoch_seconds(),
     )
     by_customer = ibis.window(group_by="customer_id", order_by="_seconds")
     act = act.mutate(_previous=act._day_start.lag().over(by_customer))
@@ -570,7 +554,7 @@ def _history(
     """
     ev = events.filter(events.timestamp < dates[-1])
     j = ev.mutate(_bucket=covering(ev.timestamp, dates))
-    codes = _codes(plan)
+    codes = {t: i for i, t in enumerate(plan.event_types)}
     j = j.mutate(_type=j.event_type.cases(*codes.items(), else_=-1).cast("int16"))
 
     def latest(condition: ir.BooleanValue) -> ir.TimestampValue:

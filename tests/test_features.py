@@ -149,6 +149,23 @@ def test_activity_is_read_from_the_activity_event_types_alone(tmp_path, shop):
     pd.testing.assert_frame_equal(filtered.set_index(["customer_id", "as_of"]), everything)
 
 
+def test_a_customer_active_only_before_the_widest_window_has_counts_of_zero_and_a_trend(
+    tmp_path,
+):
+    events = pd.DataFrame(
+        [
+            ("a", "2024-10-29 09:00:00", "login", None),  # 123 days before T: only in the trend
+            ("b", "2025-02-20 09:00:00", "login", None),
+        ],
+        columns=["customer_id", "timestamp", "event_type", "value"],
+    )
+    customers = pd.DataFrame({"customer_id": ["a", "b"], "signup_date": ["2024-01-01"] * 2})
+    a = _features(write_dataset(tmp_path, customers=customers, events=events), [T]).loc[("a", T)]
+    assert a["login_count_90d"] == 0.0 and a["login_count_30d"] == 0.0
+    assert a["login_trend_90d"] == -1.0  # none now against one in the 90 days before
+    assert pd.isna(a["login_trend_30d"])  # none in either 30 days
+
+
 def test_the_latest_survey_answer_skips_surveys_sent_without_one(tmp_path):
     """A survey row without a value (sent, not answered) is the latest survey, not the latest
     answer: the score stays the answer before it, at each date of one pass."""

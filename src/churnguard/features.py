@@ -417,10 +417,12 @@ def _windows(
     the last ``days`` (each window and twice each, for trends), and ``_e{k}_v{w}`` and
     ``_e{k}_m{w}``, the sum and number of values in the last ``w`` days.
 
-    One aggregation over all types: each event in the look-back is read, joined to its as-of
-    dates and grouped once (one narrow aggregation per type read and joined the events once
-    per type, a fifth slower at a million customers). Memory stays bounded because a large
-    build runs in ranges of customers (:func:`churnguard.feature_files.write_features`).
+    One aggregation over all types: each event in the widest window is read, joined to its
+    as-of dates and grouped once (one narrow aggregation per type read and joined the events
+    once per type, a fifth slower at a million customers). Events older than the widest window
+    count only towards the trends' earlier windows: they are joined and grouped apart, with
+    just those counts, and the two joined on (customer, as-of). Memory stays bounded because
+    a large build runs in ranges of customers (:func:`churnguard.feature_files.write_features`).
     Conditions compare small integers (type code, age in seconds), never strings or intervals.
     """
     widest = max(plan.windows)

@@ -251,6 +251,31 @@ def _frames(events: list[tuple]) -> dict[str, pd.DataFrame]:
     return {"customers": customers, "events": frame.drop_duplicates()}
 
 
+def test_trends_count_each_earlier_window_at_each_date_built_together(tmp_path):
+    # windows 30, 60 and 90 days: the trends of 60 and 90 days read 120- and 180-day counts,
+    # both older than the widest window, at two dates built in one pass
+    before = [40, 100, 150]  # days before T, at 09:00
+    events = pd.DataFrame(
+        {
+            "customer_id": "a",
+            "timestamp": [T - dt.timedelta(days=d) + dt.timedelta(hours=9) for d in before],
+            "event_type": "login",
+            "value": None,
+        }
+    )
+    customers = pd.DataFrame({"customer_id": ["a"], "signup_date": ["2024-01-01"]})
+    folder = write_dataset(tmp_path, customers=customers, events=events)
+    earlier = T - dt.timedelta(days=30)
+    config = FeaturesConfig(windows=(30, 60, 90))
+    frame = _features(folder, [earlier, T], config=config)
+    trends = ["login_trend_30d", "login_trend_60d", "login_trend_90d"]
+    # at T: 0 | 1 in the last 30 | 60 days against 1 | 1 | 2 in as many days before
+    assert frame.loc[("a", T), trends].tolist() == [-1.0, 0.0, -0.5]
+    # 30 days before: 1 | 1 | 2 in the last 30 | 60 | 90 days against 0 | 2 | 1 before
+    at_earlier = frame.loc[("a", earlier), trends]
+    assert pd.isna(at_earlier.iloc[0]) and at_earlier.iloc[1:].tolist() == [-0.5, 1.0]
+
+
 @settings(
     max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
@@ -269,13 +294,20 @@ def test_events_at_or_after_the_as_of_date_never_change_features(
 
 
 @settings(max_examples=15, deadline=None)
-@given(events=_events, days=st.lists(st.integers(20, 320), min_size=2, max_size=4, unique=True))
-def test_one_pass_over_random_dates_equals_separate_passes(tmp_path_factory, events, days):
+@given(
+    events=_events,
+    days=st.lists(st.integers(20, 320), min_size=2, max_size=4, unique=True),
+    windows=st.sampled_from([(7, 30, 90), (7, 60, 90), (5, 20, 40, 50)]),
+)
+def test_one_pass_over_random_dates_equals_separate_passes(
+    tmp_path_factory, events, days, windows
+):
     root = tmp_path_factory.mktemp("multi")
     folder = write_dataset(root, **_frames(events))
     dates = [_START + dt.timedelta(days=d) for d in days]
-    together = _features(folder, dates)
-    apart = pd.concat([_features(folder, [d]) for d in sorted(dates)])
+    config = FeaturesConfig(windows=windows)  # the last two: trends older than the widest
+    together = _features(folder, dates, config=config)
+    apart = pd.concat([_features(folder, [d], config=config) for d in sorted(dates)])
     pd.testing.assert_frame_equal(together, apart.sort_index())
 
 

@@ -62,7 +62,7 @@ def dates_table(dates: list[dt.datetime]) -> ir.Table:
     """Sorted as-of dates as a table to join rows to (:func:`at_dates`): ``as_of``, its
     position ``_i`` and ``_at``, its epoch seconds."""
     return ibis.memtable(
-        {"as_of": dates, "_i": range(len(dates)), "_at": [_epoch(d) for d in dates]},
+        {"as_of": dates, "_i": range(len(dates)), "_at": [epoch(d) for d in dates]},
         schema={"as_of": "timestamp", "_i": "int32", "_at": "int64"},
     )
 
@@ -82,7 +82,7 @@ def covering(
     if value.type().is_timestamp():
         limits: list[object] = [ibis.literal(d, type="timestamp") for d in moved]
     else:
-        limits = [_epoch(d) for d in moved]
+        limits = [epoch(d) for d in moved]
     return ibis.cases(
         *((value < limit, i) for i, limit in enumerate(limits)), else_=len(dates)
     ).cast("int32")
@@ -102,6 +102,6 @@ def at_dates(
     return table.mutate(_i=ibis.range(first, end).unnest()).join(at, "_i").drop("_i")
 
 
-def _epoch(when: dt.datetime) -> int:
+def epoch(when: dt.datetime) -> int:
     """Seconds since 1970 of a naive UTC datetime."""
     return calendar.timegm(when.timetuple())

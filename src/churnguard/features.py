@@ -4,9 +4,9 @@ Every feature for as-of date ``T`` uses only rows with a timestamp before ``T``;
 half-open, ``T - w <= timestamp < T``. Definitions are Ibis expressions, so the same code runs on
 DuckDB (the default engine) and on Spark. Several as-of dates are built in one pass:
 
-* window features (counts, trends, spend) join each event to the as-of dates whose look-back
-  (twice the longest window, for trends) contains it; activity (active days, gaps) joins each
-  activity event the same way, after reading a customer's events in time order;
+* window features (counts, spend, active days, gaps) join each event of the longest window to
+  the as-of dates whose window contains it, reading a customer's events in time order for the
+  gaps; trends also count the events of the window before, grouped by the dates they count at;
 * history features (recency, latest survey answers, first activity) aggregate each event once into
   the interval between consecutive as-of dates; each date then combines the intervals before it;
 * subscription features read the (small) subscriptions table per as-of date.
@@ -37,7 +37,7 @@ import ibis.expr.types as ir
 import pandas as pd
 from ibis import _
 
-from churnguard.asof import AsOf, at_dates, covering, dates_table, normalize_as_of
+from churnguard.asof import AsOf, at_dates, covering, dates_table, epoch, normalize_as_of
 from churnguard.bgnbd import BGNBD, fit_bgnbd
 from churnguard.config import LEAKY_NAME_PARTS, FeaturesConfig
 from churnguard.contract import Dataset
@@ -251,9 +251,11 @@ def _features(
     result = _population(tables["customers"], as_of_table, history, tables.get("subscriptions"))
     parts = []
     if plan.event_types:
-        parts.append(_windows(tables["events"], at, dates, plan))
         active = _activity_events(dataset, tables["events"], plan)
-        parts.append(_activity(active, at, dates, plan))
+        every = active is tables["events"]  # then windows and activity share a pass
+        parts.append(_windows(tables["events"], at, dates, plan, activity=every))
+        if not every:
+            parts.append(_activity(active, at, dates, plan))
         parts.append(_lifetime(active, at, dates))
         if fits is None:
             fits = fit_bgnbd_at(dataset, dates, plan, tables)
@@ -411,17 +413,25 @@ _DAY = 86_400
 
 
 def _windows(
-    events: ir.Table, at: ir.Table, dates: list[dt.datetime], plan: FeaturePlan
+    events: ir.Table,
+    at: ir.Table,
+    dates: list[dt.datetime],
+    plan: FeaturePlan,
+    *,
+    activity: bool = False,
 ) -> ir.Table:
     """Per (customer, as-of), for each event type ``k`` of the plan: ``_e{k}_n{days}`` events in
     the last ``days`` (each window and twice each, for trends), and ``_e{k}_v{w}`` and
-    ``_e{k}_m{w}``, the sum and number of values in the last ``w`` days.
+    ``_e{k}_m{w}``, the sum and number of values in the last ``w`` days; with ``activity``
+    (every event counts as activity), the aggregates of :func:`_activity_aggregates` as well.
 
     One aggregation over all types: each event in the widest window is read, joined to its
     as-of dates and grouped once (one narrow aggregation per type read and joined the events
-    once per type, a fifth slower at a million customers). Events older than the widest window
-    count only towards the trends' earlier windows: they are joined and grouped apart, with
-    just those counts, and the two joined on (customer, as-of). Memory stays bounded because
+    once per type, a fifth slower at a million customers; a pass of its own for activity read
+    and joined the same events again). Events older than the widest window count only towards
+    the trends' earlier windows: they are counted per customer, type and the as-of dates they
+    count at, and those counts joined to the dates (each such event joined to its dates cost
+    as much as the widest window's sums at six monthly dates). Memory stays bounded because
     a large build runs in ranges of customers (:func:`churnguard.feature_files.write_features`).
     Conditions compare small integers (type code, age in seconds), never strings or intervals.
     """
@@ -439,20 +449,14 @@ def _windows(
         _seconds=_.timestamp.epoch_seconds(),
     )
 
-    def joined(nearest: int, farthest: int) -> ir.Table:
-        """Each event with the as-of dates it is more than ``nearest`` and at most
-        ``farthest`` days before, and its ``_age`` in seconds at each."""
-        start = covering(ev._seconds, dates, nearest)
-        j = at_dates(ev, start, covering(ev._seconds, dates, farthest), at)
-        return j.mutate(_age=j._at - j._seconds).drop("_at")
-
     def count(condition: ir.BooleanValue) -> ir.FloatingValue:
         # float sums keep aggregate states at 8 bytes (integer sums widen to 128 bits)
         return condition.cast("float64").sum()
 
     # T - w <= timestamp < T  <=>  0 < age <= w days (age > 0 by the join)
     bounds = sorted({*plan.windows, *(2 * w for w in plan.windows)})
-    j = joined(0, widest)
+    recent = ev.filter(ev._seconds >= epoch(dates[0] - dt.timedelta(days=widest)))
+    j = _joined(_in_order(recent) if activity else recent, at, dates, 0, widest)
     aggregates: dict[str, ir.Value] = {}
     for t, k in codes.items():
         of = j._type == k
@@ -464,26 +468,45 @@ def _windows(
             valued = of & j.value.notnull() & (j._age <= w * _DAY)
             aggregates[f"_e{k}_v{w}"] = ibis.ifelse(valued, j.value, 0.0).sum()
             aggregates[f"_e{k}_m{w}"] = count(valued)
-    recent = j.group_by(["customer_id", "as_of"]).aggregate(**aggregates)
+    active = _activity_aggregates(j, plan) if activity else {}
+    recent = j.group_by(["customer_id", "as_of"]).aggregate(**aggregates, **active)
     older = [b for b in bounds if b > widest]
     counted = [k for t, k in codes.items() if t not in plan.survey_events]
     if not older or not counted:
         return recent
-    # Events older than the widest window count only towards the trends' earlier windows:
-    # joined and grouped apart, with those few counts, not every window's sums.
-    o = joined(widest, lookback)
-    before = o.group_by(["customer_id", "as_of"]).aggregate(
-        **{
-            f"_o{k}_n{b}": count((o._type == k) & (o._age <= b * _DAY))
-            for k in counted
-            for b in older
-        }
+    # Events older than the widest window count only towards the trends' earlier windows, at
+    # the as-of dates from the first one they are older than the widest window at up to the
+    # last one each bound still holds them at: grouped by those dates and type, and the groups
+    # joined, not each event.
+    o = ev.filter(ev._seconds < epoch(dates[-1] - dt.timedelta(days=widest)))
+    ends = {f"_to{b}": covering(o._seconds, dates, b) for b in older}
+    groups = o.group_by(
+        [
+            "customer_id",
+            covering(o._seconds, dates, widest).name("_from"),
+            *(end.name(name) for name, end in ends.items()),
+        ]
+    ).aggregate(**{f"_c{k}": count(o._type == k) for k in counted})
+    g = at_dates(groups, groups._from, groups[f"_to{older[-1]}"], at)
+
+    def held(k: int, b: int) -> ir.FloatingValue:
+        """The group's events of type ``k`` where they are at most ``b`` days before the
+        as-of date (all of them within the farthest bound, which the join keeps)."""
+        if b == older[-1]:
+            return g[f"_c{k}"]
+        end = g[f"_to{b}"]
+        until = ibis.cases(*((end == i, epoch(d)) for i, d in enumerate(dates)), else_=None)
+        return ibis.ifelse(until.isnull() | (g._at < until), g[f"_c{k}"], 0.0)
+
+    before = g.group_by(["customer_id", "as_of"]).aggregate(
+        **{f"_o{k}_n{b}": held(k, b).sum() for k in counted for b in older}
     )
     both = recent.outer_join(before, ["customer_id", "as_of"])
     columns: dict[str, ir.Value] = {
         key: both[key].coalesce(both[f"{key}_right"]) for key in ("customer_id", "as_of")
     }
     columns |= {name: both[name].fill_null(0) for name in aggregates}
+    columns |= {name: both[name] for name in active}  # null, as a pass of its own leaves it
     columns |= {
         f"_e{k}_n{b}": both[f"_e{k}_n{widest}"].fill_null(0) + both[f"_o{k}_n{b}"].fill_null(0)
         for k in counted
@@ -492,10 +515,30 @@ def _windows(
     return both.select(**columns)
 
 
+def _joined(
+    events: ir.Table, at: ir.Table, dates: list[dt.datetime], nearest: int, farthest: int
+) -> ir.Table:
+    """Each of ``events`` (with ``_seconds``, epoch seconds) with the as-of dates it is more
+    than ``nearest`` and at most ``farthest`` days before, with ``_at`` and its ``_age`` in
+    seconds at each."""
+    start = covering(events._seconds, dates, nearest)
+    j = at_dates(events, start, covering(events._seconds, dates, farthest), at)
+    return j.mutate(_age=j._at - j._seconds)
+
+
+def _in_order(events: ir.Table) -> ir.Table:
+    """``events`` (with ``_seconds``) with ``_day_start``, the start of its day, and
+    ``_previous``, that of the customer's previous event (null for the first)."""
+    day_start = ((events._seconds / _DAY).floor() * _DAY).cast("int64")
+    events = events.mutate(_day_start=day_start)
+    by_customer = ibis.window(group_by="customer_id", order_by="_seconds")
+    return events.mutate(_previous=events._day_start.lag().over(by_customer))
+
+
 def _activity_events(dataset: Dataset, events: ir.Table, plan: FeaturePlan) -> ir.Table:
-    """The rows of ``events`` that count as activity: all of them where every event type of
-    the data does (the default), since a filter on a list of types costs DuckDB a join of
-    every event."""
+    """The rows of ``events`` that count as activity: all of them (``events`` itself) where
+    every event type of the data does (the default), since a filter on a list of types costs
+    DuckDB a join of every event."""
     kinds = dataset.event_types
     if kinds is not None and set(kinds["event_type"]) <= set(plan.activity_events):
         return events
@@ -505,10 +548,24 @@ def _activity_events(dataset: Dataset, events: ir.Table, plan: FeaturePlan) -> i
 def _activity(
     active: ir.Table, at: ir.Table, dates: list[dt.datetime], plan: FeaturePlan
 ) -> ir.Table:
-    """Per (customer, as-of): ``_a_days{w}`` days with activity in the last ``w`` days;
-    ``_a_n``, ``_a_first``, ``_a_last``: activities, first and last (epoch seconds) in the widest;
-    ``_a_gaps``, ``_a_gap_sum``, ``_a_gap_sq``: how many gaps in days between consecutive days
-    with activity lie wholly in the widest window, their sum and sum of squares.
+    """The aggregates of :func:`_activity_aggregates` from the activity events ``active``,
+    where they are not every event (otherwise :func:`_windows` computes them)."""
+    widest = max(plan.windows)
+    act = active.filter(
+        active.timestamp >= dates[0] - dt.timedelta(days=widest), active.timestamp < dates[-1]
+    )
+    act = _in_order(act.select("customer_id", _seconds=act.timestamp.epoch_seconds()))
+    j = _joined(act, at, dates, 0, widest)
+    return j.group_by(["customer_id", "as_of"]).aggregate(**_activity_aggregates(j, plan))
+
+
+def _activity_aggregates(j: ir.Table, plan: FeaturePlan) -> dict[str, ir.Value]:
+    """Per (customer, as-of) of ``j``, activity events in the widest window joined to their
+    as-of dates (:func:`_joined` of :func:`_in_order`): ``_a_days{w}`` days with activity in
+    the last ``w`` days; ``_a_n``, ``_a_first``, ``_a_last``: activities, first and last (epoch
+    seconds) in the widest; ``_a_gaps``, ``_a_gap_sum``, ``_a_gap_sq``: how many gaps in days
+    between consecutive days with activity lie wholly in the widest window, their sum and sum
+    of squares.
 
     Each activity event is read once, in time order per customer: the first event of a day
     (the one whose previous event fell on an earlier day) stands for that day, and the gap is
@@ -517,31 +574,19 @@ def _activity(
     outside each window.
     """
     widest = max(plan.windows)
-    act = active.filter(
-        active.timestamp >= dates[0] - dt.timedelta(days=widest), active.timestamp < dates[-1]
-    )
-    act = act.select(
-        "customer_id",
-        _seconds=act.timestamp.epoch_seconds(),
-        _day_start=act.timestamp.date().epoch_seconds(),
-    )
-    by_customer = ibis.window(group_by="customer_id", order_by="_seconds")
-    act = act.mutate(_previous=act._day_start.lag().over(by_customer))
-    start, end = covering(act._day_start, dates), covering(act._day_start, dates, widest)
-    j = at_dates(act, start, end, at)
     age = j._at - j._day_start  # whole days, as a number of seconds
     first = j._previous.isnull() | (j._previous != j._day_start)  # the day's first event
     inside = first & (j._previous >= j._at - widest * _DAY)  # the day before is in the window
     gap = (j._day_start - j._previous).cast("float64") / _DAY
-    return j.group_by(["customer_id", "as_of"]).aggregate(
+    return {
         **{f"_a_days{w}": (first & (age <= w * _DAY)).cast("int64").sum() for w in plan.windows},
-        _a_n=j.count(),
-        _a_first=j._seconds.min(),
-        _a_last=j._seconds.max(),
-        _a_gaps=inside.cast("float64").sum(),
-        _a_gap_sum=ibis.ifelse(inside, gap, 0.0).sum(),
-        _a_gap_sq=ibis.ifelse(inside, gap * gap, 0.0).sum(),
-    )
+        "_a_n": j.count(),
+        "_a_first": j._seconds.min(),
+        "_a_last": j._seconds.max(),
+        "_a_gaps": inside.cast("float64").sum(),
+        "_a_gap_sum": ibis.ifelse(inside, gap, 0.0).sum(),
+        "_a_gap_sq": ibis.ifelse(inside, gap * gap, 0.0).sum(),
+    }
 
 
 def _history(
@@ -608,8 +653,8 @@ def _lifetime(active: ir.Table, at: ir.Table, dates: list[dt.datetime]) -> ir.Ta
     consecutive as-of dates, block), and the set bits counted. That groups a customer's events
     into a few blocks instead of hundreds of days (the costliest step of a build before). Each
     date then combines the intervals before it, as :func:`_history` does. (The spread of the
-    gaps is measured over the widest window, by :func:`_activity`: over the whole history it
-    would need every customer's days in order.)
+    gaps is measured over the widest window, by :func:`_activity_aggregates`: over the whole
+    history it would need every customer's days in order.)
     """
     act = active.filter(active.timestamp < dates[-1])
     act = act.mutate(_day=(act.timestamp.epoch_seconds() / _DAY).floor().cast("int64"))

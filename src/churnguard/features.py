@@ -455,8 +455,8 @@ def _windows(
 
     # T - w <= timestamp < T  <=>  0 < age <= w days (age > 0 by the join)
     bounds = sorted({*plan.windows, *(2 * w for w in plan.windows)})
-    recent = ev.filter(ev._seconds >= epoch(dates[0] - dt.timedelta(days=widest)))
-    j = _joined(_in_order(recent) if activity else recent, at, dates, 0, widest)
+    near = ev.filter(ev._seconds >= epoch(dates[0] - dt.timedelta(days=widest)))
+    j = _joined(_in_order(near) if activity else near, at, dates, 0, widest)
     aggregates: dict[str, ir.Value] = {}
     for t, k in codes.items():
         of = j._type == k
@@ -474,10 +474,10 @@ def _windows(
     counted = [k for t, k in codes.items() if t not in plan.survey_events]
     if not older or not counted:
         return recent
-    # Events older than the widest window count only towards the trends' earlier windows, at
-    # the as-of dates from the first one they are older than the widest window at up to the
-    # last one each bound still holds them at: grouped by those dates and type, and the groups
-    # joined, not each event.
+    # Events older than the widest window count only towards the trends' earlier windows: at a
+    # run of as-of dates, from the first they are older than the widest window at to the last
+    # each bound still holds them at. They are counted per customer, type and run, and the
+    # counts joined to the dates, not each event.
     o = ev.filter(ev._seconds < epoch(dates[-1] - dt.timedelta(days=widest)))
     ends = {f"_to{b}": covering(o._seconds, dates, b) for b in older}
     groups = o.group_by(
